@@ -1,0 +1,60 @@
+# Two commands for a user: `make demo` and `make test`. Both install what they need first
+# (`make deps`: Debian packages + the tools venv), so a fresh Debian 12 machine with only the
+# Swift toolchain is enough.
+
+SHELL := /bin/bash
+APT_PACKAGES := libonnx-dev libprotobuf-dev protobuf-compiler libopenblas-dev libjpeg-dev libpng-dev python3 python3-venv
+VENV := tools/.venv
+PY := $(VENV)/bin/python
+TORCH_VENV := tools/.venv-torch
+# Release build: the kernels are numeric code, and the tests run real models.
+SWIFT_CONFIG := -c release
+MANET := .build/release/manet
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps apt venv build test demo fixtures conformance-data clean
+
+deps: apt venv
+
+# Installs only what is missing, so a second run does nothing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The venv is rebuilt only when tools/requirements.txt changes.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tools/requirements.txt
+	@echo "deps: creating the tools venv ($(VENV)) from tools/requirements.txt"
+	@rm -rf $(VENV) && python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+build: deps
+	swift build $(SWIFT_CONFIG)
+
+# The test suite: Swift unit and end-to-end tests, with the onnx package's model zoo and node
+# conformance data made available from the tools venv.
+test: build
+	@$(PY) tools/gen_node_tests.py .build/onnx-node-tests
+	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
+	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
+	MANET_PYTHON="$(CURDIR)/$(PY)" \
+	MANET_BINARY="$(CURDIR)/$(MANET)" \
+	swift test $(SWIFT_CONFIG) -Xswiftc -enable-testing
+
+demo: build
+	@bash tools/demo.sh "$(MANET)"
+
+# Regenerates every committed fixture with real PyTorch (needs ~5 GB; never run by CI).
+fixtures: deps
+	@[ -x $(TORCH_VENV)/bin/python ] || { python3 -m venv $(TORCH_VENV) && $(TORCH_VENV)/bin/pip install -q -r tools/requirements-torch.txt; }
+	$(TORCH_VENV)/bin/python tools/make_fixtures.py fixtures
+
+clean:
+	rm -rf .build

@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+// The MA-Net / ONNX toolkit. Targets follow the data flow (see README, "Targets"):
+// C layer -> IR -> ONNX bridge -> kernels -> runtime -> MA-Net -> CLI.
+import PackageDescription
+
+let package = Package(
+    name: "manet",
+    products: [
+        .executable(name: "manet", targets: ["manet"]),
+        .library(name: "ONNXIR", targets: ["ONNXIR"]),
+        .library(name: "ONNXFormat", targets: ["ONNXFormat"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Public API
+
+        /// ONNX concepts as Swift value types: model, graph, node, attribute, tensor. No I/O.
+        .target(name: "ONNXIR"),
+        /// Reads and writes ONNX files (external data included), runs the ONNX checker and
+        /// shape inference, through the C layer. The only Swift code that knows protobuf exists.
+        .target(name: "ONNXFormat", dependencies: ["ONNXIR", "_CONNX"]),
+        /// Tensors, operators (one file each: attributes, shapes, forward, backward), the
+        /// operator registry and the graph executor.
+        .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),
+        /// The `manet` command line.
+        .executableTarget(
+            name: "manet",
+            dependencies: [
+                "ONNXIR", "ONNXFormat", "Runtime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - Implementation details
+
+        /// CPU compute on raw float buffers (GEMM, im2col, pooling, ...). Knows nothing of graphs.
+        .target(name: "Kernels", dependencies: ["_COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        /// C API over libonnx / libprotobuf (C++ inside, plain C outside).
+        .target(
+            name: "_CONNX",
+            cxxSettings: [
+                .define("ONNX_NAMESPACE", to: "onnx"),
+                .define("ONNX_ML", to: "1"),
+                .unsafeFlags(["-std=c++17", "-fexceptions"]),
+            ],
+            linkerSettings: [
+                .linkedLibrary("onnx"),
+                .linkedLibrary("onnx_proto"),
+                .linkedLibrary("protobuf"),
+            ]),
+        /// OpenBLAS's CBLAS (Debian libopenblas-dev).
+        .systemLibrary(name: "_COpenBLAS"),
+
+        // MARK: - Unit test bundles
+
+        .testTarget(name: "ONNXIRTests", dependencies: ["ONNXIR", "TestSupport"]),
+        .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
+        .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),
+    ],
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
+)
