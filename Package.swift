@@ -25,11 +25,14 @@ let package = Package(
         /// Tensors, operators (one file each: attributes, shapes, forward, backward), the
         /// operator registry and the graph executor.
         .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),
+        /// MA-Net as an IR graph, its training (loss, SGD, StepLR, checkpoints, logs) and data
+        /// (image folders, transforms, the synthetic dataset).
+        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "_CImage"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
             dependencies: [
-                "ONNXIR", "ONNXFormat", "Runtime",
+                "ONNXIR", "ONNXFormat", "Runtime", "MANet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -53,12 +56,15 @@ let package = Package(
             ]),
         /// OpenBLAS's CBLAS (Debian libopenblas-dev).
         .systemLibrary(name: "_COpenBLAS"),
+        /// libjpeg-turbo and libpng (Debian libjpeg-dev, libpng-dev).
+        .systemLibrary(name: "_CImage"),
 
         // MARK: - Unit test bundles
 
         .testTarget(name: "ONNXIRTests", dependencies: ["ONNXIR", "TestSupport"]),
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
         .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),
