@@ -1,0 +1,370 @@
+// The checkpoint C API: manet::Checkpoint (proto/checkpoint.proto) with tensors as onnx.TensorProto.
+
+#include "connx_checkpoint.h"
+
+#include "checkpoint.pb.h"
+#include <onnx/onnx_pb.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <new>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+struct connx_checkpoint {
+    manet::Checkpoint message;
+    // Tensors live decoded here (so getters can hand out borrowed pointers) and are encoded
+    // into the message's bytes fields only when serializing.
+    std::vector<onnx::TensorProto> state_dict;
+    std::vector<onnx::TensorProto> momentum;
+};
+
+namespace {
+
+constexpr uint32_t kFormatVersion = 1;
+
+connx_error *checkpoint_error(const std::string &message) {
+    // malloc, not new: connx_error_free releases with free().
+    auto *error = static_cast<connx_error *>(std::malloc(sizeof(connx_error)));
+    if (!error) return nullptr;
+    error->message = static_cast<char *>(std::malloc(message.size() + 1));
+    if (error->message) {
+        std::memcpy(error->message, message.data(), message.size());
+        error->message[message.size()] = 0;
+    }
+    return error;
+}
+
+template <typename Body>
+connx_error *guarded(const char *what, Body body) {
+    try {
+        return body();
+    } catch (const std::bad_alloc &) {
+        return checkpoint_error(std::string(what) + ": out of memory");
+    } catch (const std::exception &e) {
+        return checkpoint_error(std::string(what) + ": " + e.what());
+    } catch (...) {
+        return checkpoint_error(std::string(what) + ": unknown C++ exception");
+    }
+}
+
+std::vector<onnx::TensorProto> &list_of(connx_checkpoint *c, connx_checkpoint_list list) {
+    return list == CONNX_CHECKPOINT_MOMENTUM ? c->momentum : c->state_dict;
+}
+
+const std::vector<onnx::TensorProto> &list_of(const connx_checkpoint *c, connx_checkpoint_list list) {
+    return list == CONNX_CHECKPOINT_MOMENTUM ? c->momentum : c->state_dict;
+}
+
+/// Empty when `t` is a tensor this format stores, else why not.
+std::string validate_tensor(const onnx::TensorProto &t) {
+    if (t.name().empty()) return "a tensor has no name";
+    size_t element_size = 0;
+    if (t.data_type() == onnx::TensorProto::FLOAT) element_size = 4;
+    else if (t.data_type() == onnx::TensorProto::INT64) element_size = 8;
+    else return "tensor '" + t.name() + "' has data type " + std::to_string(t.data_type()) + " (only float and int64 are stored)";
+    if (t.has_data_location() && t.data_location() == onnx::TensorProto::EXTERNAL)
+        return "tensor '" + t.name() + "' refers to external data, which checkpoints do not use";
+    unsigned __int128 count = 1;
+    for (int64_t d : t.dims()) {
+        if (d < 0) return "tensor '" + t.name() + "' has a negative dim";
+        count *= static_cast<unsigned __int128>(d);
+        if (count > (static_cast<unsigned __int128>(1) << 62)) return "tensor '" + t.name() + "' is too large";
+    }
+    if (static_cast<unsigned __int128>(t.raw_data().size()) != count * element_size)
+        return "tensor '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) + " bytes, its dims need " +
+               std::to_string(static_cast<unsigned long long>(count * element_size));
+    return "";
+}
+
+std::string errno_text(const std::string &what, const std::string &path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+}  // namespace
+
+extern "C" {
+
+connx_error *connx_checkpoint_new(connx_checkpoint **out) {
+    *out = nullptr;
+    return guarded("creating a checkpoint", [&]() -> connx_error * {
+        *out = new connx_checkpoint();
+        (*out)->message.set_format_version(kFormatVersion);
+        return nullptr;
+    });
+}
+
+void connx_checkpoint_free(connx_checkpoint *checkpoint) { delete checkpoint; }
+
+connx_error *connx_checkpoint_parse(const void *bytes, size_t length, connx_checkpoint **out) {
+    *out = nullptr;
+    return guarded("parsing the checkpoint", [&]() -> connx_error * {
+        if (length > static_cast<size_t>(INT32_MAX)) return checkpoint_error("the checkpoint is larger than 2 GB");
+        auto c = std::unique_ptr<connx_checkpoint>(new connx_checkpoint());
+        if (!c->message.ParseFromArray(bytes, static_cast<int>(length)))
+            return checkpoint_error("the bytes are not a manet checkpoint (protobuf parse failed)");
+        if (c->message.format_version() != kFormatVersion)
+            return checkpoint_error("format version " + std::to_string(c->message.format_version()) +
+                                    " is not supported (this build reads version " + std::to_string(kFormatVersion) + ")");
+        auto decode = [&](const google::protobuf::RepeatedPtrField<std::string> &field,
+                          std::vector<onnx::TensorProto> &into, const char *what) -> std::string {
+            for (int i = 0; i < field.size(); i++) {
+                onnx::TensorProto t;
+                if (!t.ParseFromString(field.Get(i)))
+                    return std::string(what) + " entry " + std::to_string(i) + " is not a TensorProto";
+                std::string problem = validate_tensor(t);
+                if (!problem.empty()) return std::string(what) + ": " + problem;
+                into.push_back(std::move(t));
+            }
+            return "";
+        };
+        std::string problem = decode(c->message.state_dict(), c->state_dict, "state_dict");
+        if (problem.empty()) problem = decode(c->message.momentum_buffers(), c->momentum, "momentum_buffers");
+        if (!problem.empty()) return checkpoint_error(problem);
+        c->message.clear_state_dict();
+        c->message.clear_momentum_buffers();
+        *out = c.release();
+        return nullptr;
+    });
+}
+
+connx_error *connx_checkpoint_serialize(const connx_checkpoint *checkpoint, connx_bytes *out) {
+    out->data = nullptr;
+    out->length = 0;
+    return guarded("serializing the checkpoint", [&]() -> connx_error * {
+        manet::Checkpoint message = checkpoint->message;
+        for (const auto &t : checkpoint->state_dict) message.add_state_dict(t.SerializeAsString());
+        for (const auto &t : checkpoint->momentum) message.add_momentum_buffers(t.SerializeAsString());
+        size_t size = message.ByteSizeLong();
+        if (size > static_cast<size_t>(INT32_MAX)) return checkpoint_error("the checkpoint exceeds protobuf's 2 GB limit");
+        auto *data = static_cast<uint8_t *>(std::malloc(size ? size : 1));
+        if (!data) return checkpoint_error("out of memory");
+        if (!message.SerializeToArray(data, static_cast<int>(size))) {
+            std::free(data);
+            return checkpoint_error("protobuf serialization failed");
+        }
+        out->data = data;
+        out->length = size;
+        return nullptr;
+    });
+}
+
+connx_error *connx_checkpoint_read_file(const char *path, connx_checkpoint **out) {
+    *out = nullptr;
+    return guarded("reading the checkpoint", [&]() -> connx_error * {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return checkpoint_error(errno_text("cannot open", path));
+        std::string bytes;
+        char buffer[1 << 16];
+        for (;;) {
+            ssize_t n = read(fd, buffer, sizeof buffer);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                std::string message = errno_text("cannot read", path);
+                close(fd);
+                return checkpoint_error(message);
+            }
+            if (n == 0) break;
+            bytes.append(buffer, static_cast<size_t>(n));
+        }
+        close(fd);
+        connx_error *error = connx_checkpoint_parse(bytes.data(), bytes.size(), out);
+        if (error && error->message) {
+            std::string message = std::string(path) + ": " + error->message;
+            connx_error_free(error);
+            return checkpoint_error(message);
+        }
+        return error;
+    });
+}
+
+connx_error *connx_checkpoint_write_file(const connx_checkpoint *checkpoint, const char *path) {
+    return guarded("writing the checkpoint", [&]() -> connx_error * {
+        connx_bytes bytes{nullptr, 0};
+        if (connx_error *e = connx_checkpoint_serialize(checkpoint, &bytes)) return e;
+        std::string target(path);
+        std::string folder = ".";
+        size_t slash = target.rfind('/');
+        if (slash != std::string::npos) folder = slash == 0 ? "/" : target.substr(0, slash);
+        std::string temporary = target + ".tmp-" + std::to_string(getpid());
+        int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            connx_bytes_free(bytes);
+            return checkpoint_error(errno_text("cannot create", temporary));
+        }
+        size_t written = 0;
+        while (written < bytes.length) {
+            ssize_t n = write(fd, bytes.data + written, bytes.length - written);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                std::string message = errno_text("cannot write", temporary);
+                close(fd);
+                unlink(temporary.c_str());
+                connx_bytes_free(bytes);
+                return checkpoint_error(message);
+            }
+            written += static_cast<size_t>(n);
+        }
+        connx_bytes_free(bytes);
+        // fsync before rename: otherwise a crash can leave the new name pointing at an empty file.
+        if (fsync(fd) != 0 || close(fd) != 0) {
+            std::string message = errno_text("cannot flush", temporary);
+            unlink(temporary.c_str());
+            return checkpoint_error(message);
+        }
+        if (rename(temporary.c_str(), target.c_str()) != 0) {
+            std::string message = errno_text("cannot rename " + temporary + " to", target);
+            unlink(temporary.c_str());
+            return checkpoint_error(message);
+        }
+        // The rename itself is durable only once the folder's entry is on disk.
+        int dir = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+            fsync(dir);
+            close(dir);
+        }
+        return nullptr;
+    });
+}
+
+void connx_checkpoint_get_header(const connx_checkpoint *c, connx_checkpoint_header *h) {
+    const manet::Checkpoint &m = c->message;
+    std::memset(h, 0, sizeof *h);
+    h->format_version = m.format_version();
+    h->width = m.width();
+    h->num_classes = m.num_classes();
+    h->input_size = m.input_size();
+    h->beta = m.beta();
+    h->epochs_completed = m.epochs_completed();
+    h->learning_rate = m.learning_rate();
+    h->best_accuracy = m.best_accuracy();
+    h->best_epoch = m.best_epoch();
+    h->seed = m.random().seed();
+    h->data_seed = m.random().data_seed();
+    for (int i = 0; i < 4 && i < m.random().generator_state_size(); i++) h->generator_state[i] = m.random().generator_state(i);
+    h->initial_learning_rate = m.recipe().initial_learning_rate();
+    h->momentum = m.recipe().momentum();
+    h->weight_decay = m.recipe().weight_decay();
+    h->step_size = m.recipe().step_size();
+    h->gamma = m.recipe().gamma();
+    h->batch_size = m.recipe().batch_size();
+    h->epochs = m.recipe().epochs();
+    h->augment = m.recipe().augment() ? 1 : 0;
+    h->shuffle = m.recipe().shuffle() ? 1 : 0;
+}
+
+void connx_checkpoint_set_header(connx_checkpoint *c, const connx_checkpoint_header *h) {
+    manet::Checkpoint &m = c->message;
+    m.set_format_version(kFormatVersion);
+    m.set_width(h->width);
+    m.set_num_classes(h->num_classes);
+    m.set_input_size(h->input_size);
+    m.set_beta(h->beta);
+    m.set_epochs_completed(h->epochs_completed);
+    m.set_learning_rate(h->learning_rate);
+    m.set_best_accuracy(h->best_accuracy);
+    m.set_best_epoch(h->best_epoch);
+    auto *random = m.mutable_random();
+    random->set_seed(h->seed);
+    random->set_data_seed(h->data_seed);
+    random->clear_generator_state();
+    for (int i = 0; i < 4; i++) random->add_generator_state(h->generator_state[i]);
+    auto *recipe = m.mutable_recipe();
+    recipe->set_initial_learning_rate(h->initial_learning_rate);
+    recipe->set_momentum(h->momentum);
+    recipe->set_weight_decay(h->weight_decay);
+    recipe->set_step_size(h->step_size);
+    recipe->set_gamma(h->gamma);
+    recipe->set_batch_size(h->batch_size);
+    recipe->set_epochs(h->epochs);
+    recipe->set_augment(h->augment != 0);
+    recipe->set_shuffle(h->shuffle != 0);
+}
+
+size_t connx_checkpoint_class_name_count(const connx_checkpoint *c) {
+    return static_cast<size_t>(c->message.class_names_size());
+}
+
+connx_str connx_checkpoint_class_name(const connx_checkpoint *c, size_t i) {
+    if (i >= static_cast<size_t>(c->message.class_names_size())) return connx_str{"", 0};
+    const std::string &s = c->message.class_names(static_cast<int>(i));
+    return connx_str{s.data(), s.size()};
+}
+
+void connx_checkpoint_add_class_name(connx_checkpoint *c, connx_str name) {
+    try {
+        c->message.add_class_names(std::string(name.data, name.length));
+    } catch (...) {
+        // Out of memory while appending a short string: the caller's next serialize reports it.
+    }
+}
+
+size_t connx_checkpoint_epoch_count(const connx_checkpoint *c) {
+    return static_cast<size_t>(c->message.history_size());
+}
+
+void connx_checkpoint_get_epoch(const connx_checkpoint *c, size_t i, connx_checkpoint_epoch *out) {
+    std::memset(out, 0, sizeof *out);
+    if (i >= static_cast<size_t>(c->message.history_size())) return;
+    const manet::EpochRecord &r = c->message.history(static_cast<int>(i));
+    out->epoch = r.epoch();
+    out->learning_rate = r.learning_rate();
+    out->train_loss = r.train_loss();
+    out->train_accuracy = r.train_accuracy();
+    out->test_loss = r.test_loss();
+    out->test_accuracy = r.test_accuracy();
+    out->seconds = r.seconds();
+}
+
+void connx_checkpoint_add_epoch(connx_checkpoint *c, const connx_checkpoint_epoch *e) {
+    try {
+        manet::EpochRecord *r = c->message.add_history();
+        r->set_epoch(e->epoch);
+        r->set_learning_rate(e->learning_rate);
+        r->set_train_loss(e->train_loss);
+        r->set_train_accuracy(e->train_accuracy);
+        r->set_test_loss(e->test_loss);
+        r->set_test_accuracy(e->test_accuracy);
+        r->set_seconds(e->seconds);
+    } catch (...) {
+    }
+}
+
+size_t connx_checkpoint_tensor_count(const connx_checkpoint *c, connx_checkpoint_list list) {
+    return list_of(c, list).size();
+}
+
+connx_error *connx_checkpoint_get_tensor(const connx_checkpoint *c, connx_checkpoint_list list, size_t i,
+                                         connx_checkpoint_tensor *out) {
+    std::memset(out, 0, sizeof *out);
+    const auto &tensors = list_of(c, list);
+    if (i >= tensors.size())
+        return checkpoint_error("tensor index " + std::to_string(i) + " out of range (" + std::to_string(tensors.size()) + " tensors)");
+    const onnx::TensorProto &t = tensors[i];
+    out->name = connx_str{t.name().data(), t.name().size()};
+    out->data_type = t.data_type();
+    out->dims = t.dims().data();
+    out->rank = static_cast<size_t>(t.dims_size());
+    out->raw = connx_str{t.raw_data().data(), t.raw_data().size()};
+    return nullptr;
+}
+
+connx_error *connx_checkpoint_add_tensor(connx_checkpoint *c, connx_checkpoint_list list,
+                                         const connx_checkpoint_tensor *tensor) {
+    return guarded("adding a tensor to the checkpoint", [&]() -> connx_error * {
+        onnx::TensorProto t;
+        t.set_name(std::string(tensor->name.data, tensor->name.length));
+        t.set_data_type(tensor->data_type);
+        for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
+        t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
+        std::string problem = validate_tensor(t);
+        if (!problem.empty()) return checkpoint_error(problem);
+        list_of(c, list).push_back(std::move(t));
+        return nullptr;
+    });
+}
+
+}  // extern "C"
