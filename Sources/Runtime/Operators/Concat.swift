@@ -1,0 +1,107 @@
+// Concat: joins tensors along one axis; backward hands each input its slab of the gradient.
+
+import ONNXIR
+
+public struct Concat: Operator {
+    let label: NodeLabel
+    let axis: Int
+
+    public init(node: Node, opset: Int64) throws {
+        label = NodeLabel(node)
+        var reader = AttributeReader(node)
+        // Opset 1 defaulted the axis to 1; from 4 it is required.
+        guard let axis = try reader.int("axis") ?? (opset < 4 ? 1 : nil) else {
+            throw reader.fail("axis", "required attribute is missing")
+        }
+        self.axis = axis
+        try reader.finish()
+    }
+
+    public func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        guard !inputs.isEmpty else { throw label.error("expected at least 1 input") }
+        if let folded = try foldConstants(inputs) { return folded }
+        let present = try inputs.enumerated().map { i, v -> ValueShape in
+            guard let v else { throw label.error("input \(i) is required") }
+            return v
+        }
+        let dtype = present[0].dtype
+        guard present.allSatisfy({ $0.dtype == dtype }) else { throw label.error("inputs have different element types") }
+        guard let rank = present.first(where: { $0.dims != nil })?.dims?.count else { return [ValueShape(dtype: dtype, dims: nil)] }
+        let a = try label.axis(axis, rank: rank)
+        var dims = [Int?](repeating: nil, count: rank)
+        var total: Int? = 0
+        for v in present {
+            guard let d = v.dims else { total = nil; continue }
+            guard d.count == rank else { throw label.error("inputs have different ranks") }
+            for k in 0..<rank where k != a {
+                if let known = d[k] {
+                    if let existing = dims[k], existing != known { throw label.error("dim \(k) differs between inputs: \(existing) and \(known)") }
+                    dims[k] = known
+                }
+            }
+            total = d[a].flatMap { x in total.map { $0 + x } }
+        }
+        dims[a] = total
+        return [ValueShape(dtype: dtype, dims: dims)]
+    }
+
+    /// out: the inputs' [outer, dim_i * inner] slabs interleaved along the axis.
+    private func join<T>(_ parts: [[T]], _ rows: [Int], outer: Int) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(rows.reduce(0, +) * outer)
+        for o in 0..<outer {
+            for (p, r) in zip(parts, rows) { out.append(contentsOf: p[(o * r)..<((o + 1) * r)]) }
+        }
+        return out
+    }
+
+    public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        guard !inputs.isEmpty else { throw label.error("expected at least 1 input") }
+        let xs = try (0..<inputs.count).map { try label.required(inputs, $0) }
+        let first = xs[0]
+        let a = try label.axis(axis, rank: first.rank)
+        var shape = first.shape
+        shape[a] = 0
+        for (i, x) in xs.enumerated() {
+            guard x.dtype == first.dtype else { throw label.error("input \(i) is \(x.dtype), input 0 is \(first.dtype)") }
+            guard x.rank == first.rank, (0..<x.rank).allSatisfy({ $0 == a || x.shape[$0] == first.shape[$0] }) else {
+                throw label.error("input \(i) has shape \(x.shape), incompatible with \(first.shape) along axis \(a)")
+            }
+            shape[a] += x.shape[a]
+        }
+        let outer = first.shape[..<a].reduce(1, *)
+        let inner = first.shape[(a + 1)...].reduce(1, *)
+        let rows = xs.map { $0.shape[a] * inner }
+        if first.dtype == .float32 {
+            return ForwardResult([Tensor(shape: shape, floats: join(xs.map(\.floats), rows, outer: outer))])
+        }
+        return ForwardResult([Tensor(shape: shape, ints: join(xs.map(\.ints), rows, outer: outer))])
+    }
+
+    // Each input's gradient is its slab of dy, cut where forward joined.
+    public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
+                         _ context: ExecutionContext) throws -> [Tensor?] {
+        guard needsGradient.contains(true) else { return record.inputs.map { _ in nil } }
+        let xs = try (0..<record.inputs.count).map { try recorded(record, $0, label) }
+        guard xs[0].dtype == .float32, let y = record.outputs.first else { return xs.map { _ in nil } }
+        let a = try label.axis(axis, rank: y.rank)
+        let g = gradient(gradOutputs, 0, shape: y.shape)
+        let outer = y.shape[..<a].reduce(1, *), inner = y.shape[(a + 1)...].reduce(1, *)
+        let total = y.shape[a] * inner
+        var start = 0
+        var result: [Tensor?] = []
+        for (i, x) in xs.enumerated() {
+            let rows = x.shape[a] * inner
+            if i < needsGradient.count && needsGradient[i] {
+                var dx: [Float] = []
+                dx.reserveCapacity(x.count)
+                for o in 0..<outer { dx.append(contentsOf: g[(o * total + start)..<(o * total + start + rows)]) }
+                result.append(Tensor(shape: x.shape, floats: dx))
+            } else {
+                result.append(nil)
+            }
+            start += rows
+        }
+        return result
+    }
+}

@@ -1,0 +1,76 @@
+// ReduceMax: maximum over axes (attribute before opset 18, input from 18); float or int64.
+// Backward follows PyTorch for ties (see `backward`).
+
+import ONNXIR
+
+public struct ReduceMax: Operator {
+    let attributes: ReductionAttributes
+
+    public init(node: Node, opset: Int64) throws {
+        attributes = try ReductionAttributes(node, opset: opset, inputAxesSince: 18)
+    }
+
+    public func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        if let folded = try foldConstants(inputs) { return folded }
+        return try attributes.inferShapes(inputs)
+    }
+
+    public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        let p = try attributes.plan(inputs)
+        guard p.axes != nil else { return ForwardResult([p.x]) }
+        let n = ShapeMath.elementCount(p.out) ?? 0
+        if p.x.dtype == .int64 {
+            return ForwardResult([Tensor(shape: p.out, ints: Reduction.accumulate(p.x.ints, shape: p.x.shape, strides: p.strides, outCount: n, initial: Int64.min, max))])
+        }
+        // NaN wins, as in numpy and PyTorch; an empty reduction is -inf (ONNX's identity for max).
+        let values = Reduction.accumulate(p.x.floats, shape: p.x.shape, strides: p.strides, outCount: n, initial: -Float.infinity) { m, v in
+            (v > m || v.isNaN) && !m.isNaN ? v : m
+        }
+        return ForwardResult([Tensor(shape: p.out, floats: values)])
+    }
+
+    // Where several elements tie for the maximum, PyTorch's two spellings differ:
+    // `torch.max(x, dim)` (CBAM's ChannelPool, exported as a one-axis ReduceMax) sends dy to one
+    // element, the first maximal index on CPU; `torch.amax` and full `torch.max(x)` split dy
+    // evenly among the ties. A one-axis ReduceMax follows the first, a multi-axis one the second.
+    public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
+                         _ context: ExecutionContext) throws -> [Tensor?] {
+        var result = [Tensor?](repeating: nil, count: record.inputs.count)
+        guard needsGradient.first == true else { return result }
+        let p = try attributes.plan(record.inputs)
+        guard p.x.dtype == .float32, let y = record.outputs.first else { return result }
+        guard let axes = p.axes else {
+            result[0] = Tensor(shape: p.x.shape, floats: gradient(gradOutputs, 0, shape: p.x.shape))
+            return result
+        }
+        let g = gradient(gradOutputs, 0, shape: p.out)
+        let firstOnly = axes.count == 1
+        var dx = [Float](repeating: 0, count: p.x.count)
+        // Ties per output: row-major order visits a reduced axis in increasing index order,
+        // so the first match seen is the first maximal index.
+        var ties = [Float](repeating: 0, count: y.count)
+        y.floats.withUnsafeBufferPointer { py in
+            p.x.floats.withUnsafeBufferPointer { px in
+                ties.withUnsafeMutableBufferPointer { pt in
+                    dx.withUnsafeMutableBufferPointer { pd in
+                        Broadcast.forEach(p.x.shape, p.strides, p.strides) { i, o, _ in
+                            let hit = px[i] == py[o] || (px[i].isNaN && py[o].isNaN)
+                            guard hit else { return }
+                            if firstOnly {
+                                if pt[o] == 0 { pd[i] = g[o] }
+                            }
+                            pt[o] += 1
+                        }
+                        if !firstOnly {
+                            Broadcast.forEach(p.x.shape, p.strides, p.strides) { i, o, _ in
+                                if px[i] == py[o] || (px[i].isNaN && py[o].isNaN) { pd[i] = g[o] / pt[o] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        result[0] = Tensor(shape: p.x.shape, floats: dx)
+        return result
+    }
+}

@@ -1,0 +1,33 @@
+// Relu: y = max(x, 0), float or int64.
+
+import ONNXIR
+
+public struct Relu: Operator {
+    let label: NodeLabel
+
+    public init(node: Node, opset: Int64) throws {
+        label = NodeLabel(node)
+        try AttributeReader(node).finish()
+    }
+
+    public func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        try sameAsInput0(inputs, label)
+    }
+
+    public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        try label.checkCount(inputs, 1...1)
+        let x = try label.required(inputs, 0)
+        if x.dtype == .int64 { return ForwardResult([Tensor(shape: x.shape, ints: x.ints.map { max($0, 0) })]) }
+        return ForwardResult([Tensor(shape: x.shape, floats: x.floats.map { max($0, 0) })])
+    }
+
+    // dx = dy where y > 0 (PyTorch's choice at x == 0: zero gradient).
+    public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
+                         _ context: ExecutionContext) throws -> [Tensor?] {
+        guard needsGradient.first == true, let y = record.outputs.first, y.dtype == .float32 else { return [nil] }
+        let g = gradient(gradOutputs, 0, shape: y.shape)
+        var dx = [Float](repeating: 0, count: y.count)
+        for i in 0..<dx.count where y.floats[i] > 0 { dx[i] = g[i] }
+        return [Tensor(shape: y.shape, floats: dx)]
+    }
+}
