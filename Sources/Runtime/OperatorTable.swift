@@ -2,6 +2,12 @@
 // Ranges are model opset versions of the operator's domain that the implementation covers.
 
 let operatorTable: [OperatorRegistration] = [
+    // Convolution, normalization, pooling, linear algebra
+    // (upper bounds: the newest opset known not to change these operators' semantics).
+    OperatorRegistration("Conv", opsets: 1...24, Conv.self),
+    OperatorRegistration("Gemm", opsets: 7...24, Gemm.self),
+    OperatorRegistration("MatMul", opsets: 1...24, MatMul.self),
+    // End of convolution, normalization, pooling, linear algebra
     // Elementwise, shape, reduction
     // (upper bounds: opset 24, the newest in onnx 1.19; later versions there only add types).
     OperatorRegistration("Relu", opsets: 6...24, Relu.self),

@@ -1,0 +1,73 @@
+// im2col / col2im: unfold sliding windows into GEMM columns, and fold gradients back.
+
+/// Unfolds the windows of channels `channels` of one image into `col`.
+/// x: [C, inD, inH, inW]; col: [C * kD * kH * kW, outD * outH * outW] (rows of all C
+/// channels, only those of `channels` written). Padding reads as zero.
+public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
+                   channels: Range<Int>, _ g: WindowGeometry) {
+    let outPlane = g.outputPlane, inPlane = g.inputPlane
+    for c in channels {
+        let xc = x + c * inPlane
+        for kd in 0..<g.kD {
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    let row = col + (((c * g.kD + kd) * g.kH + kh) * g.kW + kw) * outPlane
+                    let offW = kw * g.dW - g.pW
+                    let (lo, hi) = validRange(offset: offW, stride: g.sW, limit: g.inW, count: g.outW)
+                    for od in 0..<g.outD {
+                        let id = od * g.sD - g.pD + kd * g.dD
+                        for oh in 0..<g.outH {
+                            let ih = oh * g.sH - g.pH + kh * g.dH
+                            let dst = row + (od * g.outH + oh) * g.outW
+                            if id < 0 || id >= g.inD || ih < 0 || ih >= g.inH {
+                                dst.update(repeating: 0, count: g.outW)
+                                continue
+                            }
+                            let src = xc + (id * g.inH + ih) * g.inW + offW
+                            if lo > 0 { dst.update(repeating: 0, count: lo) }
+                            if g.sW == 1 {
+                                (dst + lo).update(from: src + lo, count: hi - lo)
+                            } else {
+                                var ow = lo
+                                while ow < hi { dst[ow] = src[ow * g.sW]; ow += 1 }
+                            }
+                            if hi < g.outW { (dst + hi).update(repeating: 0, count: g.outW - hi) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds every column entry back onto the input position it was read
+/// from (entries read from padding are dropped). dx: [C, inD, inH, inW], accumulated into
+/// for channels `channels`; col: [C * kD * kH * kW, outD * outH * outW].
+public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                   channels: Range<Int>, _ g: WindowGeometry) {
+    let outPlane = g.outputPlane, inPlane = g.inputPlane
+    for c in channels {
+        let xc = dx + c * inPlane
+        for kd in 0..<g.kD {
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    let row = col + (((c * g.kD + kd) * g.kH + kh) * g.kW + kw) * outPlane
+                    let offW = kw * g.dW - g.pW
+                    let (lo, hi) = validRange(offset: offW, stride: g.sW, limit: g.inW, count: g.outW)
+                    for od in 0..<g.outD {
+                        let id = od * g.sD - g.pD + kd * g.dD
+                        if id < 0 || id >= g.inD { continue }
+                        for oh in 0..<g.outH {
+                            let ih = oh * g.sH - g.pH + kh * g.dH
+                            if ih < 0 || ih >= g.inH { continue }
+                            let src = row + (od * g.outH + oh) * g.outW
+                            let dst = xc + (id * g.inH + ih) * g.inW + offW
+                            var ow = lo
+                            while ow < hi { dst[ow * g.sW] += src[ow]; ow += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

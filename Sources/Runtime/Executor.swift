@@ -1,0 +1,261 @@
+// The graph executor: runs a planned model for inference, or forward + backward for training.
+
+import ONNXIR
+
+/// Runs an ONNX model (`ONNXIR.Model`) with the registered operators.
+///
+/// ```swift
+/// let executor = try Executor(model: model)                  // plans, converts initializers once
+/// let out = try executor.run(inputs: ["input": image])       // inference: [output name: tensor]
+///
+/// executor.context.training = true                           // BN batch stats, running-stat updates
+/// let pass = try executor.forward(inputs: ["input": batch])  // keeps what backward needs
+/// let grads = try executor.backward(pass, outputGradients: ["logits": dLoss],
+///                                   wrt: ["conv1.weight", "fc.bias"])
+/// try executor.setInitializer("conv1.weight", updated)       // e.g. after an SGD step
+/// ```
+///
+/// Loading fails with one `RuntimeError.unsupportedNodes` listing every node whose
+/// (domain, op, opset) is not registered; structural errors (cycles, undefined inputs,
+/// duplicate outputs) and attribute errors name the node. A symbolic (or unknown) input dim,
+/// such as the batch, takes whatever size is fed, the same across inputs that share a symbol;
+/// fixed dims must match. Not thread-safe: one run at a time per executor.
+public final class Executor {
+    public let model: Model
+    /// Threads, training mode and determinism for the next runs.
+    public var context: ExecutionContext
+    let plan: Plan
+    /// Current initializer values by slot (replaced by `setInitializer` and BN running stats).
+    var initializerValues: [Int: Tensor] = [:]
+
+    public init(model: Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext()) throws {
+        self.model = model
+        self.context = context
+        plan = try Plan(model: model, registry: registry)
+        for data in model.graph.initializers {
+            initializerValues[plan.initializerSlots[data.name]!] = try Tensor(data)
+        }
+    }
+
+    // MARK: - Initializers
+
+    /// Initializer names in model order.
+    public var initializerNames: [String] { model.graph.initializers.map(\.name) }
+
+    /// The current value of initializer `name`.
+    public func initializer(_ name: String) -> Tensor? {
+        plan.initializerSlots[name].flatMap { initializerValues[$0] }
+    }
+
+    /// Replaces initializer `name`; the new value must have the same shape and type.
+    public func setInitializer(_ name: String, _ value: Tensor) throws {
+        guard let slot = plan.initializerSlots[name], let old = initializerValues[slot] else {
+            throw RuntimeError.missingValue(name)
+        }
+        guard old.shape == value.shape, old.dtype == value.dtype else {
+            throw RuntimeError.invalidTensor(name: name, reason: "replacement \(value.dtype) \(value.shape) differs from \(old.dtype) \(old.shape)")
+        }
+        initializerValues[slot] = value
+    }
+
+    // MARK: - Running
+
+    /// Inference: the graph outputs by name.
+    public func run(inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try execute(inputs: inputs, keepRecords: false).outputs
+    }
+
+    /// A forward pass that keeps, per node, what `backward` needs.
+    public struct ForwardPass {
+        public let outputs: [String: Tensor]
+        let records: [ForwardRecord?]
+        /// Values by slot: the gradient targets' shapes come from here.
+        let values: [Tensor?]
+        let context: ExecutionContext
+    }
+
+    /// Forward for training: outputs plus the records backward needs. In training mode
+    /// (`context.training`) BatchNormalization running statistics are written back to the
+    /// initializers once the pass completes.
+    public func forward(inputs: [String: Tensor]) throws -> ForwardPass {
+        try execute(inputs: inputs, keepRecords: true)
+    }
+
+    func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
+        var values = [Tensor?](repeating: nil, count: plan.slotNames.count)
+        for (slot, t) in initializerValues { values[slot] = t }
+        for (slot, t) in plan.constants { values[slot] = t }
+        try bind(feeds, into: &values)
+        let context = self.context
+        var records = [ForwardRecord?](repeating: nil, count: keepRecords ? plan.steps.count : 0)
+        var stateUpdates: [(Int, Tensor, PlanStep)] = []
+        for (i, step) in plan.steps.enumerated() {
+            var args = [Tensor?]()
+            args.reserveCapacity(step.inputs.count)
+            for s in step.inputs {
+                guard let s else { args.append(nil); continue }
+                guard let v = values[s] else {
+                    throw RuntimeError.missingValue(plan.slotNames[s])
+                }
+                args.append(v)
+            }
+            let result = try step.op.forward(args, context)
+            for (k, slot) in step.outputs.enumerated() {
+                guard let slot else { continue }
+                guard k < result.outputs.count else {
+                    throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
+                                                    reason: "output \(k) ('\(plan.slotNames[slot])') was not produced")
+                }
+                values[slot] = result.outputs[k]
+            }
+            for (k, t) in result.stateUpdates {
+                guard k < step.inputs.count, let slot = step.inputs[k] else { continue }
+                stateUpdates.append((slot, t, step))
+            }
+            if keepRecords {
+                records[i] = ForwardRecord(inputs: args, outputs: result.outputs, saved: result.saved)
+            } else {
+                for case let s? in step.inputs where plan.lastUse[s] == i { values[s] = nil }
+            }
+        }
+        var outputs: [String: Tensor] = [:]
+        for (name, slot) in plan.outputs {
+            guard let v = values[slot] else { throw RuntimeError.missingValue(name) }
+            outputs[name] = v
+        }
+        // Running statistics change only after the pass, so every node saw the same weights.
+        for (slot, t, step) in stateUpdates {
+            guard initializerValues[slot] != nil else {
+                throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
+                                                reason: "updates '\(plan.slotNames[slot])', which is not an initializer")
+            }
+            initializerValues[slot] = t
+        }
+        return ForwardPass(outputs: outputs, records: records, values: keepRecords ? values : [], context: context)
+    }
+
+    /// Checks feeds against the declared graph inputs and puts them in their slots.
+    func bind(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
+        let declared = Set(plan.inputs.map(\.name))
+        for name in feeds.keys.sorted() where !declared.contains(name) {
+            throw RuntimeError.invalidTensor(name: name, reason: "is not an input of the graph")
+        }
+        var symbols: [String: (Int, String)] = [:]
+        for input in plan.inputs {
+            guard let t = feeds[input.name] else {
+                if input.hasDefault { continue }
+                throw RuntimeError.missingValue(input.name)
+            }
+            if let e = input.elementType {
+                let expected: DType? = switch e {
+                case .float, .float16, .bfloat16, .double: .float32
+                case .string, .complex64, .complex128: nil
+                default: .int64
+                }
+                guard expected == t.dtype else {
+                    throw RuntimeError.invalidTensor(name: input.name, reason: "fed \(t.dtype), the graph declares \(e)")
+                }
+            }
+            if let dims = input.dims {
+                guard dims.count == t.rank else {
+                    throw RuntimeError.invalidTensor(name: input.name, reason: "fed shape \(t.shape) has rank \(t.rank), the graph declares \(dims.count) dims \(dims)")
+                }
+                for (axis, (d, size)) in zip(dims, t.shape).enumerated() {
+                    switch d {
+                    case .fixed(let n) where n != size:
+                        throw RuntimeError.invalidTensor(name: input.name, reason: "fed shape \(t.shape): dim \(axis) is \(size), the graph declares \(n)")
+                    case .symbolic(let s):
+                        if let (bound, by) = symbols[s], bound != size {
+                            throw RuntimeError.invalidTensor(name: input.name, reason: "fed shape \(t.shape): dim \(axis) ('\(s)') is \(size), but '\(by)' gave '\(s)' = \(bound)")
+                        }
+                        symbols[s] = symbols[s] ?? (size, input.name)
+                    default:
+                        break
+                    }
+                }
+            }
+            values[input.slot] = t
+        }
+    }
+
+    // MARK: - Backward
+
+    /// Gradients of a loss with respect to `wrt` (initializers or graph inputs), given its
+    /// gradients with respect to some graph outputs (`outputGradients`, by output name; other
+    /// outputs contribute nothing). A name the loss does not depend on gets zeros.
+    public func backward(_ pass: ForwardPass, outputGradients: [String: Tensor], wrt: [String]) throws -> [String: Tensor] {
+        guard pass.records.count == plan.steps.count else {
+            throw RuntimeError.invalidGraph("backward needs a pass from forward(inputs:) of this executor")
+        }
+        var targets: [Int] = []
+        for name in wrt {
+            guard let s = plan.slotOf[name], plan.initializerSlots[name] != nil || plan.inputs.contains(where: { $0.name == name }) else {
+                throw RuntimeError.missingValue(name)
+            }
+            targets.append(s)
+        }
+        // Which values lie on a path from a target: only those need gradients.
+        var requires = [Bool](repeating: false, count: plan.slotNames.count)
+        for s in targets { requires[s] = true }
+        let isTarget = requires
+        for step in plan.steps where step.inputs.contains(where: { $0.map { requires[$0] } ?? false }) {
+            for case let s? in step.outputs { requires[s] = true }
+        }
+        var grads = [Tensor?](repeating: nil, count: plan.slotNames.count)
+        for (name, g) in outputGradients.sorted(by: { $0.key < $1.key }) {
+            guard let o = plan.outputs.first(where: { $0.name == name }) else {
+                throw RuntimeError.invalidTensor(name: name, reason: "has a gradient but is not a graph output")
+            }
+            guard let v = pass.values[o.slot], v.shape == g.shape, g.dtype == .float32 else {
+                throw RuntimeError.invalidTensor(name: name, reason: "gradient \(g.dtype) \(g.shape) does not match the output \(pass.values[o.slot].map { "\($0.dtype) \($0.shape)" } ?? "?")")
+            }
+            try accumulate(&grads[o.slot], g, name: name)
+        }
+        for i in stride(from: plan.steps.count - 1, through: 0, by: -1) {
+            let step = plan.steps[i]
+            guard let record = pass.records[i] else { continue }
+            let gradOutputs = step.outputs.map { $0.flatMap { grads[$0] } }
+            if gradOutputs.allSatisfy({ $0 == nil }) { continue }
+            let needs = step.inputs.enumerated().map { k, s in
+                s.map { requires[$0] } == true && record.inputs[k]?.dtype == .float32
+            }
+            if !needs.contains(true) { continue }
+            let inputGrads = try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+            for (k, slot) in step.inputs.enumerated() {
+                guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
+                guard let x = record.inputs[k], x.shape == g.shape else {
+                    throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
+                                                    reason: "backward gave input \(k) a gradient of shape \(g.shape) for an input of shape \(record.inputs[k]?.shape ?? [])")
+                }
+                try accumulate(&grads[slot], g, name: plan.slotNames[slot])
+            }
+            // Gradients of this node's outputs are fully used now.
+            for case let s? in step.outputs where !isTarget[s] { grads[s] = nil }
+        }
+        var result: [String: Tensor] = [:]
+        for (name, s) in zip(wrt, targets) {
+            if let g = grads[s] {
+                result[name] = g
+            } else if let v = pass.values[s] {
+                result[name] = Tensor(zeros: v.shape)
+            }
+        }
+        return result
+    }
+
+    /// Adds `g` into the running gradient of a value (a value read by several nodes).
+    func accumulate(_ total: inout Tensor?, _ g: Tensor, name: String) throws {
+        guard var t = total else { total = g; return }
+        // Drop the optional's reference so the in-place add does not copy the buffer.
+        total = nil
+        guard t.shape == g.shape else {
+            throw RuntimeError.invalidTensor(name: name, reason: "gradients of shapes \(t.shape) and \(g.shape) cannot be summed")
+        }
+        t.floats.withUnsafeMutableBufferPointer { tp in
+            g.floats.withUnsafeBufferPointer { gp in
+                for i in 0..<tp.count { tp[i] += gp[i] }
+            }
+        }
+        total = t
+    }
+}

@@ -1,0 +1,233 @@
+// Conv: N-D convolution (1-, 2- or 3-D) through im2col + sgemm, with groups, and its backward.
+
+import Kernels
+import ONNXIR
+
+public struct Conv: Operator {
+    let label: NodeLabel
+    let window: WindowAttributes
+    let group: Int
+
+    public init(node: Node, opset: Int64) throws {
+        label = NodeLabel(node)
+        var reader = AttributeReader(node)
+        window = try WindowAttributes(&reader, label: label, readCeilMode: false)
+        group = try reader.int("group", default: 1)
+        guard group >= 1 else { throw reader.fail("group", "must be >= 1, got \(group)") }
+        try reader.finish()
+    }
+
+    /// What forward and backward both derive from the input shapes.
+    struct Layout {
+        var batch: Int, channels: Int, filters: Int
+        var channelsPerGroup: Int, filtersPerGroup: Int
+        var geometry: WindowGeometry
+        var outputShape: [Int]
+        /// Rows of one group's im2col matrix: channelsPerGroup * kernel volume.
+        var columnRows: Int { channelsPerGroup * geometry.kernelVolume }
+    }
+
+    func layout(_ x: [Int], _ w: [Int], bias: [Int]?) throws -> Layout {
+        guard x.count >= 3 else { throw label.error("input X must have rank >= 3 ([N, C, spatial...]), got shape \(x)") }
+        guard w.count == x.count else { throw label.error("weight W has shape \(w), expected rank \(x.count) like X \(x)") }
+        let channels = x[1], filters = w[0]
+        guard channels % group == 0, filters % group == 0 else {
+            throw label.error("group \(group) does not divide input channels \(channels) and filters \(filters)")
+        }
+        guard w[1] * group == channels else {
+            throw label.error("weight W \(w) expects \(w[1] * group) input channels for group \(group), X \(x) has \(channels)")
+        }
+        let kernel = Array(w[2...])
+        if let k = window.kernelShape, k != kernel {
+            throw label.attributeError("kernel_shape", "\(k) disagrees with the weight's spatial dims \(kernel)")
+        }
+        if let bias, bias != [filters] { throw label.error("bias B has shape \(bias), expected [\(filters)]") }
+        let g = try window.resolve(input: Array(x[2...]), kernel: kernel)
+        return Layout(batch: x[0], channels: channels, filters: filters,
+                      channelsPerGroup: channels / group, filtersPerGroup: filters / group, geometry: g,
+                      outputShape: [x[0], filters] + g.outputDims(rank: x.count - 2))
+    }
+
+    public func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { throw label.error("inputs X and W are required") }
+        guard let xd = x.dims, let wd = w.knownDims else { return [ValueShape(dtype: .float32, dims: nil)] }
+        guard xd.count == wd.count, xd.count >= 3 else { throw label.error("X rank \(xd.count) and W rank \(wd.count) must agree and be >= 3") }
+        let spatial = try window.outputDims(input: Array(xd[2...]), kernel: Array(wd[2...]))
+        return [ValueShape(dtype: .float32, dims: [xd[0], wd[0]] + spatial)]
+    }
+
+    // Y[n, g*Mg + m, p] = sum_{c, k} W[g*Mg + m, c, k] * col_n[g*Cg + c, k, p] + B[m]:
+    // per image and group one GEMM of [Mg, Cg*K] x [Cg*K, P].
+    public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        try label.checkCount(inputs, 2...3)
+        let x = try label.float(inputs, 0), w = try label.float(inputs, 1)
+        let bias = label.optional(inputs, 2)
+        if let bias, bias.dtype != .float32 { throw label.error("bias B must be float") }
+        let l = try layout(x.shape, w.shape, bias: bias?.shape)
+        let g = l.geometry
+        let inPlane = g.inputPlane, outPlane = g.outputPlane, rows = l.columnRows
+        let threads = context.threads
+        let count = try label.count(l.outputShape)
+        let y = [Float].filled(count: count) { yp in
+            x.floats.withUnsafeBufferPointer { xb in
+                w.floats.withUnsafeBufferPointer { wb in
+                    let xp = xb.baseAddress!, wp = wb.baseAddress!
+                    if count == 0 { return }
+                    if g.isPointwise {
+                        // 1x1 stride 1: the input plane already is the column matrix.
+                        for n in 0..<l.batch {
+                            for grp in 0..<group {
+                                GEMM.sgemm(m: l.filtersPerGroup, n: outPlane, k: l.channelsPerGroup,
+                                           a: wp + grp * l.filtersPerGroup * rows, lda: rows,
+                                           b: xp + (n * l.channels + grp * l.channelsPerGroup) * inPlane, ldb: inPlane,
+                                           c: yp + (n * l.filters + grp * l.filtersPerGroup) * outPlane, ldc: outPlane,
+                                           threads: threads)
+                            }
+                        }
+                        return
+                    }
+                    let imageColumns = l.channels * g.kernelVolume * outPlane
+                    let chunk = min(l.batch, threads)
+                    let scratch = ScratchBuffer(count: chunk * imageColumns)
+                    var start = 0
+                    while start < l.batch {
+                        let images = min(chunk, l.batch - start)
+                        // im2col of `images` images in parallel, one (image, channel) per task.
+                        parallelFor(images * l.channels, threads: threads) { t in
+                            let i = t / l.channels, c = t % l.channels
+                            im2col(xp + (start + i) * l.channels * inPlane, scratch.pointer + i * imageColumns,
+                                   channels: c..<(c + 1), g)
+                        }
+                        for i in 0..<images {
+                            for grp in 0..<group {
+                                GEMM.sgemm(m: l.filtersPerGroup, n: outPlane, k: rows,
+                                           a: wp + grp * l.filtersPerGroup * rows, lda: rows,
+                                           b: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
+                                           c: yp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, ldc: outPlane,
+                                           threads: threads)
+                            }
+                        }
+                        start += images
+                    }
+                }
+            }
+            if let bias, count > 0 {
+                bias.floats.withUnsafeBufferPointer { bp in
+                    parallelFor(l.batch * l.filters, threads: threads) { t in
+                        let b = bp[t % l.filters], plane = yp + t * outPlane
+                        for p in 0..<outPlane { plane[p] += b }
+                    }
+                }
+            }
+        }
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+    }
+
+    // dB[m] = sum_{n,p} dY;  dW_g += dY_g [Mg, P] x col_g^T [P, Cg*K] over images (in image
+    // order, so the sum is the same bits every run);  dcol_g = W_g^T x dY_g, folded by col2im.
+    public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
+                         _ context: ExecutionContext) throws -> [Tensor?] {
+        let x = try recorded(record, 0, label), w = try recorded(record, 1, label)
+        let bias = record.inputs.count > 2 ? record.inputs[2] : nil
+        let l = try layout(x.shape, w.shape, bias: bias?.shape)
+        let g = l.geometry
+        let inPlane = g.inputPlane, outPlane = g.outputPlane, rows = l.columnRows
+        let threads = context.threads
+        let needX = needsGradient.count > 0 && needsGradient[0]
+        let needW = needsGradient.count > 1 && needsGradient[1]
+        let needB = needsGradient.count > 2 && needsGradient[2] && bias != nil
+        let dy = gradient(gradOutputs, 0, shape: l.outputShape)
+
+        var dB: Tensor? = nil
+        if needB {
+            let sums = [Float].filled(count: l.filters) { bp in
+                dy.withUnsafeBufferPointer { dyb in
+                    parallelFor(l.filters, threads: threads) { m in
+                        var s: Double = 0
+                        for n in 0..<l.batch {
+                            let plane = dyb.baseAddress! + (n * l.filters + m) * outPlane
+                            for p in 0..<outPlane { s += Double(plane[p]) }
+                        }
+                        bp[m] = Float(s)
+                    }
+                }
+            }
+            dB = Tensor(shape: [l.filters], floats: sums)
+        }
+        if !needX && !needW { return Array([nil, nil, dB].prefix(record.inputs.count)) }
+
+        var dW = needW ? [Float](repeating: 0, count: w.count) : []
+        var dX = needX ? [Float](repeating: 0, count: x.count) : []
+        x.floats.withUnsafeBufferPointer { xb in
+        w.floats.withUnsafeBufferPointer { wb in
+        dy.withUnsafeBufferPointer { dyb in
+        dW.withUnsafeMutableBufferPointer { dWb in
+        dX.withUnsafeMutableBufferPointer { dXb in
+            guard let xp = xb.baseAddress, let wp = wb.baseAddress, let dyp = dyb.baseAddress else { return }
+            if g.isPointwise {
+                for n in 0..<l.batch {
+                    for grp in 0..<group {
+                        let dyg = dyp + (n * l.filters + grp * l.filtersPerGroup) * outPlane
+                        let xg = xp + (n * l.channels + grp * l.channelsPerGroup) * inPlane
+                        if needW {
+                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                                       a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
+                                       c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows, threads: threads)
+                        }
+                        if needX {
+                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                                       a: wp + grp * l.filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
+                                       c: dXb.baseAddress! + (n * l.channels + grp * l.channelsPerGroup) * inPlane,
+                                       ldc: inPlane, threads: threads)
+                        }
+                    }
+                }
+                return
+            }
+            let imageColumns = l.channels * g.kernelVolume * outPlane
+            let chunk = min(l.batch, threads)
+            let scratch = ScratchBuffer(count: chunk * imageColumns)
+            var start = 0
+            while start < l.batch {
+                let images = min(chunk, l.batch - start)
+                if needW {
+                    parallelFor(images * l.channels, threads: threads) { t in
+                        let i = t / l.channels, c = t % l.channels
+                        im2col(xp + (start + i) * l.channels * inPlane, scratch.pointer + i * imageColumns,
+                               channels: c..<(c + 1), g)
+                    }
+                    for i in 0..<images {
+                        for grp in 0..<group {
+                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                                       a: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, lda: outPlane,
+                                       b: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
+                                       beta: 1, c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows,
+                                       threads: threads)
+                        }
+                    }
+                }
+                if needX {
+                    // The columns are consumed; the same scratch now holds dcol.
+                    for i in 0..<images {
+                        for grp in 0..<group {
+                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                                       a: wp + grp * l.filtersPerGroup * rows, lda: rows,
+                                       b: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, ldb: outPlane,
+                                       c: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldc: outPlane,
+                                       threads: threads)
+                        }
+                    }
+                    parallelFor(images * l.channels, threads: threads) { t in
+                        let i = t / l.channels, c = t % l.channels
+                        col2im(scratch.pointer + i * imageColumns, dXb.baseAddress! + (start + i) * l.channels * inPlane,
+                               channels: c..<(c + 1), g)
+                    }
+                }
+                start += images
+            }
+        }}}}}
+        let grads = [needX ? Tensor(shape: x.shape, floats: dX) : nil,
+                     needW ? Tensor(shape: w.shape, floats: dW) : nil, dB]
+        return Array(grads.prefix(record.inputs.count))
+    }
+}
