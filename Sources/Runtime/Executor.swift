@@ -68,6 +68,10 @@ public final class Executor {
     /// A forward pass that keeps, per node, what `backward` needs.
     public struct ForwardPass {
         public let outputs: [String: Tensor]
+        /// New values a training forward computed for stateful inputs that are not
+        /// initializers (e.g. BN running statistics fed as graph inputs), by value name;
+        /// initializers are updated in place instead.
+        public let stateUpdates: [String: Tensor]
         let records: [ForwardRecord?]
         /// Values by slot: the gradient targets' shapes come from here.
         let values: [Tensor?]
@@ -88,7 +92,7 @@ public final class Executor {
         try bind(feeds, into: &values)
         let context = self.context
         var records = [ForwardRecord?](repeating: nil, count: keepRecords ? plan.steps.count : 0)
-        var stateUpdates: [(Int, Tensor, PlanStep)] = []
+        var stateUpdates: [(Int, Tensor)] = []
         for (i, step) in plan.steps.enumerated() {
             var args = [Tensor?]()
             args.reserveCapacity(step.inputs.count)
@@ -110,7 +114,7 @@ public final class Executor {
             }
             for (k, t) in result.stateUpdates {
                 guard k < step.inputs.count, let slot = step.inputs[k] else { continue }
-                stateUpdates.append((slot, t, step))
+                stateUpdates.append((slot, t))
             }
             if keepRecords {
                 records[i] = ForwardRecord(inputs: args, outputs: result.outputs, saved: result.saved)
@@ -124,14 +128,16 @@ public final class Executor {
             outputs[name] = v
         }
         // Running statistics change only after the pass, so every node saw the same weights.
-        for (slot, t, step) in stateUpdates {
-            guard initializerValues[slot] != nil else {
-                throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
-                                                reason: "updates '\(plan.slotNames[slot])', which is not an initializer")
+        var fedUpdates: [String: Tensor] = [:]
+        for (slot, t) in stateUpdates {
+            // A fed value (graph input) is not state the executor owns: hand it back instead.
+            if initializerValues[slot] != nil && feeds[plan.slotNames[slot]] == nil {
+                initializerValues[slot] = t
+            } else {
+                fedUpdates[plan.slotNames[slot]] = t
             }
-            initializerValues[slot] = t
         }
-        return ForwardPass(outputs: outputs, records: records, values: keepRecords ? values : [], context: context)
+        return ForwardPass(outputs: outputs, stateUpdates: fedUpdates, records: records, values: keepRecords ? values : [], context: context)
     }
 
     /// Checks feeds against the declared graph inputs and puts them in their slots.

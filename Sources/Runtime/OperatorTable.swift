@@ -7,6 +7,11 @@ let operatorTable: [OperatorRegistration] = [
     OperatorRegistration("Conv", opsets: 1...24, Conv.self),
     OperatorRegistration("Gemm", opsets: 7...24, Gemm.self),
     OperatorRegistration("MatMul", opsets: 1...24, MatMul.self),
+    OperatorRegistration("BatchNormalization", opsets: 7...24, BatchNormalization.self),
+    OperatorRegistration("MaxPool", opsets: 1...24, MaxPool.self),
+    OperatorRegistration("AveragePool", opsets: 1...24, AveragePool.self),
+    OperatorRegistration("GlobalAveragePool", opsets: 1...24, GlobalAveragePool.self),
+    OperatorRegistration("GlobalMaxPool", opsets: 1...24, GlobalMaxPool.self),
     // End of convolution, normalization, pooling, linear algebra
     // Elementwise, shape, reduction
     // (upper bounds: opset 24, the newest in onnx 1.19; later versions there only add types).

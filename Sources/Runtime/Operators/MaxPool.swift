@@ -1,0 +1,90 @@
+// MaxPool: windowed maximum (pads, strides, dilations, ceil_mode, auto_pad, optional Indices);
+// the gradient goes to the chosen element, the first maximum in scan order as in PyTorch.
+
+import Kernels
+import ONNXIR
+
+public struct MaxPool: Operator {
+    let label: NodeLabel
+    let window: WindowAttributes
+    /// Indices output layout: 0 row-major, 1 column-major over the spatial dims.
+    let storageOrder: Int
+
+    public init(node: Node, opset: Int64) throws {
+        label = NodeLabel(node)
+        var reader = AttributeReader(node)
+        window = try WindowAttributes(&reader, label: label, readCeilMode: true)
+        guard window.kernelShape != nil else { throw reader.fail("kernel_shape", "is required") }
+        storageOrder = try reader.int("storage_order", default: 0)
+        guard storageOrder == 0 || storageOrder == 1 else { throw reader.fail("storage_order", "must be 0 or 1, got \(storageOrder)") }
+        try reader.finish()
+    }
+
+    func geometry(_ x: [Int]) throws -> WindowGeometry {
+        guard x.count >= 3 else { throw label.error("X must have rank >= 3 ([N, C, spatial...]), got shape \(x)") }
+        return try window.resolve(input: Array(x[2...]), kernel: window.kernelShape!)
+    }
+
+    public func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        guard let first = inputs.first, let x = first else { throw label.error("input X is required") }
+        guard let xd = x.dims else { return [ValueShape(dtype: .float32, dims: nil), ValueShape(dtype: .int64, dims: nil)] }
+        guard xd.count >= 3 else { throw label.error("X must have rank >= 3") }
+        let dims = [xd[0], xd[1]] + (try window.outputDims(input: Array(xd[2...]), kernel: window.kernelShape!))
+        return [ValueShape(dtype: .float32, dims: dims), ValueShape(dtype: .int64, dims: dims)]
+    }
+
+    public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        try label.checkCount(inputs, 1...1)
+        let x = try label.float(inputs, 0)
+        let g = try geometry(x.shape)
+        let planes = x.shape[0] * x.shape[1]
+        let inPlane = g.inputPlane, outPlane = g.outputPlane
+        let outShape = Array(x.shape[0..<2]) + g.outputDims(rank: x.rank - 2)
+        var argmax = [Int32](repeating: -1, count: planes * outPlane)
+        let y = [Float].filled(count: planes * outPlane) { yp in
+            x.floats.withUnsafeBufferPointer { xb in
+                argmax.withUnsafeMutableBufferPointer { ab in
+                    parallelFor(planes, threads: context.threads) { p in
+                        maxPoolForward(xb.baseAddress! + p * inPlane, yp + p * outPlane, ab.baseAddress! + p * outPlane, g)
+                    }
+                }
+            }
+        }
+        // Indices: positions in the whole flattened X, the spatial part in `storage_order`.
+        var indices = [Int64](repeating: 0, count: argmax.count)
+        for p in 0..<planes {
+            for o in 0..<outPlane {
+                let local = Int(argmax[p * outPlane + o])
+                var index = local
+                if storageOrder == 1 && local >= 0 {
+                    let w = local % g.inW, h = (local / g.inW) % g.inH, d = local / (g.inW * g.inH)
+                    index = d + g.inD * (h + g.inH * w)
+                }
+                indices[p * outPlane + o] = local < 0 ? -1 : Int64(p * inPlane + index)
+            }
+        }
+        return ForwardResult([Tensor(shape: outShape, floats: y), Tensor(shape: outShape, ints: indices)], saved: argmax)
+    }
+
+    public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
+                         _ context: ExecutionContext) throws -> [Tensor?] {
+        guard needsGradient.first == true else { return [nil] }
+        guard let argmax = record.saved as? [Int32] else { throw label.error("backward needs the forward's argmax") }
+        let x = try recorded(record, 0, label)
+        let g = try geometry(x.shape)
+        let planes = x.shape[0] * x.shape[1]
+        let inPlane = g.inputPlane, outPlane = g.outputPlane
+        let dy = gradient(gradOutputs, 0, shape: Array(x.shape[0..<2]) + g.outputDims(rank: x.rank - 2))
+        let dx = [Float].accumulated(count: x.count) { dxp in
+            dy.withUnsafeBufferPointer { dyb in
+                argmax.withUnsafeBufferPointer { ab in
+                    parallelFor(planes, threads: context.threads) { p in
+                        maxPoolBackward(dyb.baseAddress! + p * outPlane, ab.baseAddress! + p * outPlane,
+                                        dxp + p * inPlane, outputCount: outPlane)
+                    }
+                }
+            }
+        }
+        return [Tensor(shape: x.shape, floats: dx)]
+    }
+}
