@@ -1,0 +1,67 @@
+// Stochastic gradient descent and the step learning-rate schedule, with PyTorch's exact semantics.
+
+import Runtime
+
+/// `torch.optim.SGD(params, lr, momentum, weight_decay)` without dampening or Nesterov:
+///   g = grad + weight_decay * p; buf = g (first step) or momentum * buf + g; p -= lr * buf.
+/// Weight decay applies to every parameter, BatchNormalization's and biases included, as the
+/// authors' script passes `model.parameters()` whole. Arithmetic is float32 in PyTorch's order
+/// so that parity runs agree to rounding.
+public struct SGD {
+    public var learningRate: Double
+    public var momentum: Double
+    public var weightDecay: Double
+    /// Momentum buffers by parameter name; absent until a parameter's first step.
+    public var momentumBuffers: [String: [Float]] = [:]
+
+    public init(learningRate: Double, momentum: Double, weightDecay: Double) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+    }
+
+    /// Updates `parameter` (named `name`) in place from its gradient.
+    public mutating func step(_ name: String, parameter: inout [Float], gradient: [Float]) {
+        precondition(parameter.count == gradient.count, "\(name): \(parameter.count) values, \(gradient.count) gradients")
+        let wd = Float(weightDecay), m = Float(momentum), negLR = Float(-learningRate)
+        var direction = gradient
+        if wd != 0 {
+            for i in direction.indices { direction[i] += wd * parameter[i] }
+        }
+        if m != 0 {
+            if var buffer = momentumBuffers[name] {
+                momentumBuffers[name] = nil  // drop the dictionary's reference: update in place
+                for i in buffer.indices { buffer[i] = buffer[i] * m + direction[i] }
+                direction = buffer
+                momentumBuffers[name] = buffer
+            } else {
+                momentumBuffers[name] = direction
+            }
+        }
+        for i in parameter.indices { parameter[i] += negLR * direction[i] }
+    }
+}
+
+/// `torch.optim.lr_scheduler.StepLR(step_size, gamma)` stepped once per epoch. PyTorch
+/// multiplies the current rate by gamma at each boundary in Python floats (so 0.01 becomes
+/// 0.00010000000000000002 after two decays); this does the same in Double, which the log's
+/// "Current learning rate" lines show digit for digit.
+public struct StepLR {
+    public var initialLearningRate: Double
+    public var stepSize: Int
+    public var gamma: Double
+
+    public init(initialLearningRate: Double, stepSize: Int, gamma: Double) {
+        self.initialLearningRate = initialLearningRate
+        self.stepSize = stepSize
+        self.gamma = gamma
+    }
+
+    /// The rate used during `epoch` (0-based).
+    public func learningRate(epoch: Int) -> Double {
+        var lr = initialLearningRate
+        guard stepSize > 0 else { return lr }
+        for e in 1...max(1, epoch) where e <= epoch && e % stepSize == 0 { lr *= gamma }
+        return lr
+    }
+}
