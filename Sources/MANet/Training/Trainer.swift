@@ -1,0 +1,297 @@
+// The training loop of the authors' main.py on the Executor: epochs, SGD steps, evaluation, best model, logs, checkpoints.
+
+import Foundation
+import ONNXIR
+import Runtime
+
+/// Options of a training run; defaults are the authors' recipe.
+public struct TrainingOptions: Sendable {
+    public var recipe = TrainingRecipe()
+    public var beta = 0.6
+    public var width = 64
+    public var numClasses = 7
+    public var inputSize = 224
+    public var seed: UInt64 = 0
+    public var printFrequency = 10
+    public var logPath: String?
+    public var checkpointDirectory: String?
+    public var threads = ExecutionContext.defaultThreads
+    /// Same bits run to run (needed for `--resume` to repeat an uninterrupted run exactly).
+    public var deterministic = true
+    /// Draw a progress bar (only meaningful when stdout is a terminal).
+    public var progressBar = false
+
+    public init() {}
+}
+
+/// Which parameters SGD updates and which tensors are BatchNormalization buffers, read from
+/// the graph (so a model imported from PyTorch is exactly as trainable as a built one).
+public struct ParameterRoles: Sendable {
+    public var trainable: [String]
+    public var runningStatistics: [String]
+    public var batchNormModules: [String]
+
+    public init(model: Model) {
+        let bnNodes = model.graph.nodes.filter { $0.opType == "BatchNormalization" && $0.inputs.count >= 5 }
+        let running = Set(bnNodes.flatMap { [$0.inputs[3], $0.inputs[4]] })
+        let used = Set(model.graph.nodes.flatMap(\.inputs))
+        trainable = model.graph.initializers.filter { $0.elementType == .float && !running.contains($0.name) && used.contains($0.name) }.map(\.name)
+        runningStatistics = model.graph.initializers.map(\.name).filter { running.contains($0) }
+        batchNormModules = MANetModel.batchNormModules(of: model)
+    }
+}
+
+/// Runs training; also the unit a parity test drives step by step (`step(images:labels:)`).
+public final class Trainer {
+    public let options: TrainingOptions
+    public let model: Model
+    public let executor: Executor
+    public let roles: ParameterRoles
+    public let classNames: [String]
+    public private(set) var optimizer: SGD
+    public let schedule: StepLR
+    public let lossFunction: MANetLoss
+    /// `num_batches_tracked` of each BatchNormalization module (PyTorch counts training forwards).
+    public private(set) var batchesTracked: [String: Int64]
+    public private(set) var epochsCompleted = 0
+    public private(set) var bestAccuracy: Float = 0
+    public private(set) var bestEpoch = -1
+    public private(set) var history: [EpochRecord] = []
+    public private(set) var generator: Xoshiro256
+    public let dataSeed: UInt64
+    /// Steps taken in this process and before (from the checkpoint), for error messages.
+    public private(set) var globalStep = 0
+    /// Called after every training step with (epoch, step in epoch, loss): tests compare runs.
+    public var onStep: ((Int, Int, Double) -> Void)?
+    /// Called with each step's gradients (before weight decay) ahead of the update: parity tests.
+    public var onGradients: (([String: Tensor]) -> Void)?
+
+    /// A fresh run: builds MA-Net from `options` with weights drawn from the seed.
+    public convenience init(options: TrainingOptions, classNames: [String]) throws {
+        var generator = Xoshiro256(seed: options.seed)
+        let modelSeed = generator.next()
+        let dataSeed = generator.next()
+        let model = try MANetModel.build(numClasses: options.numClasses, width: options.width,
+                                         inputSize: options.inputSize, seed: modelSeed)
+        try self.init(model: model, options: options, classNames: classNames, generator: generator, dataSeed: dataSeed)
+    }
+
+    /// A run over a given graph (built or imported), with its current initializer values.
+    public init(model: Model, options: TrainingOptions, classNames: [String], generator: Xoshiro256, dataSeed: UInt64) throws {
+        self.options = options
+        self.model = model
+        self.classNames = classNames
+        self.generator = generator
+        self.dataSeed = dataSeed
+        roles = ParameterRoles(model: model)
+        executor = try Executor(model: model, context: ExecutionContext(training: true, threads: options.threads,
+                                                                         deterministic: options.deterministic))
+        optimizer = SGD(learningRate: options.recipe.learningRate, momentum: options.recipe.momentum,
+                        weightDecay: options.recipe.weightDecay)
+        schedule = StepLR(initialLearningRate: options.recipe.learningRate, stepSize: options.recipe.stepSize,
+                          gamma: options.recipe.gamma)
+        lossFunction = MANetLoss(beta: options.beta)
+        batchesTracked = Dictionary(uniqueKeysWithValues: roles.batchNormModules.map { ($0, 0) })
+    }
+
+    // MARK: - One step
+
+    /// Forward in training mode, loss, backward, SGD update. Throws `nonFiniteLoss` before any
+    /// parameter changes when the loss is NaN or infinite.
+    @discardableResult
+    public func step(images: Tensor, labels: [Int], epoch: Int = 0, stepInEpoch: Int = 0) throws -> MANetLoss.Result {
+        executor.context.training = true
+        let pass = try executor.forward(inputs: ["input": images])
+        guard let local = pass.outputs["logits_local"], let global = pass.outputs["logits_global"] else {
+            throw TrainingError.missingParameter("logits_local / logits_global outputs")
+        }
+        let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: labels)
+        globalStep += 1
+        guard result.loss.isFinite else {
+            throw TrainingError.nonFiniteLoss(epoch: epoch, step: stepInEpoch, globalStep: globalStep, value: result.loss)
+        }
+        let gradients = try executor.backward(pass, outputGradients: ["logits_local": result.gradientLocal,
+                                                                      "logits_global": result.gradientGlobal],
+                                              wrt: roles.trainable)
+        onGradients?(gradients)
+        for name in roles.trainable {
+            guard let current = executor.initializer(name), let gradient = gradients[name] else {
+                throw TrainingError.missingParameter(name)
+            }
+            var values = current.floats
+            optimizer.step(name, parameter: &values, gradient: gradient.floats)
+            try executor.setInitializer(name, Tensor(shape: current.shape, floats: values))
+        }
+        for module in roles.batchNormModules { batchesTracked[module, default: 0] += 1 }
+        return result
+    }
+
+    /// Inference-mode logits.
+    public func predict(images: Tensor) throws -> (local: Tensor, global: Tensor) {
+        executor.context.training = false
+        let out = try executor.run(inputs: ["input": images])
+        return (out["logits_local"]!, out["logits_global"]!)
+    }
+
+    // MARK: - Epochs
+
+    /// One pass over the training set, logging every `printFrequency` steps.
+    func trainEpoch(_ epoch: Int, loader: BatchLoader, log: LogWriter, progress: ProgressBar?) throws -> (Double, Float) {
+        var losses = AverageMeter(), accuracy = AccuracyMeter()
+        let reader = loader.epoch(epoch)
+        defer { reader.cancel() }
+        let batches = reader.batchCount
+        var i = 0
+        while let batch = try reader.next() {
+            let result = try step(images: batch.images, labels: batch.labels, epoch: epoch, stepInEpoch: i)
+            losses.update(Double(Float(result.loss)), count: batch.count)
+            accuracy.update(correct: result.correct, batchSize: batch.count)
+            onStep?(epoch, i, result.loss)
+            if i % options.printFrequency == 0 {
+                log.write(LogLine.progress(prefix: LogLine.trainPrefix(epoch: epoch), batch: i, batches: batches,
+                                           loss: losses, accuracy: accuracy))
+            }
+            progress?.update(step: i + 1, of: batches, images: batch.count, label: "epoch \(epoch)")
+            i += 1
+        }
+        return (losses.average, accuracy.average)
+    }
+
+    /// Evaluation on `loader` (test transform, inference-mode BatchNormalization).
+    public func validate(loader: BatchLoader, log: LogWriter?, progress: ProgressBar? = nil) throws -> (loss: Double, accuracy: Float) {
+        var losses = AverageMeter(), accuracy = AccuracyMeter()
+        let reader = loader.epoch(0)
+        defer { reader.cancel() }
+        let batches = reader.batchCount
+        var i = 0
+        while let batch = try reader.next() {
+            let (local, global) = try predict(images: batch.images)
+            let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: batch.labels)
+            losses.update(Double(Float(result.loss)), count: batch.count)
+            accuracy.update(correct: result.correct, batchSize: batch.count)
+            if i % options.printFrequency == 0 {
+                log?.write(LogLine.progress(prefix: LogLine.testPrefix, batch: i, batches: batches, loss: losses, accuracy: accuracy))
+            }
+            progress?.update(step: i + 1, of: batches, images: batch.count, label: "test")
+            i += 1
+        }
+        log?.write(LogLine.testAccuracy(accuracy.average))
+        return (losses.average, accuracy.average)
+    }
+
+    /// Trains from `epochsCompleted` to `options.recipe.epochs`, evaluating, checkpointing and
+    /// drawing the curves after each epoch.
+    public func run(train: BatchLoader, test: BatchLoader, log: LogWriter) throws {
+        let progress = options.progressBar ? ProgressBar() : nil
+        if let progress { log.clearLine = { progress.clear() } }
+        for epoch in epochsCompleted..<options.recipe.epochs {
+            let start = Date()
+            let lr = schedule.learningRate(epoch: epoch)
+            optimizer.learningRate = lr
+            log.write(LogLine.learningRate(lr))
+            let (trainLoss, trainAccuracy) = try trainEpoch(epoch, loader: train, log: log, progress: progress)
+            progress?.clear()
+            let (testLoss, testAccuracy) = try validate(loader: test, log: log, progress: progress)
+            progress?.clear()
+            let isBest = testAccuracy > bestAccuracy || bestEpoch < 0
+            if isBest {
+                bestAccuracy = max(testAccuracy, bestAccuracy)
+                bestEpoch = epoch
+            }
+            log.write(LogLine.bestAccuracy(bestAccuracy))
+            epochsCompleted = epoch + 1
+            let seconds = Date().timeIntervalSince(start)
+            history.append(EpochRecord(epoch: epoch, learningRate: lr, trainLoss: trainLoss, trainAccuracy: trainAccuracy,
+                                       testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds))
+            if let dir = options.checkpointDirectory {
+                let checkpoint = try makeCheckpoint()
+                try checkpoint.write(to: dir + "/checkpoint.pb")
+                if isBest { try checkpoint.write(to: dir + "/model_best.pb") }
+            }
+            if let path = log.path { try writeCurves(besideLog: path) }
+            log.write(LogLine.epochTime(Date().timeIntervalSince(start)))
+        }
+    }
+
+    /// `<log>.svg` beside the log: accuracy and loss x 30, train and test, per epoch.
+    func writeCurves(besideLog path: String) throws {
+        let epochs = history.map { r -> EpochSummary in
+            var e = EpochSummary(epoch: r.epoch)
+            e.learningRate = r.learningRate
+            e.trainLoss = r.trainLoss
+            e.trainAccuracy = Double(r.trainAccuracy)
+            e.testLoss = r.testLoss
+            e.testAccuracy = Double(r.testAccuracy)
+            e.seconds = r.seconds
+            return e
+        }
+        let svgPath = URL(fileURLWithPath: path).deletingPathExtension().path + ".svg"
+        let svg = TrainingCurves.svg([TrainingLog(source: path, epochs: epochs)], title: "MA-Net training: \(URL(fileURLWithPath: path).lastPathComponent)")
+        do {
+            try Data(svg.utf8).write(to: URL(fileURLWithPath: svgPath), options: .atomic)
+        } catch {
+            throw TrainingError.unwritablePath(svgPath, "cannot write the curves: \(error.localizedDescription)")
+        }
+    }
+
+    // MARK: - Checkpoints
+
+    /// The whole training state. Refuses to produce one from non-finite weights.
+    public func makeCheckpoint() throws -> TrainingCheckpoint {
+        var stateDict: [TensorData] = []
+        var afterModule: [String: String] = [:]  // running_var name -> module, to place the counter as PyTorch does
+        for module in roles.batchNormModules { afterModule[module + ".running_var"] = module }
+        for data in model.graph.initializers {
+            guard let value = executor.initializer(data.name) else { throw TrainingError.missingParameter(data.name) }
+            if value.dtype == .float32, value.floats.contains(where: { !$0.isFinite }) {
+                throw TrainingError.invalidCheckpoint("parameter \(data.name) holds NaN or infinity; not saving")
+            }
+            stateDict.append(value.tensorData(name: data.name))
+            if let module = afterModule[data.name] {
+                stateDict.append(TensorData(name: module + ".num_batches_tracked", dims: [], int64s: [batchesTracked[module] ?? 0]))
+            }
+        }
+        let momentum = roles.trainable.compactMap { name -> TensorData? in
+            guard let buffer = optimizer.momentumBuffers[name], let shape = executor.initializer(name)?.shape else { return nil }
+            return TensorData(name: name, dims: shape, floats: buffer)
+        }
+        var recipe = options.recipe
+        recipe.epochs = options.recipe.epochs
+        return TrainingCheckpoint(
+            width: options.width, numClasses: options.numClasses, inputSize: options.inputSize, beta: options.beta,
+            classNames: classNames, stateDict: stateDict, momentumBuffers: momentum, epochsCompleted: epochsCompleted,
+            learningRate: schedule.learningRate(epoch: epochsCompleted), bestAccuracy: bestAccuracy, bestEpoch: bestEpoch,
+            history: history, seed: options.seed, dataSeed: dataSeed, generatorState: generator.stateWords, recipe: recipe)
+    }
+
+    /// Loads weights (and, with `resume`, the optimiser state, progress and generators).
+    public func load(_ checkpoint: TrainingCheckpoint, resume: Bool) throws {
+        guard checkpoint.width == options.width, checkpoint.numClasses == options.numClasses else {
+            throw TrainingError.checkpointMismatch("it holds width \(checkpoint.width) with \(checkpoint.numClasses) classes, "
+                + "this run has width \(options.width) with \(options.numClasses) classes")
+        }
+        guard checkpoint.inputSize == options.inputSize || !resume else {
+            throw TrainingError.checkpointMismatch("it was trained at input size \(checkpoint.inputSize), this run uses \(options.inputSize)")
+        }
+        var byName: [String: TensorData] = [:]
+        for t in checkpoint.stateDict { byName[t.name] = t }
+        for data in model.graph.initializers {
+            guard let stored = byName[data.name] else { throw TrainingError.checkpointMismatch("no tensor '\(data.name)'") }
+            try executor.setInitializer(data.name, try Tensor(stored))
+        }
+        for module in roles.batchNormModules {
+            batchesTracked[module] = byName[module + ".num_batches_tracked"]?.int64s?.first ?? 0
+        }
+        guard resume else { return }
+        optimizer.momentumBuffers = [:]
+        for t in checkpoint.momentumBuffers {
+            guard let values = t.floats else { throw TrainingError.invalidCheckpoint("momentum buffer \(t.name) is not float") }
+            optimizer.momentumBuffers[t.name] = values
+        }
+        epochsCompleted = checkpoint.epochsCompleted
+        bestAccuracy = checkpoint.bestAccuracy
+        bestEpoch = checkpoint.bestEpoch
+        history = checkpoint.history
+        if let g = Xoshiro256(stateWords: checkpoint.generatorState) { generator = g }
+    }
+}
