@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),
         /// MA-Net as an IR graph, its training (loss, SGD, StepLR, checkpoints, logs) and data
         /// (image folders, transforms, the synthetic dataset).
-        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "_CImage"]),
+        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "_CImageCodec"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
@@ -56,8 +56,9 @@ let package = Package(
             ]),
         /// OpenBLAS's CBLAS (Debian libopenblas-dev).
         .systemLibrary(name: "_COpenBLAS"),
-        /// libjpeg-turbo and libpng (Debian libjpeg-dev, libpng-dev).
-        .systemLibrary(name: "_CImage"),
+        /// JPEG and PNG decode/encode over libjpeg-turbo and libpng (Debian libjpeg-dev,
+        /// libpng-dev), in C because both libraries report errors by longjmp.
+        .target(name: "_CImageCodec", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
         // MARK: - Unit test bundles
 
