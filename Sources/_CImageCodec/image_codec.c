@@ -241,12 +241,18 @@ int ic_decode_png(const unsigned char *data, size_t size, int max_dimension,
         return code;
     }
     png_set_read_fn(png, &context, png_read_memory);
-    // libpng checks these limits while reading IHDR, before any pixel memory exists.
-    png_set_user_limits(png, (png_uint_32)max_dimension, (png_uint_32)max_dimension);
+    // png_read_info reads the chunks before the image data and allocates no pixel memory, so
+    // the bound is checked here (libpng's own user limits would report a vaguer "Invalid IHDR").
     png_read_info(png, info);
 
     png_uint_32 width = png_get_image_width(png, info);
     png_uint_32 height = png_get_image_height(png, info);
+    if (width > (png_uint_32)max_dimension || height > (png_uint_32)max_dimension) {
+        snprintf(context.message, sizeof context.message, "image is %ux%u; the limit is %dx%d",
+                 (unsigned)width, (unsigned)height, max_dimension, max_dimension);
+        code = IC_ERR_TOO_LARGE;
+        png_longjmp(png, 1);
+    }
     int color_type = png_get_color_type(png, info);
     int bit_depth = png_get_bit_depth(png, info);
 
