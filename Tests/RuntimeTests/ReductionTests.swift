@@ -44,16 +44,22 @@ final class ReductionTests: XCTestCase {
         XCTAssertEqual(try run1("ReduceMax", [floats([3], [1, .nan, 2])], opset: 13).floats[0].isNaN, true)
     }
 
-    /// Ties: one-axis ReduceMax gives the whole gradient to the first maximal index (PyTorch's
-    /// `torch.max(x, dim)`, as in CBAM's ChannelPool); multi-axis splits it evenly (`amax`).
+    /// Ties: one-axis, keepdims=0 ReduceMax gives the whole gradient to the first maximal index
+    /// (PyTorch's `torch.max(x, dim)[0]`, as in CBAM's ChannelPool); otherwise it is split
+    /// evenly (`torch.amax`).
     func testReduceMaxTieGradients() throws {
-        // x: [1, 3, 2] channel values per position: position 0 ties channels 0 and 2.
+        // x: [1, 3, 2] channel values per position: position 0 ties channels 0 and 2 (value 5),
+        // position 1 ties channels 0 and 1 (value 1).
         let t = floats([1, 3, 2], [5, 1, 2, 1, 5, 0])
-        let op = try makeOp("ReduceMax", inputs: 1, attributes: [attr("axes", [1]), attr("keepdims", 1)], opset: 13)
+        let op = try makeOp("ReduceMax", inputs: 1, attributes: [attr("axes", [1]), attr("keepdims", 0)], opset: 13)
         let y = try op.forward([t], ExecutionContext()).outputs
-        XCTAssertEqual(y[0], floats([1, 1, 2], [5, 1]))
-        let g = try op.backward([floats([1, 1, 2], [1, 10])], ForwardRecord(inputs: [t], outputs: y, saved: nil), needsGradient: [true], ExecutionContext())
+        XCTAssertEqual(y[0], floats([1, 2], [5, 1]))
+        let g = try op.backward([floats([1, 2], [1, 10])], ForwardRecord(inputs: [t], outputs: y, saved: nil), needsGradient: [true], ExecutionContext())
         XCTAssertEqual(g[0], floats([1, 3, 2], [1, 10, 0, 0, 0, 0]))
+        let kept = try makeOp("ReduceMax", inputs: 1, attributes: [attr("axes", [1]), attr("keepdims", 1)], opset: 13)
+        let yk = try kept.forward([t], ExecutionContext()).outputs
+        let gk = try kept.backward([floats([1, 1, 2], [1, 10])], ForwardRecord(inputs: [t], outputs: yk, saved: nil), needsGradient: [true], ExecutionContext())
+        XCTAssertEqual(gk[0], floats([1, 3, 2], [0.5, 5, 0, 5, 0.5, 0]))
         let all = try makeOp("ReduceMax", inputs: 1, attributes: [attr("keepdims", 0)], opset: 13)
         let z = try all.forward([t], ExecutionContext()).outputs
         let gz = try all.backward([floats([], [1])], ForwardRecord(inputs: [t], outputs: z, saved: nil), needsGradient: [true], ExecutionContext())

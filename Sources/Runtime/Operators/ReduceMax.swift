@@ -29,10 +29,14 @@ public struct ReduceMax: Operator {
         return ForwardResult([Tensor(shape: p.out, floats: values)])
     }
 
-    // Where several elements tie for the maximum, PyTorch's two spellings differ:
-    // `torch.max(x, dim)` (CBAM's ChannelPool, exported as a one-axis ReduceMax) sends dy to one
-    // element, the first maximal index on CPU; `torch.amax` and full `torch.max(x)` split dy
-    // evenly among the ties. A one-axis ReduceMax follows the first, a multi-axis one the second.
+    // Where several elements tie for the maximum, PyTorch's spellings differ and the ONNX
+    // node cannot say which one it came from:
+    //  - `torch.max(x, dim)[0]` (CBAM's ChannelPool) sends dy to ONE element, the first maximal
+    //    index on CPU; both exporters emit ReduceMax(axes=[dim], keepdims=0) for it;
+    //  - `torch.amax` and full `torch.max(x)` split dy evenly among the ties.
+    // Rule: one axis with keepdims=0 follows torch.max(x, dim); everything else splits evenly.
+    // Pinned by fixtures/opgrad/reducemax_ties_torch_{max_dim,amax}. `torch.amax(x, d)` without
+    // keepdim would be treated as torch.max(x, d): gradients differ only where ties occur.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
         var result = [Tensor?](repeating: nil, count: record.inputs.count)
@@ -44,7 +48,7 @@ public struct ReduceMax: Operator {
             return result
         }
         let g = gradient(gradOutputs, 0, shape: p.out)
-        let firstOnly = axes.count == 1
+        let firstOnly = axes.count == 1 && !attributes.keepDims
         var dx = [Float](repeating: 0, count: p.x.count)
         // Ties per output: row-major order visits a reduced axis in increasing index order,
         // so the first match seen is the first maximal index.
