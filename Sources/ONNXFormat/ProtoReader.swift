@@ -201,7 +201,10 @@ struct ProtoReader {
         var out = connx_bytes()
         if let message = takeMessage(connx_tensor_read_bytes(t, &out)) {
             // The C layer names the tensor; strip its prefix so the error reads once.
-            let reason = message.replacingOccurrences(of: "reading a tensor: tensor '\(name)': ", with: "")
+            var reason = message
+            for prefix in ["reading a tensor: ", "tensor '\(name)': "] where reason.hasPrefix(prefix) {
+                reason = String(reason.dropFirst(prefix.count))
+            }
             throw ONNXFormatError.invalidTensor(file: file, tensor: name, reason: reason)
         }
         return TensorData(name: name, elementType: elementType, dims: dims, bytes: takeBytes(out), docString: doc)

@@ -195,7 +195,7 @@ connx_error *connx_model_parse(const void *bytes, size_t length, connx_model **o
         auto *model = new connx_model();
         if (!parse_large(model->proto, bytes, length)) {
             delete model;
-            return error_with_log("not a valid ONNX ModelProto (protobuf parse failed)");
+            return error_with_log("the bytes do not parse as an ONNX ModelProto (truncated, text, or another format)");
         }
         *out = model;
         return nullptr;
@@ -781,7 +781,7 @@ connx_error *connx_tensor_file_parse(const void *bytes, size_t length, connx_ten
         auto *file = new connx_tensor_file();
         if (!parse_large(file->proto, bytes, length)) {
             delete file;
-            return error_with_log("not a valid ONNX TensorProto (protobuf parse failed)");
+            return error_with_log("the bytes do not parse as an ONNX TensorProto (truncated, text, or another format)");
         }
         *out = file;
         return nullptr;

@@ -17,7 +17,9 @@ public enum Fixtures {
 
     /// Every file under `fixtures/` whose name ends in `suffix` (e.g. `.onnx`), sorted.
     public static func files(withSuffix suffix: String) -> [String] {
-        guard let walker = FileManager.default.enumerator(atPath: root.path) else { return [] }
+        // Resolve a symlinked fixtures folder first: the enumerator does not descend into a link.
+        let real = root.resolvingSymlinksInPath().path
+        guard let walker = FileManager.default.enumerator(atPath: real) else { return [] }
         return walker.compactMap { $0 as? String }.filter { $0.hasSuffix(suffix) }.sorted().map(path)
     }
 }
