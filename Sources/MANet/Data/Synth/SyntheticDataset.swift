@@ -1,0 +1,131 @@
+// Writes the procedural seven-class expression dataset (train/0..6, test/0..6 as JPEG), seeded image by image.
+
+import Foundation
+
+/// The procedural expression dataset behind `manet synth`: faces drawn from facial-action
+/// prototypes of RAF-DB's seven classes (see `FacialActions`), posed, occluded, lit and
+/// compressed like photos in the wild (see `FaceRenderer`).
+public enum SyntheticDataset {
+    public struct Options: Sendable {
+        public var trainPerClass = 300
+        public var testPerClass = 60
+        /// Side of the square images in pixels (RAF-DB's aligned faces are 100x100).
+        public var size = 112
+        public var seed: UInt64 = 0
+        /// Threads rendering images (results do not depend on it).
+        public var threads = 2
+
+        public init() {}
+    }
+
+    /// Counts of what `write` produced.
+    public struct Summary: Sendable {
+        public var trainImages: Int
+        public var testImages: Int
+        public var bytes: Int
+        public var seconds: Double
+    }
+
+    public static let classCount = 7
+
+    /// Renders image `index` of class `label` in `split`. A pure function of its arguments:
+    /// every image has its own generator keyed by (seed, split, label, index).
+    public static func render(split: DatasetSplit, label: Int, index: Int, size: Int, seed: UInt64) -> (image: RGBImage, jpegQuality: Int) {
+        precondition((0..<classCount).contains(label), "label \(label) outside 0..6")
+        let splitKey: UInt64 = split == .train ? 0x5452_4149_4E00_0000 : 0x5445_5354_0000_0000  // "TRAIN", "TEST"
+        var rng = Xoshiro256(seed: seed, stream: splitKey, UInt64(label), UInt64(index))
+        let actions = FacialActions.sample(label: label, using: &rng)
+        let scene = SceneParameters(using: &rng)
+        let image = FaceRenderer.render(actions: actions, scene: scene, size: size, using: &rng)
+        return (image, scene.jpegQuality)
+    }
+
+    /// Writes `root/train/<label>/<index>.jpg` and `root/test/<label>/<index>.jpg`.
+    /// Refuses to write into existing `train/` or `test/` folders unless `replace` is set, in
+    /// which case they are deleted first (so no stale images from a larger run survive).
+    /// `progress` receives (images done, images total) from any thread, in increasing order.
+    @discardableResult
+    public static func write(to root: URL, options: Options, replace: Bool = false,
+                             progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+        guard options.trainPerClass >= 1, options.testPerClass >= 1 else {
+            throw DataError.invalidOption("each split needs at least one image per class")
+        }
+        guard (16...1024).contains(options.size) else {
+            throw DataError.invalidOption("image size must be 16-1024 pixels, got \(options.size)")
+        }
+        let fileManager = FileManager.default
+        for split in DatasetSplit.allCases {
+            let folder = root.appendingPathComponent(split.rawValue)
+            if fileManager.fileExists(atPath: folder.path) {
+                guard replace else {
+                    throw DataError.invalidOption("\(folder.path) already exists; remove it or pass --force to replace it")
+                }
+                do { try fileManager.removeItem(at: folder) } catch {
+                    throw DataError.unreadable(path: folder.path, reason: "cannot remove: \((error as NSError).localizedDescription)")
+                }
+            }
+            for label in 0..<classCount {
+                let classFolder = folder.appendingPathComponent(String(label))
+                do { try fileManager.createDirectory(at: classFolder, withIntermediateDirectories: true) } catch {
+                    throw DataError.unreadable(path: classFolder.path, reason: "cannot create: \((error as NSError).localizedDescription)")
+                }
+            }
+        }
+
+        struct Job { var split: DatasetSplit; var label: Int; var index: Int }
+        var jobs: [Job] = []
+        for (split, perClass) in [(DatasetSplit.train, options.trainPerClass), (.test, options.testPerClass)] {
+            for label in 0..<classCount { for index in 0..<perClass { jobs.append(Job(split: split, label: label, index: index)) } }
+        }
+        let start = Date()
+        let state = WriteState()
+        let total = jobs.count
+        let threads = max(1, options.threads)
+        // Workers take interleaved jobs; the first error stops everyone.
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            for j in stride(from: worker, to: total, by: threads) {
+                if state.failed { return }
+                let job = jobs[j]
+                let url = root.appendingPathComponent("\(job.split.rawValue)/\(job.label)/\(String(format: "%05d", job.index)).jpg")
+                do {
+                    let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed)
+                    let data = try ImageCodec.encodeJPEG(image, quality: quality)
+                    do { try data.write(to: url) } catch {
+                        throw DataError.unreadable(path: url.path, reason: "cannot write: \((error as NSError).localizedDescription)")
+                    }
+                    state.finish(bytes: data.count) { progress($0, total) }
+                } catch {
+                    state.fail(error)
+                    return
+                }
+            }
+        }
+        if let error = state.error { throw error }
+        return Summary(trainImages: options.trainPerClass * classCount, testImages: options.testPerClass * classCount,
+                       bytes: state.bytes, seconds: Date().timeIntervalSince(start))
+    }
+}
+
+/// Shared progress and first error of the rendering threads.
+private final class WriteState: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var done = 0
+    private(set) var bytes = 0
+    private var firstError: Error?
+
+    var failed: Bool { lock.lock(); defer { lock.unlock() }; return firstError != nil }
+    var error: Error? { lock.lock(); defer { lock.unlock() }; return firstError }
+
+    /// Counts a finished image and reports the new count under the lock, so reports arrive in order.
+    func finish(bytes count: Int, report: (Int) -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        done += 1
+        bytes += count
+        report(done)
+    }
+
+    func fail(_ error: Error) {
+        lock.lock(); defer { lock.unlock() }
+        if firstError == nil { firstError = error }
+    }
+}
