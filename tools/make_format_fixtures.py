@@ -5,8 +5,11 @@ typed-field reader against an independent writer.
 
 Usage: tools/.venv/bin/python tools/make_format_fixtures.py fixtures/format
 Pinned by tools/requirements.txt (onnx 1.19.1, numpy 2.2.6). Deterministic: no randomness.
+Records every file it writes in fixtures/MANIFEST (the format tools/make_fixtures.py uses),
+replacing only its own lines.
 """
 
+import hashlib
 import os
 import struct
 import sys
@@ -76,6 +79,26 @@ def main(out_dir):
     with open(os.path.join(out_dir, "typed_float_tensor.pb"), "wb") as f:
         f.write(helper.make_tensor("x", TensorProto.FLOAT, [2, 2], [1.0, -2.0, 0.5, 4.0]).SerializeToString())
     make_bad_models(os.path.join(out_dir, "bad"))
+    make_unsupported_ops_model(out_dir)
+
+
+def make_unsupported_ops_model(out_dir):
+    """A valid model whose operators the interpreter lacks (Det, Einsum): `manet inspect` must
+    list every such node by name in one pass (CLITests)."""
+    nodes = [
+        helper.make_node("Det", ["x"], ["d"], name="det_first"),
+        helper.make_node("Einsum", ["x", "x"], ["e"], name="einsum_second", equation="ij,jk->ik"),
+        helper.make_node("Det", ["e"], ["d2"], name="det_third"),
+    ]
+    graph = helper.make_graph(
+        nodes, "unsupported", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "n"])],
+        [helper.make_tensor_value_info("d", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("d2", TensorProto.FLOAT, [])])
+    model = helper.make_model(graph, producer_name="tools/make_format_fixtures.py",
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, os.path.join(out_dir, "unsupported_ops.onnx"))
 
 
 def relu_model(initializer=None, opsets=(("", 13),), node_domain=""):
@@ -110,5 +133,32 @@ def make_bad_models(out_dir):
     save("unknown_domain.onnx", relu_model(opsets=(("", 13), ("com.unknown", 1)), node_domain="com.unknown"))
 
 
+MAKER = "tools/make_format_fixtures.py"
+
+
+def update_manifest(out_dir, manifest):
+    """Replaces this script's lines in MANIFEST (path, sha256, maker, versions, seed, note)."""
+    fixtures_root = os.path.dirname(os.path.abspath(manifest))
+    versions = f"onnx={onnx.__version__} numpy={np.__version__}"
+    with open(manifest) as f:
+        lines = f.read().splitlines()
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if l and not l.startswith("#") and not l.split("\t")[2:3][0].startswith(MAKER)]
+    for root, _, files in os.walk(out_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(os.path.abspath(path), fixtures_root)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            note = "must be refused (BadInputTests, CLITests)" if "/bad/" in "/" + rel else "ONNXFormatTests / CLITests"
+            body.append(f"{rel}\t{digest}\t{MAKER}:main\t{versions}\tseed=none\t{note}")
+    body.sort(key=lambda l: l.split("\t")[0])
+    with open(manifest, "w") as f:
+        f.write("\n".join(header + body) + "\n")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "fixtures/format")
+    out = sys.argv[1] if len(sys.argv) > 1 else "fixtures/format"
+    main(out)
+    manifest = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(out)), "MANIFEST")
+    update_manifest(out, manifest)
