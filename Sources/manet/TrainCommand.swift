@@ -17,7 +17,7 @@ struct TrainCommand: ParsableCommand {
             """)
 
     @Option(help: "Dataset root holding train/ and test/.") var data: String
-    @Option(help: "Start from these weights (a manet checkpoint .pb).") var initFrom: String?
+    @Option(name: .customLong("init"), help: "Start from these weights: a manet checkpoint .pb, an ONNX export or a safetensors state_dict.") var initFrom: String?
     @Option(help: "Continue a run from its checkpoint (same width and class count).") var resume: String?
     @Option(help: "Total epochs (a resumed run continues up to this).") var epochs = 100
     @Option(help: "Images per batch.") var batchSize = 128
@@ -38,12 +38,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Network input side in pixels (a multiple of 32, at least 64).") var inputSize = 224
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
-
-    // `--init` is the flag's name; `init` cannot be a Swift property name.
-    enum CodingKeys: String, CodingKey {
-        case data, initFrom = "init", resume, epochs, batchSize, lr, momentum, weightDecay, beta, stepSize, gamma
-        case width, numClasses, seed, noAugment, noShuffle, printFreq, log, checkpointDir, threads, inputSize, skipBadImages
-    }
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
@@ -130,11 +124,12 @@ struct TrainCommand: ParsableCommand {
         } else {
             trainer = try Trainer(options: options, classNames: trainSet.classNames)
             if let initFrom {
-                guard initFrom.hasSuffix(".pb") else {
-                    throw TrainingError.notYetSupported("--init \(initFrom): only manet checkpoints (.pb) are supported so far; "
-                        + "ONNX and safetensors initialisation come with the interop work")
-                }
-                try trainer.load(try TrainingCheckpoint.read(path: initFrom), resume: false)
+                // A manet checkpoint, an ONNX export or a safetensors state_dict (see `manet import`);
+                // heads of another class count are re-initialised for --num-classes.
+                let imported = try ModelImporter.importModel(
+                    path: initFrom, options: ImportOptions(numClasses: numClasses, inputSize: inputSize, seed: seed))
+                for note in imported.notes { print("note: --init \(initFrom): \(note)") }
+                try trainer.load(imported.checkpoint, resume: false)
             }
         }
 

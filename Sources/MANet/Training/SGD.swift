@@ -1,5 +1,6 @@
 // Stochastic gradient descent and the step learning-rate schedule, with PyTorch's exact semantics.
 
+import Foundation
 import Runtime
 
 /// `torch.optim.SGD(params, lr, momentum, weight_decay)` without dampening or Nesterov:
@@ -42,10 +43,10 @@ public struct SGD {
     }
 }
 
-/// `torch.optim.lr_scheduler.StepLR(step_size, gamma)` stepped once per epoch. PyTorch
-/// multiplies the current rate by gamma at each boundary in Python floats (so 0.01 becomes
-/// 0.00010000000000000002 after two decays); this does the same in Double, which the log's
-/// "Current learning rate" lines show digit for digit.
+/// The step schedule of the authors' script: lr * gamma ** (epoch // step_size), evaluated as
+/// Python does (C `pow`, then one multiply), so 0.01 becomes 0.00010000000000000002 after two
+/// decays, exactly as the published logs' "Current learning rate" lines show. (Repeated
+/// multiplication would print 0.0001 there.)
 public struct StepLR {
     public var initialLearningRate: Double
     public var stepSize: Int
@@ -59,9 +60,7 @@ public struct StepLR {
 
     /// The rate used during `epoch` (0-based).
     public func learningRate(epoch: Int) -> Double {
-        var lr = initialLearningRate
-        guard stepSize > 0 else { return lr }
-        for e in 1...max(1, epoch) where e <= epoch && e % stepSize == 0 { lr *= gamma }
-        return lr
+        guard stepSize > 0 else { return initialLearningRate }
+        return initialLearningRate * pow(gamma, Double(epoch / stepSize))
     }
 }

@@ -264,6 +264,20 @@ public final class Trainer {
             history: history, seed: options.seed, dataSeed: dataSeed, generatorState: generator.stateWords, recipe: recipe)
     }
 
+    /// Sets every initializer, and the `num_batches_tracked` counters, from state_dict tensors
+    /// (a checkpoint's, or a PyTorch state_dict read from safetensors).
+    public func loadStateDict(_ tensors: [TensorData]) throws {
+        var byName: [String: TensorData] = [:]
+        for t in tensors { byName[t.name] = t }
+        for data in model.graph.initializers {
+            guard let stored = byName[data.name] else { throw TrainingError.checkpointMismatch("no tensor '\(data.name)'") }
+            try executor.setInitializer(data.name, try Tensor(stored))
+        }
+        for module in roles.batchNormModules {
+            batchesTracked[module] = byName[module + ".num_batches_tracked"]?.int64s?.first ?? 0
+        }
+    }
+
     /// Loads weights (and, with `resume`, the optimiser state, progress and generators).
     public func load(_ checkpoint: TrainingCheckpoint, resume: Bool) throws {
         guard checkpoint.width == options.width, checkpoint.numClasses == options.numClasses else {
@@ -273,15 +287,7 @@ public final class Trainer {
         guard checkpoint.inputSize == options.inputSize || !resume else {
             throw TrainingError.checkpointMismatch("it was trained at input size \(checkpoint.inputSize), this run uses \(options.inputSize)")
         }
-        var byName: [String: TensorData] = [:]
-        for t in checkpoint.stateDict { byName[t.name] = t }
-        for data in model.graph.initializers {
-            guard let stored = byName[data.name] else { throw TrainingError.checkpointMismatch("no tensor '\(data.name)'") }
-            try executor.setInitializer(data.name, try Tensor(stored))
-        }
-        for module in roles.batchNormModules {
-            batchesTracked[module] = byName[module + ".num_batches_tracked"]?.int64s?.first ?? 0
-        }
+        try loadStateDict(checkpoint.stateDict)
         guard resume else { return }
         optimizer.momentumBuffers = [:]
         for t in checkpoint.momentumBuffers {

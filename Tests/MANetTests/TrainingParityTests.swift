@@ -1,0 +1,139 @@
+// Parity of the Swift MA-Net and trainer with PyTorch (fixtures/training_w8, made by tools/make_fixtures.py).
+
+import Foundation
+import XCTest
+import ONNXIR
+import ONNXFormat
+import Runtime
+import TestSupport
+@testable import MANet
+
+final class TrainingParityTests: XCTestCase {
+    static let weightsPath = Fixtures.path("manet_w8.safetensors")
+    static let trainingDir = Fixtures.path("training_w8")
+
+    func fixtureWeights() throws -> [String: TensorData] {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: Self.weightsPath), "fixture \(Self.weightsPath) missing")
+        return Dictionary(uniqueKeysWithValues: try Safetensors.read(path: Self.weightsPath).map { ($0.name, $0) })
+    }
+
+    /// The builder's graph with every initializer replaced by the fixture's tensor of that name.
+    func model(inputSize: Int, weights: [String: TensorData]) throws -> Model {
+        var model = try MANetModel.build(numClasses: 7, width: 8, inputSize: inputSize)
+        model.graph.initializers = try model.graph.initializers.map { t in
+            let w = try XCTUnwrap(weights[t.name], "fixture lacks \(t.name)")
+            XCTAssertEqual(w.dims, t.dims, t.name)
+            return TensorData(name: t.name, elementType: w.elementType, dims: w.dims, bytes: w.bytes)
+        }
+        return model
+    }
+
+    static func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
+        var diff = 0.0, ref = 0.0
+        for (x, y) in zip(a, b) { diff += Double(x - y) * Double(x - y); ref += Double(y) * Double(y) }
+        return ref == 0 ? diff.squareRoot() : (diff / ref).squareRoot()
+    }
+
+    func testBuilderNamesAndShapesEqualThePyTorchStateDict() throws {
+        let weights = try fixtureWeights()
+        let built = try MANetModel.build(numClasses: 7, width: 8, inputSize: 64)
+        let builtShapes = Dictionary(uniqueKeysWithValues: built.graph.initializers.map { ($0.name, $0.dims) })
+        let counters = weights.keys.filter { $0.hasSuffix(".num_batches_tracked") }
+        let fixtureShapes = weights.filter { !$0.key.hasSuffix(".num_batches_tracked") }.mapValues(\.dims)
+        XCTAssertEqual(Set(builtShapes.keys).subtracting(fixtureShapes.keys).sorted(), [], "names only the builder has")
+        XCTAssertEqual(Set(fixtureShapes.keys).subtracting(builtShapes.keys).sorted(), [], "names only PyTorch has")
+        XCTAssertEqual(builtShapes, fixtureShapes)
+        // Every BatchNormalization carries a num_batches_tracked in PyTorch; the trainer keeps one per module.
+        XCTAssertEqual(Set(counters), Set(MANetModel.batchNormModules(of: built).map { $0 + ".num_batches_tracked" }))
+    }
+
+    func testForwardAtFixtureWeightsMatchesPyTorch() throws {
+        let weights = try fixtureWeights()
+        let dir = Fixtures.path("manet_w8_torchscript_op13_bn/test_data_set_0")
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: dir), "fixture \(dir) missing")
+        let input = try Tensor(try ONNXFile.loadTensor(path: dir + "/input_0.pb"))
+        let executor = try Executor(model: try model(inputSize: input.shape[2], weights: weights),
+                                    context: ExecutionContext(training: false, deterministic: true))
+        let out = try executor.run(inputs: ["input": input])
+        for (k, name) in ["logits_local", "logits_global"].enumerated() {
+            let reference = try Tensor(try ONNXFile.loadTensor(path: dir + "/output_\(k).pb"))
+            let actual = try XCTUnwrap(out[name])
+            XCTAssertEqual(actual.shape, reference.shape)
+            let maxRef = reference.floats.map(abs).max() ?? 0
+            let maxDiff = zip(actual.floats, reference.floats).map { abs($0 - $1) }.max() ?? 0
+            print("parity forward \(name): max|diff| \(maxDiff) (max|ref| \(maxRef))")
+            XCTAssertLessThanOrEqual(maxDiff, 1e-5 * max(1, maxRef), name)
+        }
+    }
+
+    struct Meta: Decodable {
+        struct Batch: Decodable { var input: String; var target: String }
+        var batches: [Batch]
+        var losses: [Double]
+        var beta: Double
+        struct Optimizer: Decodable { var lr: Double; var momentum: Double; var weight_decay: Double }
+        var optimizer: Optimizer
+    }
+
+    func testFiveSGDStepsMatchPyTorch() throws {
+        let weights = try fixtureWeights()
+        let metaPath = Self.trainingDir + "/meta.json"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: metaPath), "fixture \(metaPath) missing")
+        let meta = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: URL(fileURLWithPath: metaPath)))
+
+        var options = TrainingOptions()
+        options.width = 8
+        options.numClasses = 7
+        options.inputSize = 64
+        options.beta = meta.beta
+        options.recipe.learningRate = meta.optimizer.lr
+        options.recipe.momentum = meta.optimizer.momentum
+        options.recipe.weightDecay = meta.optimizer.weight_decay
+        let trainer = try Trainer(model: try model(inputSize: 64, weights: weights), options: options,
+                                  classNames: ImageFolderDataset.rafDBClassNames, generator: Xoshiro256(seed: 1), dataSeed: 0)
+        // PyTorch's counters start where the fixture's state_dict left them.
+        try trainer.loadStateDict(Array(weights.values))
+        var stepOneGradients: [String: Tensor] = [:]
+        trainer.onGradients = { if stepOneGradients.isEmpty { stepOneGradients = $0 } }
+
+        var losses: [Double] = []
+        for batch in meta.batches {
+            let images = try Tensor(try ONNXFile.loadTensor(path: Self.trainingDir + "/" + batch.input))
+            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: Self.trainingDir + "/" + batch.target).int64s).map { Int($0) }
+            losses.append(try trainer.step(images: images, labels: labels).loss)
+        }
+
+        // Step-1 gradient of every parameter.
+        let referenceGradients = try Safetensors.read(path: Self.trainingDir + "/grads_step1.safetensors")
+        XCTAssertEqual(Set(referenceGradients.map(\.name)), Set(trainer.roles.trainable), "PyTorch's named_parameters")
+        var worst = (name: "", error: 0.0)
+        for reference in referenceGradients {
+            let actual = try XCTUnwrap(stepOneGradients[reference.name], reference.name)
+            let error = Self.relativeL2(actual.floats, try XCTUnwrap(reference.floats))
+            if error > worst.error { worst = (reference.name, error) }
+            XCTAssertLessThanOrEqual(error, 1e-3, "gradient of \(reference.name)")
+        }
+        print("parity gradients: \(referenceGradients.count) parameters, max relative L2 error \(worst.error) (\(worst.name))")
+
+        // Losses of the five steps.
+        XCTAssertEqual(losses.count, meta.losses.count)
+        let lossErrors = zip(losses, meta.losses).map { abs($0 - $1) / abs($1) }
+        print("parity losses: swift \(losses) pytorch \(meta.losses) max relative diff \(lossErrors.max()!)")
+        for (k, e) in lossErrors.enumerated() { XCTAssertLessThanOrEqual(e, 1e-4, "loss of step \(k + 1)") }
+
+        // BatchNormalization running statistics after five steps.
+        let checkpoint = try trainer.makeCheckpoint()
+        var worstStat = (name: "", error: 0.0)
+        for reference in try Safetensors.read(path: Self.trainingDir + "/bn_stats_step5.safetensors") {
+            let actual = try XCTUnwrap(checkpoint.tensor(reference.name), reference.name)
+            if reference.elementType == .int64 {
+                XCTAssertEqual(actual.int64s, reference.int64s, reference.name)
+                continue
+            }
+            let error = Self.relativeL2(try XCTUnwrap(actual.floats), try XCTUnwrap(reference.floats))
+            if error > worstStat.error { worstStat = (reference.name, error) }
+            XCTAssertLessThanOrEqual(error, 1e-4, reference.name)
+        }
+        print("parity BN running stats after 5 steps: max relative L2 error \(worstStat.error) (\(worstStat.name))")
+    }
+}
