@@ -39,6 +39,9 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Rendering threads (the output does not depend on it).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Also write DIR/{train,test}_pixels_<N>.npy (images decoded back and resized to NxN) and DIR/{train,test}_labels.npy, for numpy-only baselines such as tools/linear_baseline.py. 0 = off.")
+    var npySide = 0
+
     @Flag(help: "Replace existing DIR/train and DIR/test (they are deleted first).")
     var force = false
 
@@ -46,6 +49,7 @@ struct SynthCommand: ParsableCommand {
         guard trainPerClass > 0, testPerClass > 0 else { throw ValidationError("--train-per-class and --test-per-class must be positive") }
         guard (16...1024).contains(size) else { throw ValidationError("--size must be 16-1024 pixels") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard (0...256).contains(npySide) else { throw ValidationError("--npy-side must be 0-256") }
     }
 
     func run() throws {
@@ -55,6 +59,7 @@ struct SynthCommand: ParsableCommand {
         options.size = size
         options.seed = seed
         options.threads = threads
+        options.npySide = npySide
         let root = URL(fileURLWithPath: out)
         let total = 7 * (trainPerClass + testPerClass)
         print("synth: writing \(7 * trainPerClass) train and \(7 * testPerClass) test images (\(size)x\(size), seed \(seed)) to \(root.path)")

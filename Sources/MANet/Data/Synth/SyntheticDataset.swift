@@ -14,6 +14,11 @@ public enum SyntheticDataset {
         public var seed: UInt64 = 0
         /// Threads rendering images (results do not depend on it).
         public var threads = 2
+        /// When positive, also write `<split>_pixels_<side>.npy` (uint8 [N, side, side, 3]: each
+        /// JPEG decoded back, so with its artefacts, and resized with the test Resize) and
+        /// `<split>_labels.npy` (int64 [N]) in the root, for numpy-only baselines
+        /// (tools/linear_baseline.py). The image folders are unaffected.
+        public var npySide = 0
 
         public init() {}
     }
@@ -81,6 +86,8 @@ public enum SyntheticDataset {
         let state = WriteState()
         let total = jobs.count
         let threads = max(1, options.threads)
+        let side = options.npySide
+        let thumbnails = ThumbnailStore(count: side > 0 ? total : 0, side: side)
         // Workers take interleaved jobs; the first error stops everyone.
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             for j in stride(from: worker, to: total, by: threads) {
@@ -90,6 +97,10 @@ public enum SyntheticDataset {
                 do {
                     let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed)
                     let data = try ImageCodec.encodeJPEG(image, quality: quality)
+                    if side > 0 {
+                        let decoded = try ImageCodec.decode(data: data, name: url.path)
+                        thumbnails.store(ImageOps.resize(decoded, width: side, height: side).pixels, at: j)
+                    }
                     do { try data.write(to: url) } catch {
                         throw DataError.unreadable(path: url.path, reason: "cannot write: \((error as NSError).localizedDescription)")
                     }
@@ -101,8 +112,42 @@ public enum SyntheticDataset {
             }
         }
         if let error = state.error { throw error }
+        if side > 0 {
+            var offset = 0
+            for (split, perClass) in [(DatasetSplit.train, options.trainPerClass), (.test, options.testPerClass)] {
+                let count = perClass * classCount
+                let pixels = Array(thumbnails.pixels[(offset * side * side * 3)..<((offset + count) * side * side * 3)])
+                let labels = jobs[offset..<(offset + count)].map { Int64($0.label) }
+                let files = [("\(split.rawValue)_pixels_\(side).npy", NumpyFile.encode(uint8: pixels, shape: [count, side, side, 3])),
+                             ("\(split.rawValue)_labels.npy", NumpyFile.encode(int64: labels, shape: [count]))]
+                for (name, data) in files {
+                    let url = root.appendingPathComponent(name)
+                    do { try data.write(to: url) } catch {
+                        throw DataError.unreadable(path: url.path, reason: "cannot write: \((error as NSError).localizedDescription)")
+                    }
+                }
+                offset += count
+            }
+        }
         return Summary(trainImages: options.trainPerClass * classCount, testImages: options.testPerClass * classCount,
                        bytes: state.bytes, seconds: Date().timeIntervalSince(start))
+    }
+}
+
+/// Downscaled copies of every image, filled by the rendering threads at disjoint offsets.
+private final class ThumbnailStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var pixels: [UInt8]
+    private let stride: Int
+
+    init(count: Int, side: Int) {
+        stride = side * side * 3
+        pixels = [UInt8](repeating: 0, count: count * stride)
+    }
+
+    func store(_ values: [UInt8], at index: Int) {
+        lock.lock(); defer { lock.unlock() }
+        pixels.replaceSubrange((index * stride)..<((index + 1) * stride), with: values)
     }
 }
 
