@@ -7,11 +7,13 @@ MANET="${1:-.build/release/manet}"
 [ -x "$MANET" ] || { echo "demo: $MANET is not an executable (run 'make build' first)" >&2; exit 2; }
 
 WORK="${DEMO_DIR:-$(mktemp -d /tmp/manet-demo.XXXXXX)}"
+mkdir -p "$WORK"
 DATA="$WORK/data"
 RUN="$WORK/run"
 WIDTH="${DEMO_WIDTH:-8}"
 SIZE="${DEMO_INPUT_SIZE:-64}"
-EPOCHS="${DEMO_EPOCHS:-6}"
+EPOCHS="${DEMO_EPOCHS:-12}"
+LR="${DEMO_LR:-0.05}"
 BATCH="${DEMO_BATCH:-32}"
 THREADS="${DEMO_THREADS:-2}"
 TRAIN_PER_CLASS="${DEMO_TRAIN_PER_CLASS:-120}"
@@ -30,6 +32,8 @@ synth_args=(--out "$DATA")
 grep -q -- '--train-per-class' <<<"$synth_help" && synth_args+=(--train-per-class "$TRAIN_PER_CLASS")
 grep -q -- '--test-per-class' <<<"$synth_help" && synth_args+=(--test-per-class "$TEST_PER_CLASS")
 grep -q -- '--seed' <<<"$synth_help" && synth_args+=(--seed 1)
+grep -q -- '--size' <<<"$synth_help" && synth_args+=(--size "$SIZE")
+grep -q -- '--force' <<<"$synth_help" && synth_args+=(--force)
 "$MANET" synth "${synth_args[@]}" >"$WORK/synth.out"
 n_train=$(find "$DATA/train" -type f | wc -l)
 n_test=$(find "$DATA/test" -type f | wc -l)
@@ -38,7 +42,7 @@ say "[1/3] synth: $n_train train / $n_test test images in $(ls "$DATA/train" | w
 # 2. Training with the paper's recipe at reduced width and input size (StepLR shortened to fit).
 t0=$(date +%s)
 "$MANET" train --data "$DATA" --width "$WIDTH" --input-size "$SIZE" --epochs "$EPOCHS" \
-  --batch-size "$BATCH" --step-size $((EPOCHS - 1 > 0 ? EPOCHS - 1 : 1)) --threads "$THREADS" \
+  --batch-size "$BATCH" --lr "$LR" --step-size $((EPOCHS - 1 > 0 ? EPOCHS - 1 : 1)) --threads "$THREADS" \
   --print-freq 5 --seed 1 --checkpoint-dir "$RUN" --log "$RUN/log.txt" >"$WORK/train.out"
 t1=$(date +%s)
 best=$(grep '^Current best accuracy: ' "$RUN/log.txt" | tail -1 | cut -d' ' -f4)
