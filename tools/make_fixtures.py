@@ -92,7 +92,13 @@ class Manifest:
         self.lines.append(f"{rel}\t{sha256(path)}\t{maker}\t{self.versions}\tseed={seed}\t{note}")
 
     def write(self) -> None:
-        self.lines.sort(key=lambda l: l.split("\t")[0])
+        # Lines of other tools are taken from the file as it is now, not as it was when this run
+        # started: other generators may have added theirs meanwhile.
+        ours = [l for l in self.lines if l.split("\t")[2:3] and l.split("\t")[2].startswith(SCRIPT + ":")]
+        current = self.path.read_text().splitlines() if self.path.exists() else []
+        theirs = [l for l in current if l and not l.startswith("#")
+                  and not (l.split("\t")[2:3] and l.split("\t")[2].startswith(SCRIPT + ":"))]
+        self.lines = sorted(ours + theirs, key=lambda l: l.split("\t")[0])
         self.path.write_text("\n".join(self.HEADER + self.lines) + "\n")
 
 
