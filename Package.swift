@@ -28,11 +28,14 @@ let package = Package(
         /// MA-Net as an IR graph, its training (loss, SGD, StepLR, checkpoints, logs) and data
         /// (image folders, transforms, the synthetic dataset).
         .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "_CImageCodec"]),
+        /// Parity checks: reads reference tensors (ONNX test-data `.pb`, NumPy `.npy`), runs the
+        /// interpreter and compares outputs as numpy.allclose does; onnxruntime as a reference.
+        .target(name: "Parity", dependencies: ["ONNXIR", "ONNXFormat", "Runtime"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
             dependencies: [
-                "ONNXIR", "ONNXFormat", "Runtime", "MANet",
+                "ONNXIR", "ONNXFormat", "Runtime", "MANet", "Parity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
         .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),

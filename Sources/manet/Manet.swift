@@ -9,7 +9,7 @@ struct Manet: ParsableCommand {
         abstract: "MA-Net facial-expression recognition, with ONNX as its native format.",
         subcommands: [
             InspectCommand.self,
-            VerifyCommand.self,
+            VerifyCommand.self, RunCommand.self,
             TrainCommand.self,
             EvaluateCommand.self,
             LogsCommand.self,

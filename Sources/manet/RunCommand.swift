@@ -1,0 +1,169 @@
+// `manet run`: class probabilities for images or tensors, from an ONNX model in the interpreter.
+
+import ArgumentParser
+import Foundation
+import MANet
+import ONNXFormat
+import ONNXIR
+import Parity
+import Runtime
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Classify images (or tensors) with an ONNX model in the interpreter.",
+        discussion: """
+        --input takes a JPEG or PNG image, a folder (its images, recursively, in path order),
+        or a tensor file (.npy, or an ONNX TensorProto .pb) of shape [N, 3, S, S] or [3, S, S].
+        Images get the test transform: Resize((S, S)) to the model's input size, then values in
+        [0, 1], no normalisation.
+
+        Probabilities come from the model's `probabilities` output if it has one, else from
+        softmax(beta * logits_local + (1 - beta) * logits_global) with beta from the model's
+        metadata (default 0.6), else from the softmax of its only [N, C] output. Class names
+        come from the metadata key `class_names`, else the RAF-DB names for 7 classes, else
+        indices.
+        """)
+
+    @Argument(help: "The ONNX model.")
+    var model: String
+
+    @Option(help: "An image, a folder of images, or a .npy / .pb tensor.")
+    var input: String
+
+    @Option(help: "Show the K most probable classes per input (default: all).")
+    var top: Int?
+
+    @Option(help: "Images per interpreter run (a model with a fixed batch dim uses its own).")
+    var batch = 8
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    }
+
+    func run() throws {
+        let predictions: [Prediction]
+        let classifier: Classifier
+        do {
+            classifier = try Classifier(model: try ONNXFile.load(path: model), path: model)
+            predictions = try predict(classifier)
+        } catch let e as InferenceError {
+            throw interopExit(2, e.description)
+        } catch let e as ONNXFormatError {
+            throw interopExit(2, e.description)
+        } catch let e as VerifyError {
+            throw interopExit(2, e.description)
+        }
+        let shown = predictions.map { p -> Prediction in
+            var p = p
+            if let top { p.scores = Array(p.scores.prefix(top)) }
+            return p
+        }
+        if json {
+            struct Report: Encodable {
+                var model: String
+                var probabilities: String
+                var beta: Double?
+                var predictions: [Prediction]
+            }
+            var beta: Double? = nil
+            if case .fusedLogits = classifier.source { beta = classifier.beta }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            let report = Report(model: model, probabilities: classifier.source.description, beta: beta, predictions: shown)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        for p in shown {
+            let best = p.top.map { "\($0.name) \(String(format: "%.4f", $0.probability))" } ?? "-"
+            print("\(p.input): \(best)")
+            for s in p.scores {
+                print("  \(s.name.padding(toLength: max(12, s.name.count), withPad: " ", startingAt: 0)) \(String(format: "%.4f", s.probability))")
+            }
+        }
+    }
+
+    /// Images under `folder`, recursively, sorted by path.
+    func images(in folder: String) throws -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: folder) else {
+            throw InferenceError(file: folder, reason: "cannot list the folder")
+        }
+        let extensions: Set<String> = ["jpg", "jpeg", "png"]
+        let files = walker.compactMap { $0 as? String }
+            .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
+            .sorted()
+            .map { (folder as NSString).appendingPathComponent($0) }
+        guard !files.isEmpty else { throw InferenceError(file: folder, reason: "holds no .jpg, .jpeg or .png image") }
+        return files
+    }
+
+    func predict(_ classifier: Classifier) throws -> [Prediction] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
+            throw InferenceError(file: input, reason: "no such file or folder")
+        }
+        let lower = input.lowercased()
+        if !isDirectory.boolValue && (lower.hasSuffix(".npy") || lower.hasSuffix(".pb")) {
+            return try predictTensor(classifier)
+        }
+        let files = isDirectory.boolValue ? try images(in: input) : [input]
+        let size = classifier.imageSize
+        let perRun = classifier.batchSize(preferred: batch)
+        var predictions: [Prediction] = []
+        var start = 0
+        while start < files.count {
+            let chunk = Array(files[start..<min(start + perRun, files.count)])
+            var values: [Float] = []
+            values.reserveCapacity(perRun * 3 * size * size)
+            for file in chunk { values += try classifier.imageTensor(file).floats }
+            // A fixed batch dim larger than what is left is filled with copies of the last image.
+            var rows = chunk.count
+            while rows < perRun && classifier.batchSize(preferred: 0) == perRun {
+                values += values.suffix(3 * size * size)
+                rows += 1
+            }
+            let probabilities = try classifier.probabilities(Tensor(shape: [rows, 3, size, size], floats: values))
+            for (file, row) in zip(chunk, probabilities) {
+                predictions.append(classifier.prediction(input: file, probabilities: row))
+            }
+            start += chunk.count
+        }
+        return predictions
+    }
+
+    func predictTensor(_ classifier: Classifier) throws -> [Prediction] {
+        let data = try ReferenceData.loadTensor(input)
+        var tensor: Tensor
+        do {
+            tensor = try Tensor(data)
+        } catch let e as RuntimeError {
+            throw InferenceError(file: input, reason: "\(e)")
+        }
+        guard tensor.dtype == .float32 else {
+            throw InferenceError(file: input, reason: "holds \(data.elementType) values; images are float")
+        }
+        // One sample without its batch dim gets one.
+        if !classifier.inputDims.isEmpty, tensor.rank == classifier.inputDims.count - 1 {
+            tensor = tensor.reshaped([1] + tensor.shape)
+        }
+        if !classifier.inputDims.isEmpty {
+            guard tensor.rank == classifier.inputDims.count else {
+                throw InferenceError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims)")
+            }
+            for (axis, (d, n)) in zip(classifier.inputDims, tensor.shape).enumerated() {
+                if case .fixed(let expected) = d, expected != n {
+                    throw InferenceError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims) (dim \(axis): \(n) vs \(expected))")
+                }
+            }
+        }
+        let name = (input as NSString).lastPathComponent
+        return try classifier.probabilities(tensor).enumerated().map { k, row in
+            classifier.prediction(input: "\(name)[\(k)]", probabilities: row)
+        }
+    }
+}

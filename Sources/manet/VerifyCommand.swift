@@ -1,0 +1,131 @@
+// `manet verify`: runs a model in the interpreter and compares its outputs with reference outputs.
+
+import ArgumentParser
+import Foundation
+import ONNXFormat
+import ONNXIR
+import Parity
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Compare the interpreter's outputs with reference outputs (ONNX test data or onnxruntime).",
+        discussion: """
+        --reference DIR reads ONNX test-data folders: DIR/test_data_set_N/input_K.pb and
+        output_K.pb (TensorProto), or DIR itself holding input_K/output_K files, as .pb or .npy.
+        Inputs go to the graph inputs that are not initializers, by position (or by the name a
+        .pb carries); outputs likewise to the graph outputs.
+
+        An element passes when |ours - ref| <= atol + rtol * |ref| (numpy.allclose). Per output
+        the report gives the max absolute and relative difference, how many elements fail,
+        where the worst one is, the smallest atol (at this rtol) and rtol (at this atol) that
+        would pass, and for [N, C] outputs how many rows agree on the top-1 class.
+
+        --against onnxruntime runs the model in onnxruntime (the tools venv's python:
+        $MANET_PYTHON or tools/.venv/bin/python, script tools/ort_run.py) on seeded random
+        inputs in [0, 1) -- symbolic dims take --batch -- or on the --reference inputs.
+
+        Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable
+        model or tensor, missing outputs, input of the wrong shape or type, onnxruntime failure).
+        """)
+
+    enum Against: String, ExpressibleByArgument, CaseIterable {
+        case onnxruntime
+    }
+
+    @Argument(help: "The ONNX model.")
+    var model: String
+
+    @Option(help: "Folder of test_data_set_N folders, or of input_K/output_K .pb or .npy files.")
+    var reference: String?
+
+    @Option(help: "Compare with another runtime instead of stored outputs: onnxruntime.")
+    var against: Against?
+
+    @Option(help: "Size of symbolic dims (the batch) in generated inputs.")
+    var batch = 2
+
+    @Option(help: "Seed of generated inputs.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Keep the generated inputs and onnxruntime's outputs in this folder (a test-data set).")
+    var saveReference: String?
+
+    @Option(help: "Relative tolerance (default 1e-3; 1.3e-6 with --strict).")
+    var rtol: Double?
+
+    @Option(help: "Absolute tolerance (default 1e-5).")
+    var atol: Double?
+
+    @Flag(help: "torch.testing's float32 tolerances: rtol 1.3e-6, atol 1e-5.")
+    var strict = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        if reference == nil && against == nil {
+            throw ValidationError("give --reference DIR, or --against onnxruntime")
+        }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        for (name, value) in [("--rtol", rtol), ("--atol", atol)] {
+            if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(name) must be a finite number >= 0") }
+        }
+    }
+
+    var tolerance: Tolerance {
+        let base = strict ? Tolerance.strict : Tolerance.standard
+        return Tolerance(rtol: rtol ?? base.rtol, atol: atol ?? base.atol)
+    }
+
+    func run() throws {
+        let report: ParityReport
+        do {
+            report = try makeReport()
+        } catch let e as VerifyError {
+            throw interopExit(2, e.description)
+        } catch let e as ONNXFormatError {
+            throw interopExit(2, e.description)
+        }
+        if json {
+            print(try report.json())
+        } else {
+            print(report.text(), terminator: "")
+        }
+        if !report.passed { throw ExitCode(1) }
+    }
+
+    func makeReport() throws -> ParityReport {
+        let loaded = try ONNXFile.load(path: model)
+        let check = try ParityCheck(model: loaded, path: model)
+        var results: [SetResult] = []
+        var referenceName = reference ?? ""
+        if against == .onnxruntime {
+            let temporary = FileManager.default.temporaryDirectory
+                .appendingPathComponent("manet-verify-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: temporary) }
+            let inputSets: [[TensorData]]
+            if let reference {
+                inputSets = try ReferenceData.load(reference, requireOutputs: false).map { $0.inputs.map(\.data) }
+            } else {
+                inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
+            }
+            let base = saveReference ?? temporary
+            for (n, inputs) in inputSets.enumerated() {
+                let folder = base + "/test_data_set_\(n)"
+                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder)
+                var result = try check.compare(set, tolerance: tolerance)
+                // A temporary folder is gone when the report is read: name the set instead.
+                if saveReference == nil { result.folder = "onnxruntime set \(n)" }
+                results.append(result)
+            }
+            referenceName = "onnxruntime" + (reference.map { " on the inputs of \($0)" } ?? " on random inputs (seed \(seed), batch \(batch))")
+                + (saveReference.map { ", saved in \($0)" } ?? "")
+        } else if let reference {
+            for set in try ReferenceData.load(reference) {
+                results.append(try check.compare(set, tolerance: tolerance))
+            }
+        }
+        return ParityReport(model: model, reference: referenceName, tolerance: tolerance, sets: results)
+    }
+}
