@@ -80,8 +80,11 @@ public enum ONNXFile {
                 order.append(i)
             }
             // The data file goes first: a model never points at data that is not there yet.
-            try writeAtomically(dataPath) { fd in
-                for i in order { try writeAll(fd, initializers[i].bytes, file: dataPath) }
+            // No data file at all when every initializer is small enough to stay inline.
+            if !order.isEmpty {
+                try writeAtomically(dataPath) { fd in
+                    for i in order { try writeAll(fd, initializers[i].bytes, file: dataPath) }
+                }
             }
         }
         let bytes = try serialize(model, file: path, placement: { placements[$0] })

@@ -62,6 +62,15 @@ final class ExternalDataTests: XCTestCase {
         XCTAssertEqual(try ONNXFile.load(path: path), model)
     }
 
+    func testSmallInitializersStayInlineWithoutADataFile() throws {
+        let path = folder.file("small.onnx")
+        let onlySmall = makeModel(initializers: [small])
+        try ONNXFile.save(onlySmall, to: path, externalData: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".data"))
+        XCTAssertEqual(try ONNXFile.loadWithDetails(path: path).externalData, [])
+        XCTAssertEqual(try ONNXFile.load(path: path), onlySmall)
+    }
+
     func testDataFileInASubfolderAndThroughAnInnerSymlink() throws {
         try FileManager.default.createDirectory(atPath: folder.file("weights"), withIntermediateDirectories: true)
         try Data(big.bytes).write(to: URL(fileURLWithPath: folder.file("weights/w.bin")))
