@@ -28,9 +28,14 @@ public final class Executor {
     /// Current initializer values by slot (replaced by `setInitializer` and BN running stats).
     var initializerValues: [Int: Tensor] = [:]
 
-    public init(model: Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext()) throws {
+    /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
+    public let optimizations: GraphOptimizations
+
+    public init(model: Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext(),
+                options: GraphOptimizations = .none) throws {
         self.model = model
         self.context = context
+        self.optimizations = options
         plan = try Plan(model: model, registry: registry)
         for data in model.graph.initializers {
             initializerValues[plan.initializerSlots[data.name]!] = try Tensor(data)

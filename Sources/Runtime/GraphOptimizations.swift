@@ -1,0 +1,20 @@
+// Which inference-time rewrites of a planned graph the executor may apply.
+
+/// Optional passes for inference runs (`context.training == false`). Each one keeps results
+/// within float rounding of the graph as written; a parity check turns them off with `.none`.
+/// Training runs always execute the graph as written: BN batch statistics and gradients need it.
+public struct GraphOptimizations: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// BatchNormalization after a Conv (with running statistics) folded into the Conv's
+    /// weights and bias, computed from the current initializers.
+    public static let foldBatchNorm = GraphOptimizations(rawValue: 1 << 0)
+    /// A Relu that is the only reader of a Conv output applied inside the Conv.
+    public static let fuseRelu = GraphOptimizations(rawValue: 1 << 1)
+    /// Independent branches of the graph run at the same time, each with part of the threads.
+    public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
+
+    public static let none: GraphOptimizations = []
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches]
+}

@@ -1,0 +1,200 @@
+// `manet bench`: times the interpreter on an ONNX model, or MA-Net training steps, on synthetic data.
+
+import ArgumentParser
+import Foundation
+import MANet
+import ONNXFormat
+import ONNXIR
+import Runtime
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time inference on an ONNX model, or MA-Net training steps (--train), on synthetic inputs.",
+        discussion: """
+            Inference: MODEL is run --warmup times untimed, then --iterations times; each run's wall \
+            time is reported in milliseconds with the minimum, the median and images/s (batch / \
+            median). A symbolic batch dim takes --batch; inputs are uniform [0, 1) from a fixed seed.
+
+            Training (--train): MA-Net of --width and --input-size is built from a fixed seed and \
+            trained on one synthetic batch through the trainer's own step (forward in training \
+            mode, loss of both heads, backward, SGD with momentum and weight decay).
+
+            Peak RSS is the process's VmHWM from /proc/self/status after the last iteration: \
+            model, weights, activations and everything else the process ever held at once.
+            """)
+
+    @Argument(help: "The ONNX model to time (inference).") var model: String?
+    @Flag(help: "Time training steps of a freshly built MA-Net instead of inference.") var train = false
+    @Option(help: "Images per run.") var batch = 1
+    @Option(help: "Timed runs.") var iterations = 10
+    @Option(help: "Untimed runs first (default: 2 for inference, 1 for training).") var warmup: Int?
+    @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
+    @Option(help: "Training: stem channels (64 = the paper).") var width = 64
+    @Option(help: "Training: input side in pixels.") var inputSize = 224
+    @Flag(help: "Inference: run the graph as written, without the inference optimisation passes (BN folding, fusion, ...).")
+    var noOptimize = false
+    @Flag(help: "Same bits run to run (the trainer's default; inference defaults to off).") var deterministic = false
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Training: afterwards, write the trainer's checkpoint here (for `manet export`).")
+    var saveCheckpoint: String?
+    @Option(help: "Only write MA-Net of --width and --input-size, as the builder makes it, to this ONNX file (external data beside it).")
+    var writeModel: String?
+
+    func validate() throws {
+        if writeModel != nil {
+            guard !train && model == nil else { throw ValidationError("--write-model takes no MODEL and no --train") }
+            return
+        }
+        if saveCheckpoint != nil && !train { throw ValidationError("--save-checkpoint needs --train") }
+        if train && model != nil { throw ValidationError("--train builds its own MA-Net; give no MODEL") }
+        if !train && model == nil { throw ValidationError("give an ONNX MODEL, or --train") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
+        if let warmup, warmup < 0 { throw ValidationError("--warmup must not be negative") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if train {
+            do { try MANetModel.validate(numClasses: 7, width: width, inputSize: inputSize) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+
+    func run() throws {
+        if let writeModel {
+            let built = try MANetModel.build(numClasses: 7, width: width, inputSize: inputSize, seed: 0)
+            try ONNXFile.save(built, to: writeModel, externalData: true)
+            print("wrote \(writeModel): MA-Net width \(width), \(inputSize)x\(inputSize), builder graph")
+            return
+        }
+        var timings: [Double] = []
+        var label: String
+        if train {
+            label = "training step, MA-Net width \(width), \(inputSize)x\(inputSize)"
+            timings = try timeTraining()
+        } else {
+            label = "inference, \(model!)"
+            timings = try timeInference(path: model!)
+        }
+        let report = Report(mode: train ? "train" : "inference", what: label, batch: batch, threads: threads,
+                            iterations_ms: timings, peakRSS: Self.peakRSSBytes())
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("\(label): batch \(batch), \(threads) thread(s), \(iterations) iterations")
+            print("  per iteration (ms): " + timings.map { String(format: "%.1f", $0) }.joined(separator: " "))
+            print(String(format: "  min %.2f ms, median %.2f ms, %.2f images/s, peak RSS %.1f MiB",
+                         report.min_ms, report.median_ms, report.images_per_second,
+                         Double(report.peak_rss_bytes) / 1_048_576))
+        }
+    }
+
+    /// What `--json` prints.
+    struct Report: Encodable {
+        var mode: String
+        var what: String
+        var batch: Int
+        var threads: Int
+        var iterations_ms: [Double]
+        var min_ms: Double
+        var median_ms: Double
+        var images_per_second: Double
+        var peak_rss_bytes: Int
+
+        init(mode: String, what: String, batch: Int, threads: Int, iterations_ms: [Double], peakRSS: Int) {
+            self.mode = mode
+            self.what = what
+            self.batch = batch
+            self.threads = threads
+            self.iterations_ms = iterations_ms
+            let sorted = iterations_ms.sorted()
+            min_ms = sorted.first ?? 0
+            // The median of an even count is the mean of the middle two, as numpy's.
+            let mid = sorted.count / 2
+            median_ms = sorted.isEmpty ? 0 : sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+            images_per_second = median_ms > 0 ? Double(batch) * 1000 / median_ms : 0
+            peak_rss_bytes = peakRSS
+        }
+    }
+
+    func timeInference(path: String) throws -> [Double] {
+        let graphModel = try ONNXFile.load(path: path)
+        let context = ExecutionContext(training: false, threads: threads, deterministic: deterministic)
+        let executor = try Executor(model: graphModel, context: context,
+                                    options: noOptimize ? .none : .inference)
+        var generator = Xoshiro256(seed: 1)
+        var feeds: [String: Tensor] = [:]
+        let initializers = Set(graphModel.graph.initializers.map(\.name))
+        for input in graphModel.graph.inputs where !initializers.contains(input.name) {
+            guard case .tensor(let element, let dims?)? = input.type else {
+                throw ValidationError("input '\(input.name)' has no tensor type to synthesise data for")
+            }
+            // The first dim is the batch whatever it is called; other unknown dims are refused.
+            var shape: [Int] = []
+            for (axis, d) in dims.enumerated() {
+                switch d {
+                case .fixed(let n): shape.append(axis == 0 ? batch : n)
+                default:
+                    guard axis == 0 else { throw ValidationError("input '\(input.name)' has an unknown dim \(axis)") }
+                    shape.append(batch)
+                }
+            }
+            let count = shape.reduce(1, *)
+            switch element {
+            case .float, .float16, .bfloat16, .double:
+                feeds[input.name] = Tensor(shape: shape, floats: (0..<count).map { _ in generator.nextUnitFloat() })
+            default:
+                feeds[input.name] = Tensor(shape: shape, ints: [Int64](repeating: 0, count: count))
+            }
+        }
+        return try measure(warmup: warmup ?? 2) { _ = try executor.run(inputs: feeds) }
+    }
+
+    func timeTraining() throws -> [Double] {
+        var options = TrainingOptions()
+        options.width = width
+        options.inputSize = inputSize
+        options.threads = threads
+        options.deterministic = deterministic || options.deterministic
+        let classNames = (0..<7).map(String.init)
+        let trainer = try Trainer(options: options, classNames: classNames)
+        var generator = Xoshiro256(seed: 2)
+        let count = batch * 3 * inputSize * inputSize
+        let images = Tensor(shape: [batch, 3, inputSize, inputSize], floats: (0..<count).map { _ in generator.nextUnitFloat() })
+        let labels = (0..<batch).map { $0 % 7 }
+        let timings = try measure(warmup: warmup ?? 1) { try trainer.step(images: images, labels: labels) }
+        if let saveCheckpoint { try trainer.makeCheckpoint().write(to: saveCheckpoint) }
+        return timings
+    }
+
+    /// Wall-clock milliseconds of each timed call.
+    func measure(warmup: Int, _ body: () throws -> Void) throws -> [Double] {
+        for _ in 0..<warmup { try body() }
+        var timings: [Double] = []
+        for _ in 0..<iterations {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            timings.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return timings
+    }
+
+    /// VmHWM (the resident-set high-water mark) of this process, in bytes; 0 where /proc lacks it.
+    static func peakRSSBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 }
+        }
+        return 0
+    }
+}
+
+extension Xoshiro256 {
+    /// Uniform in [0, 1) from the top 24 bits (every value exactly a float).
+    fileprivate mutating func nextUnitFloat() -> Float {
+        Float(next() >> 40) * (1.0 / 16_777_216.0)
+    }
+}
