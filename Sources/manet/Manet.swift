@@ -15,5 +15,6 @@ struct Manet: ParsableCommand {
             LogsCommand.self,
             SynthCommand.self,
             ExportCommand.self, ImportCommand.self,
+            BenchCommand.self,
         ])
 }
