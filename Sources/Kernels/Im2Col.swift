@@ -5,7 +5,14 @@
 /// channels, only those of `channels` written). Padding reads as zero.
 public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
                    channels: Range<Int>, _ g: WindowGeometry) {
-    let outPlane = g.outputPlane, inPlane = g.inputPlane
+    im2col(x, col, rowStride: g.outputPlane, channels: channels, g)
+}
+
+/// `im2col` into rows `rowStride` floats apart, so that several images' columns can sit side
+/// by side in one matrix (one GEMM for a batch of narrow planes).
+public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, rowStride: Int,
+                   channels: Range<Int>, _ g: WindowGeometry) {
+    let outPlane = rowStride, inPlane = g.inputPlane
     for c in channels {
         let xc = x + c * inPlane
         for kd in 0..<g.kD {

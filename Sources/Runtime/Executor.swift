@@ -26,7 +26,12 @@ public final class Executor {
     public var context: ExecutionContext
     let plan: Plan
     /// Current initializer values by slot (replaced by `setInitializer` and BN running stats).
-    var initializerValues: [Int: Tensor] = [:]
+    var initializerValues: [Int: Tensor] = [:] {
+        didSet { fusedPlan = nil }
+    }
+    /// `plan` rewritten by `optimizations` for inference runs, made on first use from the
+    /// current initializers and dropped whenever one of them changes.
+    var fusedPlan: Plan?
 
     /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
     public let optimizations: GraphOptimizations
@@ -90,7 +95,18 @@ public final class Executor {
         try execute(inputs: inputs, keepRecords: true)
     }
 
+    /// The plan an inference run executes: the fused one when optimisations are on.
+    func inferencePlan() -> Plan {
+        if optimizations.isEmpty { return plan }
+        if let fusedPlan { return fusedPlan }
+        let fused = plan.fusedForInference(values: initializerValues, options: optimizations)
+        fusedPlan = fused
+        return fused
+    }
+
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
+        // Records and training need the graph as written; plain inference may run it fused.
+        let plan = keepRecords || context.training ? self.plan : inferencePlan()
         var values = [Tensor?](repeating: nil, count: plan.slotNames.count)
         for (slot, t) in initializerValues { values[slot] = t }
         for (slot, t) in plan.constants { values[slot] = t }

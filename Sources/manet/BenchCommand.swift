@@ -36,6 +36,8 @@ struct BenchCommand: ParsableCommand {
     var noOptimize = false
     @Flag(help: "Same bits run to run (the trainer's default; inference defaults to off).") var deterministic = false
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Inference: also run the graph as written on the same input and print the largest difference of the optimised outputs (relative to max(1, max|reference|)).")
+    var compareUnoptimized = false
     @Option(help: "Training: afterwards, write the trainer's checkpoint here (for `manet export`).")
     var saveCheckpoint: String?
     @Option(help: "Only write MA-Net of --width and --input-size, as the builder makes it, to this ONNX file (external data beside it).")
@@ -149,6 +151,22 @@ struct BenchCommand: ParsableCommand {
                 feeds[input.name] = Tensor(shape: shape, ints: [Int64](repeating: 0, count: count))
             }
         }
+        if compareUnoptimized {
+            let reference = try Executor(model: graphModel, context: context, options: .none).run(inputs: feeds)
+            let optimised = try executor.run(inputs: feeds)
+            for (name, r) in reference.sorted(by: { $0.key < $1.key }) where r.dtype == .float32 {
+                let o = optimised[name]!.floats
+                let scale = max(1, r.floats.map { abs($0) }.max() ?? 0)
+                let diff = zip(o, r.floats).map { abs($0 - $1) }.max() ?? 0
+                let top1Same = r.rank == 2 ? (0..<r.shape[0]).allSatisfy { n in
+                    let c = r.shape[1]
+                    let a = (0..<c).max { r.floats[n * c + $0] < r.floats[n * c + $1] }
+                    let b = (0..<c).max { o[n * c + $0] < o[n * c + $1] }
+                    return a == b
+                } : true
+                print("compare \(name): max |optimised - as written| = \(diff), relative \(diff / scale), identical top-1: \(top1Same)")
+            }
+        }
         return try measure(warmup: warmup ?? 2) { _ = try executor.run(inputs: feeds) }
     }
 
@@ -169,16 +187,28 @@ struct BenchCommand: ParsableCommand {
         return timings
     }
 
-    /// Wall-clock milliseconds of each timed call.
+    /// Wall-clock milliseconds of each timed call; the process CPU milliseconds go to stderr,
+    /// which tells work from waiting when other jobs load the machine.
     func measure(warmup: Int, _ body: () throws -> Void) throws -> [Double] {
         for _ in 0..<warmup { try body() }
         var timings: [Double] = []
+        var cpu: [Double] = []
         for _ in 0..<iterations {
             let start = DispatchTime.now().uptimeNanoseconds
+            let cpuStart = Self.processCPUMilliseconds()
             try body()
+            cpu.append(Self.processCPUMilliseconds() - cpuStart)
             timings.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
+        let sortedCPU = cpu.sorted()
+        FileHandle.standardError.write(Data(String(format: "process CPU per iteration: median %.1f ms\n", sortedCPU[sortedCPU.count / 2]).utf8))
         return timings
+    }
+
+    static func processCPUMilliseconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1e6
     }
 
     /// VmHWM (the resident-set high-water mark) of this process, in bytes; 0 where /proc lacks it.

@@ -64,63 +64,38 @@ public struct Conv: Operator {
         let bias = label.optional(inputs, 2)
         if let bias, bias.dtype != .float32 { throw label.error("bias B must be float") }
         let l = try layout(x.shape, w.shape, bias: bias?.shape)
-        let g = l.geometry
-        let inPlane = g.inputPlane, outPlane = g.outputPlane, rows = l.columnRows
-        let threads = context.threads
         let count = try label.count(l.outputShape)
-        let y = [Float].filled(count: count) { yp in
+        let y = Conv.convolve(x, w, bias: bias, l, group: group, relu: false, threads: context.threads, count: count)
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+    }
+
+    /// The forward arithmetic on checked inputs, shared with the fused inference operator.
+    static func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, _ l: Layout, group: Int, relu: Bool,
+                         threads: Int, count: Int) -> [Float] {
+        let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group,
+                                     geometry: l.geometry)
+        return [Float].filled(count: count) { yp in
             x.floats.withUnsafeBufferPointer { xb in
                 w.floats.withUnsafeBufferPointer { wb in
-                    let xp = xb.baseAddress!, wp = wb.baseAddress!
-                    if count == 0 { return }
-                    if g.isPointwise {
-                        // 1x1 stride 1: the input plane already is the column matrix.
-                        for n in 0..<l.batch {
-                            for grp in 0..<group {
-                                GEMM.sgemm(m: l.filtersPerGroup, n: outPlane, k: l.channelsPerGroup,
-                                           a: wp + grp * l.filtersPerGroup * rows, lda: rows,
-                                           b: xp + (n * l.channels + grp * l.channelsPerGroup) * inPlane, ldb: inPlane,
-                                           c: yp + (n * l.filters + grp * l.filtersPerGroup) * outPlane, ldc: outPlane,
-                                           threads: threads)
-                            }
+                    guard let xp = xb.baseAddress, let wp = wb.baseAddress else {
+                        // No input channels (or no filters): y is the bias alone.
+                        let plane = l.geometry.outputPlane
+                        for t in 0..<(l.batch * l.filters) {
+                            let b = bias?.floats[t % l.filters] ?? 0
+                            for p in 0..<plane { yp[t * plane + p] = relu ? max(b, 0) : b }
                         }
                         return
                     }
-                    let imageColumns = l.channels * g.kernelVolume * outPlane
-                    let chunk = min(l.batch, threads)
-                    let scratch = ScratchBuffer(count: chunk * imageColumns)
-                    var start = 0
-                    while start < l.batch {
-                        let images = min(chunk, l.batch - start)
-                        // im2col of `images` images in parallel, one (image, channel) per task.
-                        parallelFor(images * l.channels, threads: threads) { t in
-                            let i = t / l.channels, c = t % l.channels
-                            im2col(xp + (start + i) * l.channels * inPlane, scratch.pointer + i * imageColumns,
-                                   channels: c..<(c + 1), g)
+                    if let bias {
+                        bias.floats.withUnsafeBufferPointer { bb in
+                            ConvolutionForward.run(xp, wp, bias: bb.baseAddress, yp, shape, relu: relu, threads: threads)
                         }
-                        for i in 0..<images {
-                            for grp in 0..<group {
-                                GEMM.sgemm(m: l.filtersPerGroup, n: outPlane, k: rows,
-                                           a: wp + grp * l.filtersPerGroup * rows, lda: rows,
-                                           b: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
-                                           c: yp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, ldc: outPlane,
-                                           threads: threads)
-                            }
-                        }
-                        start += images
-                    }
-                }
-            }
-            if let bias, count > 0 {
-                bias.floats.withUnsafeBufferPointer { bp in
-                    parallelFor(l.batch * l.filters, threads: threads) { t in
-                        let b = bp[t % l.filters], plane = yp + t * outPlane
-                        for p in 0..<outPlane { plane[p] += b }
+                    } else {
+                        ConvolutionForward.run(xp, wp, bias: nil, yp, shape, relu: relu, threads: threads)
                     }
                 }
             }
         }
-        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
     }
 
     // dB[m] = sum_{n,p} dY;  dW_g += dY_g [Mg, P] x col_g^T [P, Cg*K] over images (in image

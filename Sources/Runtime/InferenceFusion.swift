@@ -1,0 +1,116 @@
+// Inference-time plan rewrite: Conv -> BatchNormalization (-> Relu) becomes one fused convolution.
+
+import Kernels
+import ONNXIR
+
+/// A Conv whose weights and bias already include the BatchNormalization that followed it
+/// (running statistics), with the following Relu applied in its epilogue. Made by
+/// `Plan.fusedForInference`, never from a file: it has no attributes and no backward.
+struct FusedConv: Operator {
+    let conv: Conv
+    /// Folded weights [M, C/group, k...] and bias [M].
+    let weight: Tensor
+    let bias: Tensor?
+    let relu: Bool
+
+    init(node: Node, opset: Int64) throws {
+        throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
+    }
+
+    init(conv: Conv, weight: Tensor, bias: Tensor?, relu: Bool) {
+        self.conv = conv
+        self.weight = weight
+        self.bias = bias
+        self.relu = relu
+    }
+
+    func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
+        try conv.inferShapes([inputs.first ?? nil, ValueShape(dtype: .float32, dims: weight.shape.map { $0 })])
+    }
+
+    func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        try conv.label.checkCount(inputs, 1...1)
+        let x = try conv.label.float(inputs, 0)
+        let l = try conv.layout(x.shape, weight.shape, bias: bias?.shape)
+        let count = try conv.label.count(l.outputShape)
+        let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads, count: count)
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+    }
+}
+
+extension Plan {
+    /// This plan with Conv -> BatchNormalization folded and a following Relu fused, where the
+    /// weights and BN parameters are initializers or constants (`values`, by slot) and each
+    /// intermediate value has no other reader and is not a graph output. Folding changes
+    /// results only by float rounding: BN's y = x * a + b (a = scale / sqrt(var + eps),
+    /// b = B - mean * a) becomes W' = W * a per filter and bias' = bias * a + b.
+    func fusedForInference(values: [Int: Tensor], options: GraphOptimizations) -> Plan {
+        guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) else { return self }
+        var readers = [Int](repeating: 0, count: slotNames.count)
+        for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
+        for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
+        var producerStep: [Int: Int] = [:]
+        for (i, step) in steps.enumerated() { for case let s? in step.outputs { producerStep[s] = i } }
+        func only(_ slot: Int, readBy opType: String) -> Int? {
+            guard readers[slot] == 1 else { return nil }
+            return steps.indices.first { i in
+                steps[i].node.opType == opType && OperatorRegistry.normalize(steps[i].node.domain) == ""
+                    && steps[i].inputs.first == slot
+            }
+        }
+        func constant(_ slot: Int?) -> Tensor? {
+            guard let slot, producerStep[slot] == nil, let t = values[slot] ?? constants[slot], t.dtype == .float32 else { return nil }
+            return t
+        }
+
+        var removed = Set<Int>()
+        var replaced: [Int: PlanStep] = [:]
+        for (i, step) in steps.enumerated() {
+            guard let conv = step.op as? Conv, OperatorRegistry.normalize(step.node.domain) == "",
+                  step.inputs.count >= 2, let xSlot = step.inputs[0], step.outputs.count == 1, var out = step.outputs[0],
+                  var weight = constant(step.inputs[1]), weight.rank >= 3 else { continue }
+            let filters = weight.shape[0]
+            var bias: Tensor? = nil
+            if step.inputs.count > 2, step.inputs[2] != nil {
+                guard let b = constant(step.inputs[2]), b.shape == [filters] else { continue }
+                bias = b
+            }
+            var changed = false
+            if options.contains(.foldBatchNorm), let j = only(out, readBy: "BatchNormalization"),
+               let bn = steps[j].op as? BatchNormalization, !bn.trainingModeAttribute,
+               steps[j].inputs.count == 5, steps[j].outputs.count == 1, let bnOut = steps[j].outputs[0],
+               let scale = constant(steps[j].inputs[1]), let shift = constant(steps[j].inputs[2]),
+               let mean = constant(steps[j].inputs[3]), let variance = constant(steps[j].inputs[4]),
+               [scale, shift, mean, variance].allSatisfy({ $0.shape == [filters] }) {
+                // The same a and b BatchNormalization.normalize computes, in the same float order.
+                let a = (0..<filters).map { scale.floats[$0] * (1 / ((variance.floats[$0] + bn.epsilon).squareRoot())) }
+                let b = (0..<filters).map { shift.floats[$0] - mean.floats[$0] * a[$0] }
+                let per = weight.count / max(1, filters)
+                var w = weight.floats
+                for m in 0..<filters { for k in 0..<per { w[m * per + k] *= a[m] } }
+                weight = Tensor(shape: weight.shape, floats: w)
+                bias = Tensor(shape: [filters], floats: (0..<filters).map { (bias?.floats[$0] ?? 0) * a[$0] + b[$0] })
+                removed.insert(j)
+                out = bnOut
+                changed = true
+            }
+            var relu = false
+            if options.contains(.fuseRelu), let k = only(out, readBy: "Relu"), steps[k].outputs.count == 1,
+               let reluOut = steps[k].outputs[0] {
+                removed.insert(k)
+                out = reluOut
+                relu = true
+                changed = true
+            }
+            guard changed else { continue }
+            replaced[i] = PlanStep(node: step.node, op: FusedConv(conv: conv, weight: weight, bias: bias, relu: relu),
+                                   inputs: [xSlot], outputs: [out])
+        }
+        var plan = self
+        plan.steps = steps.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? steps[$0]) }
+        plan.lastUse = [Int](repeating: -1, count: slotNames.count)
+        for (i, step) in plan.steps.enumerated() { for case let s? in step.inputs { plan.lastUse[s] = i } }
+        for o in outputs { plan.lastUse[o.slot] = Int.max }
+        return plan
+    }
+}
