@@ -1,0 +1,61 @@
+// The entry point of `manet import` and `manet train --init`: any MA-Net source file -> a trainable checkpoint.
+
+import Foundation
+import ONNXFormat
+import ONNXIR
+
+/// Turns a MA-Net from a manet checkpoint, an ONNX file (either PyTorch exporter, BatchNorm kept
+/// or folded) or a safetensors `state_dict` into a `TrainingCheckpoint`.
+public enum ModelImporter {
+    public enum SourceFormat: String, Sendable {
+        case checkpoint, onnx, safetensors
+    }
+
+    /// Decides the format from the bytes first (safetensors' header, then the extension for the
+    /// two protobuf formats, which cannot be told apart reliably by content).
+    public static func format(ofFile path: String) throws -> SourceFormat {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ImportError.unreadable(file: path, reason: "cannot open the file")
+        }
+        defer { try? handle.close() }
+        let head = [UInt8](handle.readData(ofLength: 9))
+        // safetensors: a little-endian u64 header length, then the JSON header's `{`.
+        if head.count == 9, head[8] == UInt8(ascii: "{") { return .safetensors }
+        let lower = path.lowercased()
+        if lower.hasSuffix(".safetensors") { return .safetensors }
+        if lower.hasSuffix(".onnx") { return .onnx }
+        if lower.hasSuffix(".pb") || lower.hasSuffix(".ckpt") { return .checkpoint }
+        throw ImportError.unreadable(file: path, reason:
+            "cannot tell the format: name it .onnx (ONNX model), .safetensors (PyTorch state_dict) or .pb (manet checkpoint)")
+    }
+
+    public static func importModel(path: String, options: ImportOptions = ImportOptions()) throws -> ImportResult {
+        var notes: [String] = []
+        var source: SourceStateDict
+        switch try format(ofFile: path) {
+        case .safetensors:
+            let tensors = try Safetensors.read(path: path)
+            source = SourceStateDict(file: path, tensors: tensors.map { ($0.name, $0) }, carriesBatchCounters: true)
+        case .checkpoint:
+            let checkpoint = try TrainingCheckpoint.read(path: path)
+            source = SourceStateDict(file: path, tensors: checkpoint.stateDict.map { ($0.name, $0) }, carriesBatchCounters: true)
+            source.inputSize = checkpoint.inputSize > 0 ? checkpoint.inputSize : nil
+            source.classNames = checkpoint.classNames
+            source.beta = checkpoint.beta
+        case .onnx:
+            let model = try ONNXFile.load(path: path)
+            // Key names do not depend on width or class count: a small build lists them.
+            let reference = try MANetModel.build(numClasses: 2, width: 4, inputSize: 64, seed: 0)
+            var expected = Set(reference.graph.initializers.map(\.name))
+            for module in MANetModel.batchNormModules(of: reference) { expected.insert(module + ".num_batches_tracked") }
+            source = try ONNXStateDictReader.read(model, file: path, expected: expected,
+                                                  convFollowers: ONNXStateDictReader.convFollowers(of: reference))
+        }
+        if source.normalisingPrefix() {
+            notes.append("stripped DataParallel's `module.` prefix from every key")
+        }
+        var result = try StateDictMatcher.makeCheckpoint(source, options: options)
+        result.notes = notes + result.notes
+        return result
+    }
+}

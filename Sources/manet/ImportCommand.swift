@@ -1,0 +1,47 @@
+// `manet import SRC -o CKPT`: a PyTorch-trained MA-Net (ONNX or safetensors) or a checkpoint -> a trainable checkpoint.
+
+import ArgumentParser
+import Foundation
+import MANet
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Turn a PyTorch-trained MA-Net (ONNX export or safetensors state_dict) into a trainable checkpoint.",
+        discussion: """
+            SRC may be an ONNX file from either PyTorch exporter (BatchNormalization kept: mapped by \
+            initializer name; folded into the convolutions: imported with identity BatchNorm layers \
+            holding the folded bias), a safetensors state_dict (with or without DataParallel's \
+            `module.` prefix), or a manet checkpoint. Width and class count are read from the \
+            tensors' shapes. Every missing, unexpected or mis-shaped key is listed in one error. \
+            With --num-classes different from the source's heads (12666 for the authors' MS-Celeb \
+            pre-training, 8 for AffectNet-8), fc_1 and fc_2 are re-initialised as nn.Linear does.
+            Exit status: 0 on success, 2 (message on stderr) on any error.
+            """)
+
+    @Argument(help: "The source: .onnx, .safetensors, or a manet checkpoint .pb.") var source: String
+    @Option(name: .shortAndLong, help: "The checkpoint to write (.pb).") var output: String
+    @Option(help: "Class count of the result (default: the source's; another count re-initialises the heads).") var numClasses: Int?
+    @Option(help: "Stem width the source must have (default: read from conv1.weight).") var width: Int?
+    @Option(help: "Input side stored in the checkpoint (default: the ONNX input's, else 224).") var inputSize: Int?
+    @Option(help: "Seed for re-initialised heads and the checkpoint's generators.") var seed: UInt64 = 0
+
+    func run() throws {
+        do {
+            let options = ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed)
+            let result = try ModelImporter.importModel(path: source, options: options)
+            try result.checkpoint.write(to: output)
+            let c = result.checkpoint
+            let parameters = c.stateDict.filter { $0.elementType == .float }.reduce(0) { $0 + ($1.elementCount ?? 0) }
+            print("imported \(source) (\(try ModelImporter.format(ofFile: source).rawValue)): MA-Net width \(c.width), "
+                  + "\(c.numClasses) classes, input \(c.inputSize)x\(c.inputSize), \(c.stateDict.count) state_dict entries, "
+                  + "\(parameters) floats")
+            for note in result.notes { print("note: \(note)") }
+            print("wrote \(output)")
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw interopExit(2, "\(error)")
+        }
+    }
+}
