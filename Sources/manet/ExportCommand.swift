@@ -1,0 +1,65 @@
+// `manet export CKPT -o model.onnx`: a trained checkpoint -> ONNX (or a safetensors state_dict).
+
+import ArgumentParser
+import Foundation
+import MANet
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a checkpoint's inference graph to ONNX, or its state_dict to safetensors.",
+        discussion: """
+            The graph has input `input` [batch, 3, S, S] (values in 0..1, no normalisation) and \
+            outputs `logits_local` and `logits_global`; --fused adds `logits` (beta * local + \
+            (1 - beta) * global) and `probabilities` (softmax). BatchNormalization is kept unless \
+            --fold-bn. metadata_props carry class_names, beta, input_size, input_range and the \
+            producer. The ONNX checker and full shape inference run before the file is written \
+            (atomically). --format safetensors writes the PyTorch state_dict instead, keys as the \
+            authors' model (load_state_dict(strict=True) accepts it).
+            Exit status: 0 on success, 2 (message on stderr) on any error.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case onnx, safetensors
+    }
+
+    @Argument(help: "The checkpoint (.pb) to export.") var checkpoint: String
+    @Option(name: .shortAndLong, help: "The file to write.") var output: String
+    @Option(help: "ONNX opset, 13 to 17.") var opset = 17
+    @Flag(help: "Add the fused `logits` and `probabilities` outputs.") var fused = false
+    @Flag(help: "Fold BatchNormalization into the preceding convolutions.") var foldBn = false
+    @Flag(help: "Write initializers of 1 KB and more to <output>.data.") var externalData = false
+    @Option(help: "onnx or safetensors.") var format: Format = .onnx
+
+    func validate() throws {
+        if format == .safetensors && (fused || foldBn || externalData || opset != 17) {
+            throw ValidationError("--fused, --fold-bn, --external-data and --opset apply to --format onnx only")
+        }
+    }
+
+    func run() throws {
+        do {
+            let ckpt = try TrainingCheckpoint.read(path: checkpoint)
+            switch format {
+            case .safetensors:
+                try MANetExporter.exportSafetensors(ckpt, file: checkpoint, to: output)
+                print("wrote \(output): state_dict of MA-Net width \(ckpt.width), \(ckpt.numClasses) classes "
+                      + "(\(ckpt.stateDict.count) tensors)")
+            case .onnx:
+                let options = ExportOptions(opset: opset, fused: fused, foldBatchNorm: foldBn, externalData: externalData)
+                let model = try MANetExporter.export(ckpt, file: checkpoint, to: output, options: options)
+                let bn = model.graph.nodes.filter { $0.opType == "BatchNormalization" }.count
+                print("wrote \(output): MA-Net width \(ckpt.width), \(ckpt.numClasses) classes, input [batch, 3, "
+                      + "\(ckpt.inputSize), \(ckpt.inputSize)], opset \(opset), \(model.graph.nodes.count) nodes, "
+                      + "\(bn) BatchNormalization\(foldBn ? " (folded)" : ""), outputs "
+                      + model.graph.outputs.map(\.name).joined(separator: ", "))
+                print("checked: ONNX checker and shape inference passed")
+                if externalData { print("wrote \(output).data") }
+            }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw interopExit(2, "\(error)")
+        }
+    }
+}
