@@ -41,6 +41,7 @@ public enum TestEnvironment {
 
     public struct MissingEnvironment: Error, CustomStringConvertible {
         public var name: String
+        public init(name: String) { self.name = name }
         public var description: String {
             "\(name) is not set: run the tests with `make test`, which sets it (see the Makefile)"
         }
