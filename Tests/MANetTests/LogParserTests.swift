@@ -135,6 +135,47 @@ final class LogParserTests: XCTestCase {
         XCTAssertEqual(log.finalAccuracy, 39.0)
     }
 
+    /// Lines as our trainer writes them to its log file (`LogLine`, the `file` variants).
+    func testOurTrainersLinesParse() throws {
+        var lines: [String] = []
+        var expectedBest: Float = 0
+        for epoch in 0..<3 {
+            let lr = 0.01 * pow(0.1, Double(epoch))
+            lines.append(LogLine.learningRate(lr).file)
+            var loss = AverageMeter(), accuracy = AccuracyMeter()
+            for batch in 0..<12 {
+                loss.update(2.0 / Double(epoch + batch + 1), count: 16)
+                accuracy.update(correct: (batch * 5 + epoch) % 17, batchSize: 16)
+                if batch % 10 == 0 || batch == 11 {
+                    lines.append(LogLine.progress(prefix: LogLine.trainPrefix(epoch: epoch), batch: batch, batches: 12,
+                                                  loss: loss, accuracy: accuracy))
+                }
+            }
+            var testLoss = AverageMeter(), testAccuracy = AccuracyMeter()
+            testLoss.update(1.5 - Double(epoch) * 0.25, count: 8)
+            testAccuracy.update(correct: 3 + epoch * (epoch == 2 ? 0 : 2), batchSize: 8)
+            lines.append(LogLine.progress(prefix: LogLine.testPrefix, batch: 0, batches: 1, loss: testLoss, accuracy: testAccuracy))
+            lines.append(LogLine.testAccuracy(testAccuracy.average).file)
+            expectedBest = max(expectedBest, testAccuracy.average)
+            lines.append(LogLine.bestAccuracy(expectedBest).file)
+            lines.append(LogLine.epochTime(10.5 + Double(epoch)).file)
+
+            let log = try LogParser.parse(lines.joined(separator: "\n") + "\n", source: "ours")
+            XCTAssertEqual(log.warnings, [])
+            let e = try XCTUnwrap(log.epochs.last)
+            XCTAssertEqual(e.epoch, epoch)
+            XCTAssertTrue(e.isComplete)
+            XCTAssertEqual(e.learningRate!, lr, accuracy: lr * 1e-15)
+            XCTAssertEqual(e.trainLoss!, loss.average, accuracy: 6e-5)
+            XCTAssertEqual(e.trainAccuracy!, Double(accuracy.average), accuracy: 6e-4)
+            XCTAssertEqual(e.trainBatches, 12)
+            XCTAssertEqual(e.testLoss!, testLoss.average, accuracy: 6e-5)
+            XCTAssertEqual(e.testAccuracy!, Double(testAccuracy.average), accuracy: 6e-4)
+            XCTAssertEqual(e.bestAccuracy!, Double(expectedBest), accuracy: 1e-6)
+            XCTAssertEqual(e.seconds, 10.5 + Double(epoch))
+        }
+    }
+
     func testTruncatedLogAndUnknownLinesAreWarnings() throws {
         let text = """
         Current learning rate: 0.01
