@@ -9,11 +9,11 @@ struct LogsCommand: ParsableCommand {
         commandName: "logs",
         abstract: "Summarise a training log per epoch, or compare two runs side by side.",
         discussion: """
-        Reads the authors' log format (`Current learning rate: ...`, `Epoch: [N][i/T] Loss ...`,
-        `Test: ...`, ` * Accuracy ...`, `Current best accuracy: ...`, epoch seconds), which
-        `manet train` also writes. Per epoch: learning rate, train loss and accuracy (the last
-        running averages printed), test loss (last running average) and accuracy (%), best
-        accuracy so far, seconds. With two logs, the table shows both runs' test accuracy, train
+        Reads the authors' log format (`Current learning rate: ...`, `Epoch: [N][i/T] Loss ...`, \
+        `Test: ...`, ` * Accuracy ...`, `Current best accuracy: ...`, epoch seconds), which \
+        `manet train` also writes. Per epoch: learning rate, train loss and accuracy (the last \
+        running averages printed), test loss (last running average) and accuracy (%), best \
+        accuracy so far, seconds. With two logs, the table shows both runs' test accuracy, train \
         loss and test loss with B-A differences, and the final and best accuracies.
         """)
 

@@ -13,15 +13,15 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Classify images (or tensors) with an ONNX model in the interpreter.",
         discussion: """
-        --input takes a JPEG or PNG image, a folder (its images, recursively, in path order),
-        or a tensor file (.npy, or an ONNX TensorProto .pb) of shape [N, 3, S, S] or [3, S, S].
-        Images get the test transform: Resize((S, S)) to the model's input size, then values in
+        --input takes a JPEG or PNG image, a folder (its images, recursively, in path order), \
+        or a tensor file (.npy, or an ONNX TensorProto .pb) of shape [N, 3, S, S] or [3, S, S]. \
+        Images get the test transform: Resize((S, S)) to the model's input size, then values in \
         [0, 1], no normalisation.
 
-        Probabilities come from the model's `probabilities` output if it has one, else from
-        softmax(beta * logits_local + (1 - beta) * logits_global) with beta from the model's
-        metadata (default 0.6), else from the softmax of its only [N, C] output. Class names
-        come from the metadata key `class_names`, else the RAF-DB names for 7 classes, else
+        Probabilities come from the model's `probabilities` output if it has one, else from \
+        softmax(beta * logits_local + (1 - beta) * logits_global) with beta from the model's \
+        metadata (default 0.6), else from the softmax of its only [N, C] output. Class names \
+        come from the metadata key `class_names`, else the RAF-DB names for 7 classes, else \
         indices.
         """)
 

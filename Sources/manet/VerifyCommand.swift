@@ -11,21 +11,21 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Compare the interpreter's outputs with reference outputs (ONNX test data or onnxruntime).",
         discussion: """
-        --reference DIR reads ONNX test-data folders: DIR/test_data_set_N/input_K.pb and
-        output_K.pb (TensorProto), or DIR itself holding input_K/output_K files, as .pb or .npy.
-        Inputs go to the graph inputs that are not initializers, by position (or by the name a
+        --reference DIR reads ONNX test-data folders: DIR/test_data_set_N/input_K.pb and \
+        output_K.pb (TensorProto), or DIR itself holding input_K/output_K files, as .pb or .npy. \
+        Inputs go to the graph inputs that are not initializers, by position (or by the name a \
         .pb carries); outputs likewise to the graph outputs.
 
-        An element passes when |ours - ref| <= atol + rtol * |ref| (numpy.allclose). Per output
-        the report gives the max absolute and relative difference, how many elements fail,
-        where the worst one is, the smallest atol (at this rtol) and rtol (at this atol) that
+        An element passes when |ours - ref| <= atol + rtol * |ref| (numpy.allclose). Per output \
+        the report gives the max absolute and relative difference, how many elements fail, \
+        where the worst one is, the smallest atol (at this rtol) and rtol (at this atol) that \
         would pass, and for [N, C] outputs how many rows agree on the top-1 class.
 
-        --against onnxruntime runs the model in onnxruntime (the tools venv's python:
-        $MANET_PYTHON or tools/.venv/bin/python, script tools/ort_run.py) on seeded random
+        --against onnxruntime runs the model in onnxruntime (the tools venv's python: \
+        $MANET_PYTHON or tools/.venv/bin/python, script tools/ort_run.py) on seeded random \
         inputs in [0, 1) -- symbolic dims take --batch -- or on the --reference inputs.
 
-        Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable
+        Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable \
         model or tensor, missing outputs, input of the wrong shape or type, onnxruntime failure).
         """)
 
