@@ -52,7 +52,13 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
 /// for channels `channels`; col: [C * kD * kH * kW, outD * outH * outW].
 public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                    channels: Range<Int>, _ g: WindowGeometry) {
-    let outPlane = g.outputPlane, inPlane = g.inputPlane
+    col2im(col, dx, rowStride: g.outputPlane, channels: channels, g)
+}
+
+/// `col2im` from rows `rowStride` floats apart (one image's columns inside a wider matrix).
+public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, rowStride: Int,
+                   channels: Range<Int>, _ g: WindowGeometry) {
+    let outPlane = rowStride, inPlane = g.inputPlane
     for c in channels {
         let xc = dx + c * inPlane
         for kd in 0..<g.kD {

@@ -41,6 +41,7 @@ public final class Executor {
         self.model = model
         self.context = context
         self.optimizations = options
+        AllocatorTuning.once
         plan = try Plan(model: model, registry: registry)
         for data in model.graph.initializers {
             initializerValues[plan.initializerSlots[data.name]!] = try Tensor(data)

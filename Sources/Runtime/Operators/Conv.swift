@@ -139,6 +139,13 @@ public struct Conv: Operator {
         dW.withUnsafeMutableBufferPointer { dWb in
         dX.withUnsafeMutableBufferPointer { dXb in
             guard let xp = xb.baseAddress, let wp = wb.baseAddress, let dyp = dyb.baseAddress else { return }
+            if outPlane < ConvolutionForward.narrowPlane && l.batch > 1 {
+                // Narrow planes: one GEMM per gradient over the whole batch (see ConvolutionBackward).
+                let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group, geometry: g)
+                ConvolutionBackward.sharedGEMM(xp, wp, dyp, dW: needW ? dWb.baseAddress : nil, dX: needX ? dXb.baseAddress : nil,
+                                               shape, threads: threads)
+                return
+            }
             if g.isPointwise {
                 for n in 0..<l.batch {
                     for grp in 0..<group {
