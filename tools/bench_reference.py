@@ -6,7 +6,7 @@ Usage (one measurement per process, so that each peak RSS is its own):
   python tools/bench_reference.py torch-train --batch N --iterations K [--width 64] [--threads T]
 
 Prints one JSON object with the same keys as `manet bench --json`: iterations_ms, min_ms, median_ms,
-images_per_second, peak_rss_bytes (VmHWM of this process). `ort` needs onnxruntime (tools/.venv);
+images_per_second, peak_rss_bytes (VmHWM of this process), cpu_median_ms (process CPU per iteration). `ort` needs onnxruntime (tools/.venv);
 the torch modes need torch (the torch venv) and tools/manet_reference.py. Inputs are uniform [0, 1)
 from a fixed seed. Training is the authors' step: both heads' cross-entropy weighted by beta,
 backward, SGD(lr 0.01, momentum 0.9, weight decay 1e-4), in train mode (BN batch statistics).
@@ -30,21 +30,26 @@ def peak_rss_bytes() -> int:
     return 0
 
 
+CPU_MS: list[float] = []  # process CPU time per timed iteration (all threads), filled by measure
+
+
 def measure(fn, warmup: int, iterations: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(iterations):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
+        CPU_MS.append((time.process_time() - c0) * 1000)
     return times
 
 
 def report(mode: str, batch: int, threads: int, times: list[float]) -> dict:
     median = statistics.median(times)
     return {"mode": mode, "batch": batch, "threads": threads, "iterations_ms": times, "min_ms": min(times),
-            "median_ms": median, "images_per_second": batch * 1000 / median, "peak_rss_bytes": peak_rss_bytes()}
+            "median_ms": median, "images_per_second": batch * 1000 / median, "peak_rss_bytes": peak_rss_bytes(),
+            "cpu_median_ms": statistics.median(CPU_MS)}
 
 
 def run_ort(args) -> dict:

@@ -78,8 +78,9 @@ struct BenchCommand: ParsableCommand {
             label = "inference, \(model!)"
             timings = try timeInference(path: model!)
         }
-        let report = Report(mode: train ? "train" : "inference", what: label, batch: batch, threads: threads,
+        var report = Report(mode: train ? "train" : "inference", what: label, batch: batch, threads: threads,
                             iterations_ms: timings, peakRSS: Self.peakRSSBytes())
+        report.cpu_median_ms = measuredCPUMedian
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -87,9 +88,9 @@ struct BenchCommand: ParsableCommand {
         } else {
             print("\(label): batch \(batch), \(threads) thread(s), \(iterations) iterations")
             print("  per iteration (ms): " + timings.map { String(format: "%.1f", $0) }.joined(separator: " "))
-            print(String(format: "  min %.2f ms, median %.2f ms, %.2f images/s, peak RSS %.1f MiB",
+            print(String(format: "  min %.2f ms, median %.2f ms, %.2f images/s, peak RSS %.1f MiB, process CPU %.1f ms per iteration",
                          report.min_ms, report.median_ms, report.images_per_second,
-                         Double(report.peak_rss_bytes) / 1_048_576))
+                         Double(report.peak_rss_bytes) / 1_048_576, report.cpu_median_ms))
         }
     }
 
@@ -104,6 +105,9 @@ struct BenchCommand: ParsableCommand {
         var median_ms: Double
         var images_per_second: Double
         var peak_rss_bytes: Int
+        /// Median process CPU time per iteration (all threads): work, as opposed to waiting,
+        /// when other jobs load the machine.
+        var cpu_median_ms: Double = 0
 
         init(mode: String, what: String, batch: Int, threads: Int, iterations_ms: [Double], peakRSS: Int) {
             self.mode = mode
@@ -201,7 +205,8 @@ struct BenchCommand: ParsableCommand {
             timings.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         let sortedCPU = cpu.sorted()
-        FileHandle.standardError.write(Data(String(format: "process CPU per iteration: median %.1f ms\n", sortedCPU[sortedCPU.count / 2]).utf8))
+        measuredCPUMedian = sortedCPU.count % 2 == 1 ? sortedCPU[sortedCPU.count / 2]
+            : (sortedCPU[sortedCPU.count / 2 - 1] + sortedCPU[sortedCPU.count / 2]) / 2
         return timings
     }
 
@@ -221,6 +226,9 @@ struct BenchCommand: ParsableCommand {
         return 0
     }
 }
+
+/// The median process CPU milliseconds of the last `measure` (a command's methods cannot mutate it).
+nonisolated(unsafe) private var measuredCPUMedian = 0.0
 
 extension Xoshiro256 {
     /// Uniform in [0, 1) from the top 24 bits (every value exactly a float).
