@@ -7,8 +7,9 @@ APT_PACKAGES := libonnx-dev libprotobuf-dev protobuf-compiler libopenblas-dev li
 VENV := tools/.venv
 PY := $(VENV)/bin/python
 TORCH_VENV := tools/.venv-torch
-# Release build: the kernels are numeric code, and the tests run real models.
-SWIFT_CONFIG := -c release
+# Release build: the kernels are numeric code, and the tests run real models. `-enable-testing`
+# on both build and test so that `swift test` reuses the build instead of compiling it twice.
+SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -46,7 +47,7 @@ test: build
 	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
-	swift test $(SWIFT_CONFIG) -Xswiftc -enable-testing
+	swift test $(SWIFT_CONFIG)
 
 demo: build
 	@bash tools/demo.sh "$(MANET)"

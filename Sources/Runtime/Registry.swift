@@ -3,19 +3,25 @@
 import ONNXIR
 
 /// One row of the operator table.
-public struct OperatorRegistration: Sendable {
+// Metatypes are immutable, so a table of them is safe to share across threads.
+public struct OperatorRegistration: @unchecked Sendable {
     public var domain: String
     public var opType: String
     /// Model opset versions (of `domain`) this implementation accepts.
     public var opsets: ClosedRange<Int64>
-    public var make: @Sendable (Node, Int64) throws -> any Operator
+    /// The operator's type; `make` configures it for one node.
+    public var type: any Operator.Type
 
     public init(_ opType: String, domain: String = "", opsets: ClosedRange<Int64>,
                 _ type: any Operator.Type) {
         self.opType = opType
         self.domain = domain
         self.opsets = opsets
-        self.make = { node, opset in try type.init(node: node, opset: opset) }
+        self.type = type
+    }
+
+    public func make(_ node: Node, _ opset: Int64) throws -> any Operator {
+        try type.init(node: node, opset: opset)
     }
 }
 
