@@ -12,6 +12,9 @@ public enum SyntheticDataset {
         /// Side of the square images in pixels (RAF-DB's aligned faces are 100x100).
         public var size = 112
         public var seed: UInt64 = 0
+        /// Scale of every nuisance (pose, occluders, lighting, blur, noise, JPEG): 1 moderate
+        /// (the default), 0 clean frontal faces, above 1 harder. See `SceneParameters`.
+        public var nuisance = 1.0
         /// Threads rendering images (results do not depend on it).
         public var threads = 2
         /// When positive, also write `<split>_pixels_<side>.npy` (uint8 [N, side, side, 3]: each
@@ -35,12 +38,13 @@ public enum SyntheticDataset {
 
     /// Renders image `index` of class `label` in `split`. A pure function of its arguments:
     /// every image has its own generator keyed by (seed, split, label, index).
-    public static func render(split: DatasetSplit, label: Int, index: Int, size: Int, seed: UInt64) -> (image: RGBImage, jpegQuality: Int) {
+    public static func render(split: DatasetSplit, label: Int, index: Int, size: Int, seed: UInt64,
+                              nuisance: Double = 1) -> (image: RGBImage, jpegQuality: Int) {
         precondition((0..<classCount).contains(label), "label \(label) outside 0..6")
         let splitKey: UInt64 = split == .train ? 0x5452_4149_4E00_0000 : 0x5445_5354_0000_0000  // "TRAIN", "TEST"
         var rng = Xoshiro256(seed: seed, stream: splitKey, UInt64(label), UInt64(index))
         let actions = FacialActions.sample(label: label, using: &rng)
-        let scene = SceneParameters(using: &rng)
+        let scene = SceneParameters(nuisance: nuisance, using: &rng)
         let image = FaceRenderer.render(actions: actions, scene: scene, size: size, using: &rng)
         return (image, scene.jpegQuality)
     }
@@ -54,6 +58,9 @@ public enum SyntheticDataset {
                              progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) throws -> Summary {
         guard options.trainPerClass >= 1, options.testPerClass >= 1 else {
             throw DataError.invalidOption("each split needs at least one image per class")
+        }
+        guard options.nuisance.isFinite, (0...3).contains(options.nuisance) else {
+            throw DataError.invalidOption("nuisance level must be 0-3, got \(options.nuisance)")
         }
         guard (16...1024).contains(options.size) else {
             throw DataError.invalidOption("image size must be 16-1024 pixels, got \(options.size)")
@@ -95,7 +102,8 @@ public enum SyntheticDataset {
                 let job = jobs[j]
                 let url = root.appendingPathComponent("\(job.split.rawValue)/\(job.label)/\(String(format: "%05d", job.index)).jpg")
                 do {
-                    let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed)
+                    let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed,
+                                                  nuisance: options.nuisance)
                     let data = try ImageCodec.encodeJPEG(image, quality: quality)
                     if side > 0 {
                         let decoded = try ImageCodec.decode(data: data, name: url.path)
