@@ -47,7 +47,7 @@ test: build
 	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
-	swift test $(SWIFT_CONFIG)
+	swift test $(SWIFT_CONFIG) --disable-swift-testing
 
 demo: build
 	@bash tools/demo.sh "$(MANET)"
