@@ -12,12 +12,16 @@ DATA="$WORK/data"
 RUN="$WORK/run"
 WIDTH="${DEMO_WIDTH:-8}"
 SIZE="${DEMO_INPUT_SIZE:-64}"
-EPOCHS="${DEMO_EPOCHS:-12}"
+EPOCHS="${DEMO_EPOCHS:-14}"
 LR="${DEMO_LR:-0.05}"
 BATCH="${DEMO_BATCH:-32}"
 THREADS="${DEMO_THREADS:-2}"
-TRAIN_PER_CLASS="${DEMO_TRAIN_PER_CLASS:-120}"
-TEST_PER_CLASS="${DEMO_TEST_PER_CLASS:-40}"
+# ~1750 images x 14 epochs at batch 32 is ~770 SGD steps: with 840 images and 12 epochs the
+# network had too few steps to leave chance. 50 test images per class keep the accuracy's
+# standard error near 2.5 points.
+TRAIN_PER_CLASS="${DEMO_TRAIN_PER_CLASS:-250}"
+TEST_PER_CLASS="${DEMO_TEST_PER_CLASS:-50}"
+NUISANCE="${DEMO_NUISANCE:-1}"
 start=$(date +%s)
 
 say() { printf '%s\n' "$*"; }
@@ -34,15 +38,19 @@ grep -q -- '--test-per-class' <<<"$synth_help" && synth_args+=(--test-per-class 
 grep -q -- '--seed' <<<"$synth_help" && synth_args+=(--seed 1)
 grep -q -- '--size' <<<"$synth_help" && synth_args+=(--size "$SIZE")
 grep -q -- '--force' <<<"$synth_help" && synth_args+=(--force)
+grep -q -- '--nuisance' <<<"$synth_help" && synth_args+=(--nuisance "$NUISANCE")
 "$MANET" synth "${synth_args[@]}" >"$WORK/synth.out"
 n_train=$(find "$DATA/train" -type f | wc -l)
 n_test=$(find "$DATA/test" -type f | wc -l)
 say "[1/3] synth: $n_train train / $n_test test images in $(ls "$DATA/train" | wc -l) class folders -> proves the procedural dataset in RAF-DB's image-folder layout"
 
-# 2. Training with the paper's recipe at reduced width and input size (StepLR shortened to fit).
+# 2. Training with the paper's recipe at reduced width and input size (StepLR shortened to fit:
+# the last two epochs at lr/10). --no-augment: the paper's RandomResizedCrop keeps as little as
+# 8 % of the image, which at 64 px usually crops the brows or the mouth away; in a run of a few
+# minutes it only slows learning (the dataset's own pose nuisances already vary the framing).
 t0=$(date +%s)
-"$MANET" train --data "$DATA" --width "$WIDTH" --input-size "$SIZE" --epochs "$EPOCHS" \
-  --batch-size "$BATCH" --lr "$LR" --step-size $((EPOCHS - 1 > 0 ? EPOCHS - 1 : 1)) --threads "$THREADS" \
+"$MANET" train --data "$DATA" --width "$WIDTH" --input-size "$SIZE" --epochs "$EPOCHS" --no-augment \
+  --batch-size "$BATCH" --lr "$LR" --step-size $((EPOCHS - 2 > 0 ? EPOCHS - 2 : 1)) --threads "$THREADS" \
   --print-freq 5 --seed 1 --checkpoint-dir "$RUN" --log "$RUN/log.txt" >"$WORK/train.out"
 t1=$(date +%s)
 best=$(grep '^Current best accuracy: ' "$RUN/log.txt" | tail -1 | cut -d' ' -f4)
