@@ -39,6 +39,25 @@ final class SynthDatasetTests: XCTestCase {
         }
     }
 
+    func testNuisanceLevelChangesThePhotoNotTheFaceAndIsBounded() throws {
+        // Level 0 is the clean frontal face with the best JPEG; the default (1) degrades it, yet
+        // both come from the same generator, so the level is the only difference.
+        let clean = SyntheticDataset.render(split: .train, label: 1, index: 2, size: 48, seed: 4, nuisance: 0)
+        let moderate = SyntheticDataset.render(split: .train, label: 1, index: 2, size: 48, seed: 4)
+        XCTAssertEqual(clean.jpegQuality, 95)
+        XCTAssertTrue((40...95).contains(moderate.jpegQuality))
+        XCTAssertNotEqual(clean.image, moderate.image)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("manet-synth-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: root) }
+        var options = SyntheticDataset.Options()
+        options.trainPerClass = 1
+        options.testPerClass = 1
+        options.nuisance = 3.5
+        XCTAssertThrowsError(try SyntheticDataset.write(to: root, options: options)) { error in
+            XCTAssertTrue("\(error)".contains("nuisance"), "\(error)")
+        }
+    }
+
     func testWriteMakesALoadableImageFolderAndRefusesToOverwrite() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("manet-synth-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: root) }
