@@ -42,7 +42,7 @@ grep -q -- '--nuisance' <<<"$synth_help" && synth_args+=(--nuisance "$NUISANCE")
 "$MANET" synth "${synth_args[@]}" >"$WORK/synth.out"
 n_train=$(find "$DATA/train" -type f | wc -l)
 n_test=$(find "$DATA/test" -type f | wc -l)
-say "[1/3] synth: $n_train train / $n_test test images in $(ls "$DATA/train" | wc -l) class folders -> proves the procedural dataset in RAF-DB's image-folder layout"
+say "[1/9] synth: $n_train train / $n_test test images in $(ls "$DATA/train" | wc -l) class folders -> proves the procedural dataset in RAF-DB's image-folder layout"
 
 # 2. Training with the paper's recipe at reduced width and input size (StepLR shortened to fit:
 # the last two epochs at lr/10). --no-augment: the paper's RandomResizedCrop keeps as little as
@@ -54,11 +54,15 @@ t0=$(date +%s)
   --print-freq 5 --seed 1 --checkpoint-dir "$RUN" --log "$RUN/log.txt" >"$WORK/train.out"
 t1=$(date +%s)
 best=$(grep '^Current best accuracy: ' "$RUN/log.txt" | tail -1 | cut -d' ' -f4)
-say "[2/3] train: width $WIDTH, ${SIZE}x${SIZE}, $EPOCHS epochs in $((t1 - t0)) s; best test accuracy $best% (log $RUN/log.txt in the authors' format, curves $RUN/log.svg, checkpoints $RUN/{checkpoint,model_best}.pb) -> proves native training, logs and checkpoints"
+say "[2/9] train: width $WIDTH, ${SIZE}x${SIZE}, $EPOCHS epochs in $((t1 - t0)) s; best test accuracy $best% (log $RUN/log.txt in the authors' format, curves $RUN/log.svg, checkpoints $RUN/{checkpoint,model_best}.pb) -> proves native training, logs and checkpoints"
 
 # 3. Evaluation of the best checkpoint, independently of the trainer's own validation.
 result=$("$MANET" evaluate --data "$DATA" --model "$RUN/model_best.pb" --threads "$THREADS" | tail -1)
-say "[3/3] evaluate: $result -> proves a checkpoint reloads into a model that reproduces the best epoch's accuracy"
+printf '%s\n' "$result" >"$WORK/evaluate.out"
+say "[3/9] evaluate: $result -> proves a checkpoint reloads into a model that reproduces the best epoch's accuracy"
+
+# 4-9. Export, inspect, run, verify, import, fine-tune.
+bash "$(dirname "$0")/demo_interop.sh" "$MANET" "$WORK" "$DATA" "$RUN" "$THREADS" "$WIDTH" "$SIZE"
 
 chance=$(awk -v k="$(ls "$DATA/train" | wc -l)" 'BEGIN { printf "%.1f", 100 / k }')
 say "demo: done in $(( $(date +%s) - start )) s; accuracy reached: $(sed -E 's/^accuracy ([0-9.]+)%.*/\1/' <<<"$result")% (chance $chance%). Files in $WORK"
