@@ -1,0 +1,291 @@
+# Trains the PyTorch MA-Net reference and `manet train` on the same synthetic data, same initial weights and recipe, and compares their logs.
+"""Usage: /work/venvs/torch/bin/python tools/compare_training.py [--manet PATH] [--work DIR] ...
+
+1. `manet synth` writes DIR/train and DIR/test (seed 1).
+2. PyTorch: MANet(7, width) from torch.manual_seed(seed), saved as init.safetensors; trained with
+   ImageFolder order (sorted classes, sorted files), no shuffle, no augmentation (PIL bilinear
+   Resize((S, S)) + ToTensor), SGD(lr, momentum, weight decay), StepLR, loss
+   beta * CE(local) + (1 - beta) * CE(global), predictions from the fused logits; the authors'
+   log lines go to torch.log.
+3. Swift: `manet train --init init.safetensors --no-augment --no-shuffle ...` writes swift.log.
+4. `manet logs torch.log swift.log`, then a summary of final / best accuracies and the largest
+   per-epoch differences of train loss, test loss and test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from manet_reference import MANet  # noqa: E402
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+# Data -------------------------------------------------------------------------------------------
+
+
+def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """ImageFolder's listing: class folders sorted, files sorted within each class."""
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    samples = []
+    for index, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        for file in sorted(os.listdir(folder)):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                samples.append((os.path.join(folder, file), index))
+    return classes, samples
+
+
+def load_tensor(path: str, size: int) -> torch.Tensor:
+    """PIL RGB -> Resize((size, size), bilinear) -> [3, size, size] float in [0, 1]."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255.0)
+
+
+def load_split(root: str, size: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    classes, samples = list_image_folder(root)
+    if not samples:
+        raise SystemExit(f"no images under {root}")
+    images = torch.stack([load_tensor(p, size) for p, _ in samples])
+    labels = torch.tensor([c for _, c in samples], dtype=torch.long)
+    return classes, images, labels
+
+
+def batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield start, min(start + batch_size, n)
+
+
+# The authors' meters and log lines --------------------------------------------------------------
+
+
+class LossMeter:
+    def __init__(self):
+        self.val, self.sum, self.count = 0.0, 0.0, 0
+
+    def update(self, val: float, n: int):
+        self.val = val
+        self.sum += val * n
+        self.count += n
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+class AccuracyMeter:
+    """float32 arithmetic, as the authors' meter summing float32 tensors."""
+
+    def __init__(self):
+        self.val, self.sum, self.count = np.float32(0), np.float32(0), 0
+
+    def update(self, correct: int, n: int):
+        self.val = np.float32(correct) * np.float32(100.0 / n)
+        self.sum = np.float32(self.sum + self.val * np.float32(n))
+        self.count += n
+
+    @property
+    def avg(self) -> np.float32:
+        return np.float32(self.sum / np.float32(self.count)) if self.count else np.float32(0)
+
+
+def progress_line(prefix: str, i: int, total: int, loss: LossMeter, acc: AccuracyMeter) -> str:
+    index = str(i).rjust(len(str(total)))
+    return (f"{prefix}[{index}/{total}]\tLoss {loss.val:.4f} ({loss.avg:.4f})"
+            f"\tAccuracy {float(acc.val):6.3f} ({float(acc.avg):6.3f})")
+
+
+class Log:
+    def __init__(self, path: str):
+        self.file = open(path, "w")
+
+    def write(self, line: str):
+        print(line, flush=True)
+        self.file.write(line + "\n")
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+# PyTorch run ------------------------------------------------------------------------------------
+
+
+def loss_and_correct(model, images, labels, beta):
+    local, global_ = model(images)
+    loss = beta * F.cross_entropy(local, labels) + (1 - beta) * F.cross_entropy(global_, labels)
+    fused = beta * local + (1 - beta) * global_
+    correct = int((fused.argmax(1) == labels).sum())
+    return loss, correct
+
+
+def train_torch(args, init_path: str, log_path: str) -> None:
+    torch.set_num_threads(2)
+    classes, train_x, train_y = load_split(os.path.join(args.work, "data", "train"), args.size)
+    test_classes, test_x, test_y = load_split(os.path.join(args.work, "data", "test"), args.size)
+    if classes != test_classes or len(classes) != 7:
+        raise SystemExit(f"expected the same 7 classes in train and test, got {classes} / {test_classes}")
+    torch.manual_seed(args.seed)
+    model = MANet(num_classes=7, width=args.width)
+    from safetensors.torch import save_file
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, init_path)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=args.gamma)
+    log = Log(log_path)
+    best = np.float32(0)
+    n_train_batches = (len(train_y) + args.batch_size - 1) // args.batch_size
+    n_test_batches = (len(test_y) + args.batch_size - 1) // args.batch_size
+    for epoch in range(args.epochs):
+        start = time.time()
+        log.write(f"Current learning rate: {optimizer.param_groups[0]['lr']}")
+        model.train()
+        losses, acc = LossMeter(), AccuracyMeter()
+        for i, (a, b) in enumerate(batches(len(train_y), args.batch_size)):
+            loss, correct = loss_and_correct(model, train_x[a:b], train_y[a:b], args.beta)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.update(loss.item(), b - a)
+            acc.update(correct, b - a)
+            if i % args.print_freq == 0:
+                log.write(progress_line(f"Epoch: [{epoch}]", i, n_train_batches, losses, acc))
+        model.eval()
+        losses, acc = LossMeter(), AccuracyMeter()
+        with torch.no_grad():
+            for i, (a, b) in enumerate(batches(len(test_y), args.batch_size)):
+                loss, correct = loss_and_correct(model, test_x[a:b], test_y[a:b], args.beta)
+                losses.update(loss.item(), b - a)
+                acc.update(correct, b - a)
+                if i % args.print_freq == 0:
+                    log.write(progress_line("Test: ", i, n_test_batches, losses, acc))
+        log.write(f" * Accuracy {float(acc.avg):.3f}")
+        best = max(best, acc.avg)
+        log.write(f"Current best accuracy: {float(best)}")
+        scheduler.step()
+        log.write(str(time.time() - start))
+    log.close()
+
+
+# Log comparison ---------------------------------------------------------------------------------
+
+
+def parse_log(path: str) -> list[dict]:
+    """Per epoch: last running train loss, last running test loss, test accuracy, best accuracy."""
+    epochs: list[dict] = []
+    progress = re.compile(r"^(Epoch: \[(\d+)\]|Test: )\[\s*\d+/\d+\]\tLoss \S+ \((\S+)\)\tAccuracy\s+\S+ \(\s*(\S+)\)")
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("Current learning rate"):
+                epochs.append({"lr": float(line.split()[-1])})
+                continue
+            if not epochs:
+                continue
+            m = progress.match(line)
+            if m:
+                key = "train" if m.group(1).startswith("Epoch") else "test"
+                epochs[-1][f"{key}_loss"] = float(m.group(3))
+                epochs[-1][f"{key}_acc_running"] = float(m.group(4))
+            elif line.startswith(" * Accuracy"):
+                epochs[-1]["test_acc"] = float(line.split()[-1])
+            elif line.startswith("Current best accuracy"):
+                epochs[-1]["best"] = float(line.split()[-1])
+    return epochs
+
+
+def max_diff(a: list[dict], b: list[dict], key: str) -> float:
+    pairs = [(x[key], y[key]) for x, y in zip(a, b) if key in x and key in y]
+    return max((abs(x - y) for x, y in pairs), default=float("nan"))
+
+
+# Main -------------------------------------------------------------------------------------------
+
+
+def run(cmd: list[str]) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manet", default=".build/release/manet", help="manet binary")
+    p.add_argument("--work", default="/tmp/manet_compare_training", help="working folder (data, logs, weights)")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--size", type=int, default=64, help="image side and network input size")
+    p.add_argument("--train-per-class", type=int, default=40)
+    p.add_argument("--test-per-class", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--step-size", type=int, default=15)
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--beta", type=float, default=0.6)
+    p.add_argument("--print-freq", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights")
+    args = p.parse_args()
+
+    manet = os.path.abspath(args.manet)
+    if not os.access(manet, os.X_OK):
+        raise SystemExit(f"manet binary not found at {manet} (build it, or pass --manet)")
+    os.makedirs(args.work, exist_ok=True)
+    data = os.path.join(args.work, "data")
+    init_path = os.path.join(args.work, "init.safetensors")
+    torch_log = os.path.join(args.work, "torch.log")
+    swift_log = os.path.join(args.work, "swift.log")
+    for path in (torch_log, swift_log):
+        if os.path.exists(path):
+            os.remove(path)
+
+    run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
+         "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
+
+    t0 = time.time()
+    train_torch(args, init_path, torch_log)
+    torch_seconds = time.time() - t0
+
+    t0 = time.time()
+    run([manet, "train", "--data", data, "--init", init_path, "--width", str(args.width),
+         "--input-size", str(args.size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+         "--lr", str(args.lr), "--momentum", str(args.momentum), "--weight-decay", str(args.weight_decay),
+         "--step-size", str(args.step_size), "--gamma", str(args.gamma), "--beta", str(args.beta),
+         "--no-augment", "--no-shuffle", "--print-freq", str(args.print_freq), "--log", swift_log,
+         "--checkpoint-dir", os.path.join(args.work, "checkpoints"), "--seed", "1", "--threads", "2"])
+    swift_seconds = time.time() - t0
+
+    run([manet, "logs", torch_log, swift_log])
+
+    a, b = parse_log(torch_log), parse_log(swift_log)
+    if not a or not b or len(a) != len(b):
+        raise SystemExit(f"logs have {len(a)} and {len(b)} epochs")
+    print()
+    print(f"PyTorch: final test accuracy {a[-1]['test_acc']:.3f}, best {a[-1]['best']:.3f} ({torch_seconds:.0f} s)")
+    print(f"Swift:   final test accuracy {b[-1]['test_acc']:.3f}, best {b[-1]['best']:.3f} ({swift_seconds:.0f} s)")
+    print("per epoch (PyTorch / Swift): train loss, test loss, test accuracy")
+    for e, (x, y) in enumerate(zip(a, b)):
+        print(f"  epoch {e}: {x['train_loss']:.4f} / {y['train_loss']:.4f}   "
+              f"{x['test_loss']:.4f} / {y['test_loss']:.4f}   {x['test_acc']:.3f} / {y['test_acc']:.3f}")
+    print(f"max |diff| train loss {max_diff(a, b, 'train_loss'):.4f}, test loss {max_diff(a, b, 'test_loss'):.4f}, "
+          f"test accuracy {max_diff(a, b, 'test_acc'):.3f} points")
+
+
+if __name__ == "__main__":
+    main()
