@@ -1,0 +1,226 @@
+# Full-width training parity: writes a PyTorch reference of a few SGD steps of MA-Net (width 64,
+# 224 px by default) into a folder outside the repository, for TrainingParityTests to check against.
+"""Usage: /work/venvs/torch/bin/python tools/training_parity_full.py OUTDIR [--width 64] [--size 224]
+          [--batch 2] [--steps 5] [--model-seed 64] [--bn-seed 65] [--data-seed 12] [--try-seeds K]
+          [--no-float64]
+
+Writes OUTDIR in the layout of fixtures/training_w8 (too big to commit at width 64):
+  initial_weights.safetensors    state_dict of MANet(7, width) from --model-seed, BN running stats and
+                                 affine parameters made non-trivial (--bn-seed), as the width-8 fixture
+  batch_K_input.pb / _target.pb  fixed batches: uniform [0, 1) float32 [batch, 3, size, size], int64 targets
+  grads_step1.safetensors        step-1 gradient of every parameter (before weight decay)
+  bn_stats_step5.safetensors     BN running statistics and counters after the last step
+  meta.json                      losses, recipe, model width and input, float32-vs-float64 drift
+
+Then the Swift side (same checks and the same limits as the committed width-8 fixture:
+gradient rel L2 <= 1e-3, losses <= 1e-4 rel, BN stats <= 1e-4):
+
+  MANET_TRAINING_PARITY_DIR=OUTDIR swift test -c release -Xswiftc -enable-testing \\
+      --disable-swift-testing --filter TrainingParityTests/testFiveSGDStepsMatchPyTorchInConfiguredDirectory
+
+Deterministic: fixed seeds, torch.use_deterministic_algorithms(True), one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import manet_reference as ref  # noqa: E402
+
+LIMITS = {"grad_rel_l2": 1e-3, "loss_rel": 1e-4, "bn_stats_rel": 1e-4}
+# The float32 run must be this close to the same run in float64 (as for the width-8 fixture in
+# tools/make_fixtures.py): otherwise the batches steer the trajectory through a gradient
+# discontinuity (near-tied max / ReLU) that amplifies rounding, and any float32 implementation,
+# PyTorch's own included, drifts from it by more than the limits.
+CONDITIONING = {"max_loss_rel": 1e-5, "max_grad_rel_l2": 1e-4, "max_bn_stat_rel_l2": 1e-5}
+
+
+def write_pb(path: Path, array: np.ndarray, name: str) -> None:
+    from onnx import numpy_helper
+
+    path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def train(init_state: dict, width: int, batches: list, lr: float, momentum: float, wd: float, dtype,
+          stop_losses: list | None = None) -> dict:
+    """PyTorch SGD in training mode from init_state: losses, step-1 gradients, BN stats after the last step.
+    With stop_losses, stops early (result["stopped"]) once a loss is off them by more than CONDITIONING."""
+    model = ref.MANet(7, width)
+    model.load_state_dict(init_state, strict=True)
+    model.to(dtype).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
+    result: dict = {"losses": []}
+    for k, (x, y) in enumerate(batches):
+        t0 = time.time()
+        optimizer.zero_grad()
+        local, glob = model(x.to(dtype))
+        loss = ref.manet_loss(local, glob, y)
+        loss.backward()
+        result["losses"].append(float(loss.item()))
+        if k == 0:
+            result["grads"] = {n: p.grad.detach().clone().float().contiguous() for n, p in model.named_parameters()}
+        optimizer.step()
+        print(f"  {dtype} step {k + 1}: loss {result['losses'][-1]:.8f} ({time.time() - t0:.1f} s)", flush=True)
+        if stop_losses is not None and abs(result["losses"][-1] - stop_losses[k]) > CONDITIONING["max_loss_rel"] * abs(result["losses"][-1]):
+            result["stopped"] = k + 1
+            return result
+    result["bn_state"] = {k: (v.detach().clone().float() if v.is_floating_point() else v.detach().clone()).contiguous()
+                          for k, v in model.state_dict().items()
+                          if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    return result
+
+
+def reference_run(args, init_state: dict, data_seed: int):
+    """Fixed batches from data_seed, the float32 PyTorch run on them and its drift from float64."""
+    gen = torch.Generator().manual_seed(data_seed)
+    batches = [(torch.rand(args.batch, 3, args.size, args.size, generator=gen),
+                torch.randint(0, 7, (args.batch,), generator=gen)) for _ in range(args.steps)]
+
+    run = train(init_state, args.width, batches, args.lr, args.momentum, args.weight_decay, torch.float32)
+
+    float64_check = None
+    if not args.no_float64:
+        run64 = train(init_state, args.width, batches, args.lr, args.momentum, args.weight_decay, torch.float64,
+                      stop_losses=run["losses"] if args.try_seeds > 1 else None)
+        if "stopped" in run64:
+            n = run64["stopped"]
+            drift = abs(run["losses"][n - 1] - run64["losses"][n - 1]) / abs(run64["losses"][n - 1])
+            print(f"  float64 run stopped at step {n}: loss drift {drift:.3g}", flush=True)
+            return batches, run, {"max_loss_rel": drift, "max_grad_rel_l2": None,
+                                  "max_bn_stat_rel_l2": None, "stopped_at_step": n,
+                                  "float64_losses": run64["losses"]}
+        grad_errors = {k: rel_l2(run["grads"][k], run64["grads"][k]) for k in run["grads"]}
+        bn_errors = {k: rel_l2(run["bn_state"][k], run64["bn_state"][k]) for k in run["bn_state"]
+                     if not k.endswith("num_batches_tracked")}
+        worst_grad = max(grad_errors, key=grad_errors.get)
+        worst_bn = max(bn_errors, key=bn_errors.get)
+        float64_check = {
+            "max_loss_rel": max(abs(a - b) / abs(b) for a, b in zip(run["losses"], run64["losses"])),
+            "max_grad_rel_l2": grad_errors[worst_grad], "max_grad_param": worst_grad,
+            "max_bn_stat_rel_l2": bn_errors[worst_bn], "max_bn_stat": worst_bn,
+            "float64_losses": run64["losses"],
+        }
+        print(f"float32 vs float64 PyTorch (the rounding floor): {float64_check}")
+    return batches, run, float64_check
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("outdir", help="output folder (outside the repository; replaced if it exists)")
+    p.add_argument("--width", type=int, default=64, help="MA-Net width (64 = the paper)")
+    p.add_argument("--size", type=int, default=224, help="input side, a multiple of 32 from 64")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--model-seed", type=int, default=64)
+    p.add_argument("--bn-seed", type=int, default=65)
+    p.add_argument("--data-seed", type=int, default=12)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--no-float64", action="store_true", help="skip the float64 PyTorch run (the rounding floor)")
+    p.add_argument("--try-seeds", type=int, default=1, metavar="K",
+                   help="try data seeds --data-seed ... --data-seed+K-1 until float32 PyTorch stays within "
+                        f"{CONDITIONING} of float64 (keeps the last one tried if none does)")
+    args = p.parse_args()
+    if args.size < 64 or args.size % 32 != 0:
+        raise SystemExit(f"--size must be a multiple of 32 from 64, got {args.size}")
+    if args.width < 4 or args.width % 4 != 0:
+        raise SystemExit(f"--width must be a positive multiple of 4, got {args.width}")
+    if args.batch < 2 or args.steps < 1:
+        raise SystemExit(f"--batch must be >= 2 (BN batch statistics) and --steps >= 1, got {args.batch}, {args.steps}")
+
+    from safetensors.torch import save_file
+
+    out = Path(args.outdir).resolve()
+    repo = Path(__file__).resolve().parent.parent
+    if out == repo or repo in out.parents:
+        raise SystemExit(f"{out} is inside the repository; write the full-width reference elsewhere (e.g. /tmp)")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+
+    model = ref.build_manet(num_classes=7, width=args.width, seed=args.model_seed)
+    ref.make_bn_nontrivial(model, seed=args.bn_seed, input_size=args.size, batch=args.batch)
+    init_state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    init_path = out / "initial_weights.safetensors"
+    save_file(init_state, str(init_path), metadata={"format": "pt"})
+    print(f"MA-Net width {args.width}: {ref.parameter_count(model):,} parameters -> {init_path}")
+
+    if args.no_float64 and args.try_seeds > 1:
+        raise SystemExit("--try-seeds needs the float64 run (drop --no-float64)")
+    tried = []
+    for data_seed in range(args.data_seed, args.data_seed + max(1, args.try_seeds)):
+        print(f"data seed {data_seed}", flush=True)
+        batches, run, float64_check = reference_run(args, init_state, data_seed)
+        conditioned = float64_check is not None and "stopped_at_step" not in float64_check and all(
+            float64_check[k] <= v for k, v in CONDITIONING.items())
+        tried.append({"data_seed": data_seed, "float32_vs_float64": float64_check, "well_conditioned": conditioned})
+        if float64_check is None or conditioned:
+            break
+        print(f"  data seed {data_seed} is ill-conditioned (float32 vs float64 beyond {CONDITIONING})", flush=True)
+    if float64_check is not None and not conditioned:
+        print(f"WARNING: no well-conditioned data seed among {[t['data_seed'] for t in tried]}; kept {data_seed}")
+    for k, (x, y) in enumerate(batches):
+        write_pb(out / f"batch_{k}_input.pb", x.numpy(), f"batch_{k}_input")
+        write_pb(out / f"batch_{k}_target.pb", y.numpy(), f"batch_{k}_target")
+    save_file(run["grads"], str(out / "grads_step1.safetensors"))
+    save_file(run["bn_state"], str(out / "bn_stats_step5.safetensors"))
+
+    meta = {
+        "what": f"PyTorch reference of {args.steps} SGD steps of MA-Net width {args.width} at {args.size} px for "
+                "TrainingParityTests (MANET_TRAINING_PARITY_DIR); made by tools/training_parity_full.py",
+        "model": {"name": "MA-Net", "width": args.width, "num_classes": 7,
+                  "input": [args.batch, 3, args.size, args.size],
+                  "reference": f"tools/manet_reference.py MANet(num_classes=7, width={args.width})"},
+        "initial_weights": {"path": init_path.name, "sha256": sha256(init_path),
+                            "note": f"build_manet seed {args.model_seed}, make_bn_nontrivial seed {args.bn_seed}"},
+        "batches": [{"input": f"batch_{k}_input.pb", "target": f"batch_{k}_target.pb"} for k in range(args.steps)],
+        "batch_note": f"torch.Generator seed {data_seed}: inputs uniform [0,1), targets in 0..6",
+        "beta": ref.BETA,
+        "optimizer": {"type": "torch.optim.SGD", "lr": args.lr, "momentum": args.momentum,
+                      "weight_decay": args.weight_decay, "dampening": 0.0, "nesterov": False},
+        "losses": run["losses"],
+        "step1": {"grads": "grads_step1.safetensors"},
+        "bn_stats_after_last_step": "bn_stats_step5.safetensors",
+        "tolerances": LIMITS,
+        "float32_vs_float64": float64_check,
+        "conditioning_limits": CONDITIONING,
+        "data_seeds_tried": tried,
+        "versions": f"torch={torch.__version__} numpy={np.__version__}",
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"losses {run['losses']}")
+    print(f"wrote {out}; check the Swift trainer with\n  MANET_TRAINING_PARITY_DIR={out} swift test -c release "
+          "-Xswiftc -enable-testing --disable-swift-testing "
+          "--filter TrainingParityTests/testFiveSGDStepsMatchPyTorchInConfiguredDirectory")
+
+
+if __name__ == "__main__":
+    main()
