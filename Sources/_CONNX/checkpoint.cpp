@@ -191,7 +191,8 @@ connx_error *connx_checkpoint_write_file(const connx_checkpoint *checkpoint, con
         size_t slash = target.rfind('/');
         if (slash != std::string::npos) folder = slash == 0 ? "/" : target.substr(0, slash);
         std::string temporary = target + ".tmp-" + std::to_string(getpid());
-        int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        // O_NOFOLLOW: a symlink planted at the temporary name is refused, not written through.
+        int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             connx_bytes_free(bytes);
             return checkpoint_error(errno_text("cannot create", temporary));
@@ -216,17 +217,28 @@ connx_error *connx_checkpoint_write_file(const connx_checkpoint *checkpoint, con
             unlink(temporary.c_str());
             return checkpoint_error(message);
         }
+        // Test hook (crash-safety tests only): widen the window between the complete temporary
+        // file and the rename so that a SIGKILL can be aimed at it.
+        if (const char *delay = std::getenv("MANET_TEST_CHECKPOINT_WRITE_DELAY_MS")) {
+            long ms = std::strtol(delay, nullptr, 10);
+            if (ms > 0 && ms <= 10000) usleep(static_cast<useconds_t>(ms) * 1000);
+        }
         if (rename(temporary.c_str(), target.c_str()) != 0) {
             std::string message = errno_text("cannot rename " + temporary + " to", target);
             unlink(temporary.c_str());
             return checkpoint_error(message);
         }
         // The rename itself is durable only once the folder's entry is on disk.
+        // A folder that cannot be opened or synced is reported: the new name may not survive a
+        // power loss (the previous checkpoint or the new one is there, never a torn file).
         int dir = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir >= 0) {
-            fsync(dir);
+        if (dir < 0) return checkpoint_error(errno_text("wrote the checkpoint but cannot open its folder to sync it:", folder));
+        if (fsync(dir) != 0 && errno != EINVAL) {
+            std::string message = errno_text("wrote the checkpoint but cannot sync its folder", folder);
             close(dir);
+            return checkpoint_error(message);
         }
+        close(dir);
         return nullptr;
     });
 }
@@ -255,6 +267,15 @@ void connx_checkpoint_get_header(const connx_checkpoint *c, connx_checkpoint_hea
     h->epochs = m.recipe().epochs();
     h->augment = m.recipe().augment() ? 1 : 0;
     h->shuffle = m.recipe().shuffle() ? 1 : 0;
+    const manet::EpochPosition &p = m.position();
+    h->step_in_epoch = p.step_in_epoch();
+    h->loss_value = p.loss_value();
+    h->loss_sum = p.loss_sum();
+    h->loss_count = p.loss_count();
+    h->accuracy_value = p.accuracy_value();
+    h->accuracy_sum = p.accuracy_sum();
+    h->accuracy_count = p.accuracy_count();
+    h->log_length = m.log_length();
 }
 
 void connx_checkpoint_set_header(connx_checkpoint *c, const connx_checkpoint_header *h) {
@@ -283,6 +304,15 @@ void connx_checkpoint_set_header(connx_checkpoint *c, const connx_checkpoint_hea
     recipe->set_epochs(h->epochs);
     recipe->set_augment(h->augment != 0);
     recipe->set_shuffle(h->shuffle != 0);
+    auto *p = m.mutable_position();
+    p->set_step_in_epoch(h->step_in_epoch);
+    p->set_loss_value(h->loss_value);
+    p->set_loss_sum(h->loss_sum);
+    p->set_loss_count(h->loss_count);
+    p->set_accuracy_value(h->accuracy_value);
+    p->set_accuracy_sum(h->accuracy_sum);
+    p->set_accuracy_count(h->accuracy_count);
+    m.set_log_length(h->log_length);
 }
 
 size_t connx_checkpoint_class_name_count(const connx_checkpoint *c) {

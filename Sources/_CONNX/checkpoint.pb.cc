@@ -29,6 +29,7 @@ PROTOBUF_CONSTEXPR Checkpoint::Checkpoint(
   , /*decltype(_impl_.history_)*/{}
   , /*decltype(_impl_.random_)*/nullptr
   , /*decltype(_impl_.recipe_)*/nullptr
+  , /*decltype(_impl_.position_)*/nullptr
   , /*decltype(_impl_.format_version_)*/0u
   , /*decltype(_impl_.width_)*/0
   , /*decltype(_impl_.num_classes_)*/0
@@ -37,6 +38,7 @@ PROTOBUF_CONSTEXPR Checkpoint::Checkpoint(
   , /*decltype(_impl_.learning_rate_)*/0
   , /*decltype(_impl_.epochs_completed_)*/0
   , /*decltype(_impl_.best_accuracy_)*/0
+  , /*decltype(_impl_.log_length_)*/uint64_t{0u}
   , /*decltype(_impl_.best_epoch_)*/0
   , /*decltype(_impl_._cached_size_)*/{}} {}
 struct CheckpointDefaultTypeInternal {
@@ -48,6 +50,25 @@ struct CheckpointDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 CheckpointDefaultTypeInternal _Checkpoint_default_instance_;
+PROTOBUF_CONSTEXPR EpochPosition::EpochPosition(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.loss_value_)*/0
+  , /*decltype(_impl_.loss_sum_)*/0
+  , /*decltype(_impl_.step_in_epoch_)*/0
+  , /*decltype(_impl_.accuracy_value_)*/0
+  , /*decltype(_impl_.loss_count_)*/int64_t{0}
+  , /*decltype(_impl_.accuracy_count_)*/int64_t{0}
+  , /*decltype(_impl_.accuracy_sum_)*/0
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct EpochPositionDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR EpochPositionDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~EpochPositionDefaultTypeInternal() {}
+  union {
+    EpochPosition _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 EpochPositionDefaultTypeInternal _EpochPosition_default_instance_;
 PROTOBUF_CONSTEXPR EpochRecord::EpochRecord(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.learning_rate_)*/0
@@ -105,7 +126,7 @@ struct RecipeDefaultTypeInternal {
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 RecipeDefaultTypeInternal _Recipe_default_instance_;
 }  // namespace manet
-static ::_pb::Metadata file_level_metadata_checkpoint_2eproto[4];
+static ::_pb::Metadata file_level_metadata_checkpoint_2eproto[5];
 static constexpr ::_pb::EnumDescriptor const** file_level_enum_descriptors_checkpoint_2eproto = nullptr;
 static constexpr ::_pb::ServiceDescriptor const** file_level_service_descriptors_checkpoint_2eproto = nullptr;
 
@@ -131,6 +152,21 @@ const uint32_t TableStruct_checkpoint_2eproto::offsets[] PROTOBUF_SECTION_VARIAB
   PROTOBUF_FIELD_OFFSET(::manet::Checkpoint, _impl_.history_),
   PROTOBUF_FIELD_OFFSET(::manet::Checkpoint, _impl_.random_),
   PROTOBUF_FIELD_OFFSET(::manet::Checkpoint, _impl_.recipe_),
+  PROTOBUF_FIELD_OFFSET(::manet::Checkpoint, _impl_.position_),
+  PROTOBUF_FIELD_OFFSET(::manet::Checkpoint, _impl_.log_length_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.step_in_epoch_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.loss_value_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.loss_sum_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.loss_count_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.accuracy_value_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.accuracy_sum_),
+  PROTOBUF_FIELD_OFFSET(::manet::EpochPosition, _impl_.accuracy_count_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::manet::EpochRecord, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -171,20 +207,22 @@ const uint32_t TableStruct_checkpoint_2eproto::offsets[] PROTOBUF_SECTION_VARIAB
 };
 static const ::_pbi::MigrationSchema schemas[] PROTOBUF_SECTION_VARIABLE(protodesc_cold) = {
   { 0, -1, -1, sizeof(::manet::Checkpoint)},
-  { 21, -1, -1, sizeof(::manet::EpochRecord)},
-  { 34, -1, -1, sizeof(::manet::RandomState)},
-  { 43, -1, -1, sizeof(::manet::Recipe)},
+  { 23, -1, -1, sizeof(::manet::EpochPosition)},
+  { 36, -1, -1, sizeof(::manet::EpochRecord)},
+  { 49, -1, -1, sizeof(::manet::RandomState)},
+  { 58, -1, -1, sizeof(::manet::Recipe)},
 };
 
 static const ::_pb::Message* const file_default_instances[] = {
   &::manet::_Checkpoint_default_instance_._instance,
+  &::manet::_EpochPosition_default_instance_._instance,
   &::manet::_EpochRecord_default_instance_._instance,
   &::manet::_RandomState_default_instance_._instance,
   &::manet::_Recipe_default_instance_._instance,
 };
 
 const char descriptor_table_protodef_checkpoint_2eproto[] PROTOBUF_SECTION_VARIABLE(protodesc_cold) =
-  "\n\020checkpoint.proto\022\005manet\"\361\002\n\nCheckpoint"
+  "\n\020checkpoint.proto\022\005manet\"\255\003\n\nCheckpoint"
   "\022\026\n\016format_version\030\001 \001(\r\022\r\n\005width\030\002 \001(\005\022"
   "\023\n\013num_classes\030\003 \001(\005\022\022\n\ninput_size\030\004 \001(\005"
   "\022\014\n\004beta\030\005 \001(\001\022\023\n\013class_names\030\006 \003(\t\022\022\n\ns"
@@ -193,24 +231,30 @@ const char descriptor_table_protodef_checkpoint_2eproto[] PROTOBUF_SECTION_VARIA
   "rate\030\025 \001(\001\022\025\n\rbest_accuracy\030\026 \001(\002\022\022\n\nbes"
   "t_epoch\030\027 \001(\005\022#\n\007history\030\030 \003(\0132\022.manet.E"
   "pochRecord\022\"\n\006random\030\031 \001(\0132\022.manet.Rando"
-  "mState\022\035\n\006recipe\030\032 \001(\0132\r.manet.Recipe\"\232\001"
-  "\n\013EpochRecord\022\r\n\005epoch\030\001 \001(\005\022\025\n\rlearning"
-  "_rate\030\002 \001(\001\022\022\n\ntrain_loss\030\003 \001(\001\022\026\n\016train"
-  "_accuracy\030\004 \001(\002\022\021\n\ttest_loss\030\005 \001(\001\022\025\n\rte"
-  "st_accuracy\030\006 \001(\002\022\017\n\007seconds\030\007 \001(\001\"G\n\013Ra"
-  "ndomState\022\014\n\004seed\030\001 \001(\004\022\021\n\tdata_seed\030\002 \001"
-  "(\004\022\027\n\017generator_state\030\003 \003(\004\"\267\001\n\006Recipe\022\035"
-  "\n\025initial_learning_rate\030\001 \001(\001\022\020\n\010momentu"
-  "m\030\002 \001(\001\022\024\n\014weight_decay\030\003 \001(\001\022\021\n\tstep_si"
-  "ze\030\004 \001(\005\022\r\n\005gamma\030\005 \001(\001\022\022\n\nbatch_size\030\006 "
-  "\001(\005\022\016\n\006epochs\030\007 \001(\005\022\017\n\007augment\030\010 \001(\010\022\017\n\007"
-  "shuffle\030\t \001(\010B\002H\001b\006proto3"
+  "mState\022\035\n\006recipe\030\032 \001(\0132\r.manet.Recipe\022&\n"
+  "\010position\030\033 \001(\0132\024.manet.EpochPosition\022\022\n"
+  "\nlog_length\030\034 \001(\004\"\246\001\n\rEpochPosition\022\025\n\rs"
+  "tep_in_epoch\030\001 \001(\005\022\022\n\nloss_value\030\002 \001(\001\022\020"
+  "\n\010loss_sum\030\003 \001(\001\022\022\n\nloss_count\030\004 \001(\003\022\026\n\016"
+  "accuracy_value\030\005 \001(\002\022\024\n\014accuracy_sum\030\006 \001"
+  "(\002\022\026\n\016accuracy_count\030\007 \001(\003\"\232\001\n\013EpochReco"
+  "rd\022\r\n\005epoch\030\001 \001(\005\022\025\n\rlearning_rate\030\002 \001(\001"
+  "\022\022\n\ntrain_loss\030\003 \001(\001\022\026\n\016train_accuracy\030\004"
+  " \001(\002\022\021\n\ttest_loss\030\005 \001(\001\022\025\n\rtest_accuracy"
+  "\030\006 \001(\002\022\017\n\007seconds\030\007 \001(\001\"G\n\013RandomState\022\014"
+  "\n\004seed\030\001 \001(\004\022\021\n\tdata_seed\030\002 \001(\004\022\027\n\017gener"
+  "ator_state\030\003 \003(\004\"\267\001\n\006Recipe\022\035\n\025initial_l"
+  "earning_rate\030\001 \001(\001\022\020\n\010momentum\030\002 \001(\001\022\024\n\014"
+  "weight_decay\030\003 \001(\001\022\021\n\tstep_size\030\004 \001(\005\022\r\n"
+  "\005gamma\030\005 \001(\001\022\022\n\nbatch_size\030\006 \001(\005\022\016\n\006epoc"
+  "hs\030\007 \001(\005\022\017\n\007augment\030\010 \001(\010\022\017\n\007shuffle\030\t \001"
+  "(\010B\002H\001b\006proto3"
   ;
 static ::_pbi::once_flag descriptor_table_checkpoint_2eproto_once;
 const ::_pbi::DescriptorTable descriptor_table_checkpoint_2eproto = {
-    false, false, 825, descriptor_table_protodef_checkpoint_2eproto,
+    false, false, 1054, descriptor_table_protodef_checkpoint_2eproto,
     "checkpoint.proto",
-    &descriptor_table_checkpoint_2eproto_once, nullptr, 0, 4,
+    &descriptor_table_checkpoint_2eproto_once, nullptr, 0, 5,
     schemas, file_default_instances, TableStruct_checkpoint_2eproto::offsets,
     file_level_metadata_checkpoint_2eproto, file_level_enum_descriptors_checkpoint_2eproto,
     file_level_service_descriptors_checkpoint_2eproto,
@@ -229,6 +273,7 @@ class Checkpoint::_Internal {
  public:
   static const ::manet::RandomState& random(const Checkpoint* msg);
   static const ::manet::Recipe& recipe(const Checkpoint* msg);
+  static const ::manet::EpochPosition& position(const Checkpoint* msg);
 };
 
 const ::manet::RandomState&
@@ -238,6 +283,10 @@ Checkpoint::_Internal::random(const Checkpoint* msg) {
 const ::manet::Recipe&
 Checkpoint::_Internal::recipe(const Checkpoint* msg) {
   return *msg->_impl_.recipe_;
+}
+const ::manet::EpochPosition&
+Checkpoint::_Internal::position(const Checkpoint* msg) {
+  return *msg->_impl_.position_;
 }
 Checkpoint::Checkpoint(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
@@ -255,6 +304,7 @@ Checkpoint::Checkpoint(const Checkpoint& from)
     , decltype(_impl_.history_){from._impl_.history_}
     , decltype(_impl_.random_){nullptr}
     , decltype(_impl_.recipe_){nullptr}
+    , decltype(_impl_.position_){nullptr}
     , decltype(_impl_.format_version_){}
     , decltype(_impl_.width_){}
     , decltype(_impl_.num_classes_){}
@@ -263,6 +313,7 @@ Checkpoint::Checkpoint(const Checkpoint& from)
     , decltype(_impl_.learning_rate_){}
     , decltype(_impl_.epochs_completed_){}
     , decltype(_impl_.best_accuracy_){}
+    , decltype(_impl_.log_length_){}
     , decltype(_impl_.best_epoch_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
@@ -272,6 +323,9 @@ Checkpoint::Checkpoint(const Checkpoint& from)
   }
   if (from._internal_has_recipe()) {
     _this->_impl_.recipe_ = new ::manet::Recipe(*from._impl_.recipe_);
+  }
+  if (from._internal_has_position()) {
+    _this->_impl_.position_ = new ::manet::EpochPosition(*from._impl_.position_);
   }
   ::memcpy(&_impl_.format_version_, &from._impl_.format_version_,
     static_cast<size_t>(reinterpret_cast<char*>(&_impl_.best_epoch_) -
@@ -290,6 +344,7 @@ inline void Checkpoint::SharedCtor(
     , decltype(_impl_.history_){arena}
     , decltype(_impl_.random_){nullptr}
     , decltype(_impl_.recipe_){nullptr}
+    , decltype(_impl_.position_){nullptr}
     , decltype(_impl_.format_version_){0u}
     , decltype(_impl_.width_){0}
     , decltype(_impl_.num_classes_){0}
@@ -298,6 +353,7 @@ inline void Checkpoint::SharedCtor(
     , decltype(_impl_.learning_rate_){0}
     , decltype(_impl_.epochs_completed_){0}
     , decltype(_impl_.best_accuracy_){0}
+    , decltype(_impl_.log_length_){uint64_t{0u}}
     , decltype(_impl_.best_epoch_){0}
     , /*decltype(_impl_._cached_size_)*/{}
   };
@@ -320,6 +376,7 @@ inline void Checkpoint::SharedDtor() {
   _impl_.history_.~RepeatedPtrField();
   if (this != internal_default_instance()) delete _impl_.random_;
   if (this != internal_default_instance()) delete _impl_.recipe_;
+  if (this != internal_default_instance()) delete _impl_.position_;
 }
 
 void Checkpoint::SetCachedSize(int size) const {
@@ -344,6 +401,10 @@ void Checkpoint::Clear() {
     delete _impl_.recipe_;
   }
   _impl_.recipe_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.position_ != nullptr) {
+    delete _impl_.position_;
+  }
+  _impl_.position_ = nullptr;
   ::memset(&_impl_.format_version_, 0, static_cast<size_t>(
       reinterpret_cast<char*>(&_impl_.best_epoch_) -
       reinterpret_cast<char*>(&_impl_.format_version_)) + sizeof(_impl_.best_epoch_));
@@ -500,6 +561,22 @@ const char* Checkpoint::_InternalParse(const char* ptr, ::_pbi::ParseContext* ct
         } else
           goto handle_unusual;
         continue;
+      // .manet.EpochPosition position = 27;
+      case 27:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 218)) {
+          ptr = ctx->ParseMessage(_internal_mutable_position(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // uint64 log_length = 28;
+      case 28:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 224)) {
+          _impl_.log_length_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
       default:
         goto handle_unusual;
     }  // switch
@@ -639,6 +716,19 @@ uint8_t* Checkpoint::_InternalSerialize(
         _Internal::recipe(this).GetCachedSize(), target, stream);
   }
 
+  // .manet.EpochPosition position = 27;
+  if (this->_internal_has_position()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(27, _Internal::position(this),
+        _Internal::position(this).GetCachedSize(), target, stream);
+  }
+
+  // uint64 log_length = 28;
+  if (this->_internal_log_length() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteUInt64ToArray(28, this->_internal_log_length(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -700,6 +790,13 @@ size_t Checkpoint::ByteSizeLong() const {
         *_impl_.recipe_);
   }
 
+  // .manet.EpochPosition position = 27;
+  if (this->_internal_has_position()) {
+    total_size += 2 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.position_);
+  }
+
   // uint32 format_version = 1;
   if (this->_internal_format_version() != 0) {
     total_size += ::_pbi::WireFormatLite::UInt32SizePlusOne(this->_internal_format_version());
@@ -754,6 +851,13 @@ size_t Checkpoint::ByteSizeLong() const {
     total_size += 2 + 4;
   }
 
+  // uint64 log_length = 28;
+  if (this->_internal_log_length() != 0) {
+    total_size += 2 +
+      ::_pbi::WireFormatLite::UInt64Size(
+        this->_internal_log_length());
+  }
+
   // int32 best_epoch = 23;
   if (this->_internal_best_epoch() != 0) {
     total_size += 2 +
@@ -791,6 +895,10 @@ void Checkpoint::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PRO
     _this->_internal_mutable_recipe()->::manet::Recipe::MergeFrom(
         from._internal_recipe());
   }
+  if (from._internal_has_position()) {
+    _this->_internal_mutable_position()->::manet::EpochPosition::MergeFrom(
+        from._internal_position());
+  }
   if (from._internal_format_version() != 0) {
     _this->_internal_set_format_version(from._internal_format_version());
   }
@@ -826,6 +934,9 @@ void Checkpoint::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PRO
   memcpy(&raw_best_accuracy, &tmp_best_accuracy, sizeof(tmp_best_accuracy));
   if (raw_best_accuracy != 0) {
     _this->_internal_set_best_accuracy(from._internal_best_accuracy());
+  }
+  if (from._internal_log_length() != 0) {
+    _this->_internal_set_log_length(from._internal_log_length());
   }
   if (from._internal_best_epoch() != 0) {
     _this->_internal_set_best_epoch(from._internal_best_epoch());
@@ -863,6 +974,385 @@ void Checkpoint::InternalSwap(Checkpoint* other) {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_checkpoint_2eproto_getter, &descriptor_table_checkpoint_2eproto_once,
       file_level_metadata_checkpoint_2eproto[0]);
+}
+
+// ===================================================================
+
+class EpochPosition::_Internal {
+ public:
+};
+
+EpochPosition::EpochPosition(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:manet.EpochPosition)
+}
+EpochPosition::EpochPosition(const EpochPosition& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  EpochPosition* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.loss_value_){}
+    , decltype(_impl_.loss_sum_){}
+    , decltype(_impl_.step_in_epoch_){}
+    , decltype(_impl_.accuracy_value_){}
+    , decltype(_impl_.loss_count_){}
+    , decltype(_impl_.accuracy_count_){}
+    , decltype(_impl_.accuracy_sum_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  ::memcpy(&_impl_.loss_value_, &from._impl_.loss_value_,
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.accuracy_sum_) -
+    reinterpret_cast<char*>(&_impl_.loss_value_)) + sizeof(_impl_.accuracy_sum_));
+  // @@protoc_insertion_point(copy_constructor:manet.EpochPosition)
+}
+
+inline void EpochPosition::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.loss_value_){0}
+    , decltype(_impl_.loss_sum_){0}
+    , decltype(_impl_.step_in_epoch_){0}
+    , decltype(_impl_.accuracy_value_){0}
+    , decltype(_impl_.loss_count_){int64_t{0}}
+    , decltype(_impl_.accuracy_count_){int64_t{0}}
+    , decltype(_impl_.accuracy_sum_){0}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+EpochPosition::~EpochPosition() {
+  // @@protoc_insertion_point(destructor:manet.EpochPosition)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void EpochPosition::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+}
+
+void EpochPosition::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void EpochPosition::Clear() {
+// @@protoc_insertion_point(message_clear_start:manet.EpochPosition)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  ::memset(&_impl_.loss_value_, 0, static_cast<size_t>(
+      reinterpret_cast<char*>(&_impl_.accuracy_sum_) -
+      reinterpret_cast<char*>(&_impl_.loss_value_)) + sizeof(_impl_.accuracy_sum_));
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* EpochPosition::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // int32 step_in_epoch = 1;
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 8)) {
+          _impl_.step_in_epoch_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint32(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // double loss_value = 2;
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 17)) {
+          _impl_.loss_value_ = ::PROTOBUF_NAMESPACE_ID::internal::UnalignedLoad<double>(ptr);
+          ptr += sizeof(double);
+        } else
+          goto handle_unusual;
+        continue;
+      // double loss_sum = 3;
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 25)) {
+          _impl_.loss_sum_ = ::PROTOBUF_NAMESPACE_ID::internal::UnalignedLoad<double>(ptr);
+          ptr += sizeof(double);
+        } else
+          goto handle_unusual;
+        continue;
+      // int64 loss_count = 4;
+      case 4:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 32)) {
+          _impl_.loss_count_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // float accuracy_value = 5;
+      case 5:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 45)) {
+          _impl_.accuracy_value_ = ::PROTOBUF_NAMESPACE_ID::internal::UnalignedLoad<float>(ptr);
+          ptr += sizeof(float);
+        } else
+          goto handle_unusual;
+        continue;
+      // float accuracy_sum = 6;
+      case 6:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 53)) {
+          _impl_.accuracy_sum_ = ::PROTOBUF_NAMESPACE_ID::internal::UnalignedLoad<float>(ptr);
+          ptr += sizeof(float);
+        } else
+          goto handle_unusual;
+        continue;
+      // int64 accuracy_count = 7;
+      case 7:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 56)) {
+          _impl_.accuracy_count_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* EpochPosition::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:manet.EpochPosition)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // int32 step_in_epoch = 1;
+  if (this->_internal_step_in_epoch() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt32ToArray(1, this->_internal_step_in_epoch(), target);
+  }
+
+  // double loss_value = 2;
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_value = this->_internal_loss_value();
+  uint64_t raw_loss_value;
+  memcpy(&raw_loss_value, &tmp_loss_value, sizeof(tmp_loss_value));
+  if (raw_loss_value != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteDoubleToArray(2, this->_internal_loss_value(), target);
+  }
+
+  // double loss_sum = 3;
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_sum = this->_internal_loss_sum();
+  uint64_t raw_loss_sum;
+  memcpy(&raw_loss_sum, &tmp_loss_sum, sizeof(tmp_loss_sum));
+  if (raw_loss_sum != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteDoubleToArray(3, this->_internal_loss_sum(), target);
+  }
+
+  // int64 loss_count = 4;
+  if (this->_internal_loss_count() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(4, this->_internal_loss_count(), target);
+  }
+
+  // float accuracy_value = 5;
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_value = this->_internal_accuracy_value();
+  uint32_t raw_accuracy_value;
+  memcpy(&raw_accuracy_value, &tmp_accuracy_value, sizeof(tmp_accuracy_value));
+  if (raw_accuracy_value != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteFloatToArray(5, this->_internal_accuracy_value(), target);
+  }
+
+  // float accuracy_sum = 6;
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_sum = this->_internal_accuracy_sum();
+  uint32_t raw_accuracy_sum;
+  memcpy(&raw_accuracy_sum, &tmp_accuracy_sum, sizeof(tmp_accuracy_sum));
+  if (raw_accuracy_sum != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteFloatToArray(6, this->_internal_accuracy_sum(), target);
+  }
+
+  // int64 accuracy_count = 7;
+  if (this->_internal_accuracy_count() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(7, this->_internal_accuracy_count(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:manet.EpochPosition)
+  return target;
+}
+
+size_t EpochPosition::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:manet.EpochPosition)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // double loss_value = 2;
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_value = this->_internal_loss_value();
+  uint64_t raw_loss_value;
+  memcpy(&raw_loss_value, &tmp_loss_value, sizeof(tmp_loss_value));
+  if (raw_loss_value != 0) {
+    total_size += 1 + 8;
+  }
+
+  // double loss_sum = 3;
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_sum = this->_internal_loss_sum();
+  uint64_t raw_loss_sum;
+  memcpy(&raw_loss_sum, &tmp_loss_sum, sizeof(tmp_loss_sum));
+  if (raw_loss_sum != 0) {
+    total_size += 1 + 8;
+  }
+
+  // int32 step_in_epoch = 1;
+  if (this->_internal_step_in_epoch() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int32SizePlusOne(this->_internal_step_in_epoch());
+  }
+
+  // float accuracy_value = 5;
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_value = this->_internal_accuracy_value();
+  uint32_t raw_accuracy_value;
+  memcpy(&raw_accuracy_value, &tmp_accuracy_value, sizeof(tmp_accuracy_value));
+  if (raw_accuracy_value != 0) {
+    total_size += 1 + 4;
+  }
+
+  // int64 loss_count = 4;
+  if (this->_internal_loss_count() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_loss_count());
+  }
+
+  // int64 accuracy_count = 7;
+  if (this->_internal_accuracy_count() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_accuracy_count());
+  }
+
+  // float accuracy_sum = 6;
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_sum = this->_internal_accuracy_sum();
+  uint32_t raw_accuracy_sum;
+  memcpy(&raw_accuracy_sum, &tmp_accuracy_sum, sizeof(tmp_accuracy_sum));
+  if (raw_accuracy_sum != 0) {
+    total_size += 1 + 4;
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData EpochPosition::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    EpochPosition::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*EpochPosition::GetClassData() const { return &_class_data_; }
+
+
+void EpochPosition::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<EpochPosition*>(&to_msg);
+  auto& from = static_cast<const EpochPosition&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:manet.EpochPosition)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_value = from._internal_loss_value();
+  uint64_t raw_loss_value;
+  memcpy(&raw_loss_value, &tmp_loss_value, sizeof(tmp_loss_value));
+  if (raw_loss_value != 0) {
+    _this->_internal_set_loss_value(from._internal_loss_value());
+  }
+  static_assert(sizeof(uint64_t) == sizeof(double), "Code assumes uint64_t and double are the same size.");
+  double tmp_loss_sum = from._internal_loss_sum();
+  uint64_t raw_loss_sum;
+  memcpy(&raw_loss_sum, &tmp_loss_sum, sizeof(tmp_loss_sum));
+  if (raw_loss_sum != 0) {
+    _this->_internal_set_loss_sum(from._internal_loss_sum());
+  }
+  if (from._internal_step_in_epoch() != 0) {
+    _this->_internal_set_step_in_epoch(from._internal_step_in_epoch());
+  }
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_value = from._internal_accuracy_value();
+  uint32_t raw_accuracy_value;
+  memcpy(&raw_accuracy_value, &tmp_accuracy_value, sizeof(tmp_accuracy_value));
+  if (raw_accuracy_value != 0) {
+    _this->_internal_set_accuracy_value(from._internal_accuracy_value());
+  }
+  if (from._internal_loss_count() != 0) {
+    _this->_internal_set_loss_count(from._internal_loss_count());
+  }
+  if (from._internal_accuracy_count() != 0) {
+    _this->_internal_set_accuracy_count(from._internal_accuracy_count());
+  }
+  static_assert(sizeof(uint32_t) == sizeof(float), "Code assumes uint32_t and float are the same size.");
+  float tmp_accuracy_sum = from._internal_accuracy_sum();
+  uint32_t raw_accuracy_sum;
+  memcpy(&raw_accuracy_sum, &tmp_accuracy_sum, sizeof(tmp_accuracy_sum));
+  if (raw_accuracy_sum != 0) {
+    _this->_internal_set_accuracy_sum(from._internal_accuracy_sum());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void EpochPosition::CopyFrom(const EpochPosition& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:manet.EpochPosition)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool EpochPosition::IsInitialized() const {
+  return true;
+}
+
+void EpochPosition::InternalSwap(EpochPosition* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(EpochPosition, _impl_.accuracy_sum_)
+      + sizeof(EpochPosition::_impl_.accuracy_sum_)
+      - PROTOBUF_FIELD_OFFSET(EpochPosition, _impl_.loss_value_)>(
+          reinterpret_cast<char*>(&_impl_.loss_value_),
+          reinterpret_cast<char*>(&other->_impl_.loss_value_));
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata EpochPosition::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_checkpoint_2eproto_getter, &descriptor_table_checkpoint_2eproto_once,
+      file_level_metadata_checkpoint_2eproto[1]);
 }
 
 // ===================================================================
@@ -1265,7 +1755,7 @@ void EpochRecord::InternalSwap(EpochRecord* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata EpochRecord::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_checkpoint_2eproto_getter, &descriptor_table_checkpoint_2eproto_once,
-      file_level_metadata_checkpoint_2eproto[1]);
+      file_level_metadata_checkpoint_2eproto[2]);
 }
 
 // ===================================================================
@@ -1518,7 +2008,7 @@ void RandomState::InternalSwap(RandomState* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata RandomState::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_checkpoint_2eproto_getter, &descriptor_table_checkpoint_2eproto_once,
-      file_level_metadata_checkpoint_2eproto[2]);
+      file_level_metadata_checkpoint_2eproto[3]);
 }
 
 // ===================================================================
@@ -1945,7 +2435,7 @@ void Recipe::InternalSwap(Recipe* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata Recipe::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_checkpoint_2eproto_getter, &descriptor_table_checkpoint_2eproto_once,
-      file_level_metadata_checkpoint_2eproto[3]);
+      file_level_metadata_checkpoint_2eproto[4]);
 }
 
 // @@protoc_insertion_point(namespace_scope)
@@ -1954,6 +2444,10 @@ PROTOBUF_NAMESPACE_OPEN
 template<> PROTOBUF_NOINLINE ::manet::Checkpoint*
 Arena::CreateMaybeMessage< ::manet::Checkpoint >(Arena* arena) {
   return Arena::CreateMessageInternal< ::manet::Checkpoint >(arena);
+}
+template<> PROTOBUF_NOINLINE ::manet::EpochPosition*
+Arena::CreateMaybeMessage< ::manet::EpochPosition >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::manet::EpochPosition >(arena);
 }
 template<> PROTOBUF_NOINLINE ::manet::EpochRecord*
 Arena::CreateMaybeMessage< ::manet::EpochRecord >(Arena* arena) {

@@ -48,6 +48,9 @@ namespace manet {
 class Checkpoint;
 struct CheckpointDefaultTypeInternal;
 extern CheckpointDefaultTypeInternal _Checkpoint_default_instance_;
+class EpochPosition;
+struct EpochPositionDefaultTypeInternal;
+extern EpochPositionDefaultTypeInternal _EpochPosition_default_instance_;
 class EpochRecord;
 struct EpochRecordDefaultTypeInternal;
 extern EpochRecordDefaultTypeInternal _EpochRecord_default_instance_;
@@ -60,6 +63,7 @@ extern RecipeDefaultTypeInternal _Recipe_default_instance_;
 }  // namespace manet
 PROTOBUF_NAMESPACE_OPEN
 template<> ::manet::Checkpoint* Arena::CreateMaybeMessage<::manet::Checkpoint>(Arena*);
+template<> ::manet::EpochPosition* Arena::CreateMaybeMessage<::manet::EpochPosition>(Arena*);
 template<> ::manet::EpochRecord* Arena::CreateMaybeMessage<::manet::EpochRecord>(Arena*);
 template<> ::manet::RandomState* Arena::CreateMaybeMessage<::manet::RandomState>(Arena*);
 template<> ::manet::Recipe* Arena::CreateMaybeMessage<::manet::Recipe>(Arena*);
@@ -195,6 +199,7 @@ class Checkpoint final :
     kHistoryFieldNumber = 24,
     kRandomFieldNumber = 25,
     kRecipeFieldNumber = 26,
+    kPositionFieldNumber = 27,
     kFormatVersionFieldNumber = 1,
     kWidthFieldNumber = 2,
     kNumClassesFieldNumber = 3,
@@ -203,6 +208,7 @@ class Checkpoint final :
     kLearningRateFieldNumber = 21,
     kEpochsCompletedFieldNumber = 20,
     kBestAccuracyFieldNumber = 22,
+    kLogLengthFieldNumber = 28,
     kBestEpochFieldNumber = 23,
   };
   // repeated string class_names = 6;
@@ -331,6 +337,24 @@ class Checkpoint final :
       ::manet::Recipe* recipe);
   ::manet::Recipe* unsafe_arena_release_recipe();
 
+  // .manet.EpochPosition position = 27;
+  bool has_position() const;
+  private:
+  bool _internal_has_position() const;
+  public:
+  void clear_position();
+  const ::manet::EpochPosition& position() const;
+  PROTOBUF_NODISCARD ::manet::EpochPosition* release_position();
+  ::manet::EpochPosition* mutable_position();
+  void set_allocated_position(::manet::EpochPosition* position);
+  private:
+  const ::manet::EpochPosition& _internal_position() const;
+  ::manet::EpochPosition* _internal_mutable_position();
+  public:
+  void unsafe_arena_set_allocated_position(
+      ::manet::EpochPosition* position);
+  ::manet::EpochPosition* unsafe_arena_release_position();
+
   // uint32 format_version = 1;
   void clear_format_version();
   uint32_t format_version() const;
@@ -403,6 +427,15 @@ class Checkpoint final :
   void _internal_set_best_accuracy(float value);
   public:
 
+  // uint64 log_length = 28;
+  void clear_log_length();
+  uint64_t log_length() const;
+  void set_log_length(uint64_t value);
+  private:
+  uint64_t _internal_log_length() const;
+  void _internal_set_log_length(uint64_t value);
+  public:
+
   // int32 best_epoch = 23;
   void clear_best_epoch();
   int32_t best_epoch() const;
@@ -426,6 +459,7 @@ class Checkpoint final :
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::manet::EpochRecord > history_;
     ::manet::RandomState* random_;
     ::manet::Recipe* recipe_;
+    ::manet::EpochPosition* position_;
     uint32_t format_version_;
     int32_t width_;
     int32_t num_classes_;
@@ -434,7 +468,222 @@ class Checkpoint final :
     double learning_rate_;
     int32_t epochs_completed_;
     float best_accuracy_;
+    uint64_t log_length_;
     int32_t best_epoch_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_checkpoint_2eproto;
+};
+// -------------------------------------------------------------------
+
+class EpochPosition final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:manet.EpochPosition) */ {
+ public:
+  inline EpochPosition() : EpochPosition(nullptr) {}
+  ~EpochPosition() override;
+  explicit PROTOBUF_CONSTEXPR EpochPosition(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  EpochPosition(const EpochPosition& from);
+  EpochPosition(EpochPosition&& from) noexcept
+    : EpochPosition() {
+    *this = ::std::move(from);
+  }
+
+  inline EpochPosition& operator=(const EpochPosition& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline EpochPosition& operator=(EpochPosition&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const EpochPosition& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const EpochPosition* internal_default_instance() {
+    return reinterpret_cast<const EpochPosition*>(
+               &_EpochPosition_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    1;
+
+  friend void swap(EpochPosition& a, EpochPosition& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(EpochPosition* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(EpochPosition* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  EpochPosition* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<EpochPosition>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const EpochPosition& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const EpochPosition& from) {
+    EpochPosition::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(EpochPosition* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "manet.EpochPosition";
+  }
+  protected:
+  explicit EpochPosition(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kLossValueFieldNumber = 2,
+    kLossSumFieldNumber = 3,
+    kStepInEpochFieldNumber = 1,
+    kAccuracyValueFieldNumber = 5,
+    kLossCountFieldNumber = 4,
+    kAccuracyCountFieldNumber = 7,
+    kAccuracySumFieldNumber = 6,
+  };
+  // double loss_value = 2;
+  void clear_loss_value();
+  double loss_value() const;
+  void set_loss_value(double value);
+  private:
+  double _internal_loss_value() const;
+  void _internal_set_loss_value(double value);
+  public:
+
+  // double loss_sum = 3;
+  void clear_loss_sum();
+  double loss_sum() const;
+  void set_loss_sum(double value);
+  private:
+  double _internal_loss_sum() const;
+  void _internal_set_loss_sum(double value);
+  public:
+
+  // int32 step_in_epoch = 1;
+  void clear_step_in_epoch();
+  int32_t step_in_epoch() const;
+  void set_step_in_epoch(int32_t value);
+  private:
+  int32_t _internal_step_in_epoch() const;
+  void _internal_set_step_in_epoch(int32_t value);
+  public:
+
+  // float accuracy_value = 5;
+  void clear_accuracy_value();
+  float accuracy_value() const;
+  void set_accuracy_value(float value);
+  private:
+  float _internal_accuracy_value() const;
+  void _internal_set_accuracy_value(float value);
+  public:
+
+  // int64 loss_count = 4;
+  void clear_loss_count();
+  int64_t loss_count() const;
+  void set_loss_count(int64_t value);
+  private:
+  int64_t _internal_loss_count() const;
+  void _internal_set_loss_count(int64_t value);
+  public:
+
+  // int64 accuracy_count = 7;
+  void clear_accuracy_count();
+  int64_t accuracy_count() const;
+  void set_accuracy_count(int64_t value);
+  private:
+  int64_t _internal_accuracy_count() const;
+  void _internal_set_accuracy_count(int64_t value);
+  public:
+
+  // float accuracy_sum = 6;
+  void clear_accuracy_sum();
+  float accuracy_sum() const;
+  void set_accuracy_sum(float value);
+  private:
+  float _internal_accuracy_sum() const;
+  void _internal_set_accuracy_sum(float value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:manet.EpochPosition)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    double loss_value_;
+    double loss_sum_;
+    int32_t step_in_epoch_;
+    float accuracy_value_;
+    int64_t loss_count_;
+    int64_t accuracy_count_;
+    float accuracy_sum_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
   };
   union { Impl_ _impl_; };
@@ -490,7 +739,7 @@ class EpochRecord final :
                &_EpochRecord_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    1;
+    2;
 
   friend void swap(EpochRecord& a, EpochRecord& b) {
     a.Swap(&b);
@@ -704,7 +953,7 @@ class RandomState final :
                &_RandomState_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    2;
+    3;
 
   friend void swap(RandomState& a, RandomState& b) {
     a.Swap(&b);
@@ -888,7 +1137,7 @@ class Recipe final :
                &_Recipe_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    3;
+    4;
 
   friend void swap(Recipe& a, Recipe& b) {
     a.Swap(&b);
@@ -1710,6 +1959,260 @@ inline void Checkpoint::set_allocated_recipe(::manet::Recipe* recipe) {
   // @@protoc_insertion_point(field_set_allocated:manet.Checkpoint.recipe)
 }
 
+// .manet.EpochPosition position = 27;
+inline bool Checkpoint::_internal_has_position() const {
+  return this != internal_default_instance() && _impl_.position_ != nullptr;
+}
+inline bool Checkpoint::has_position() const {
+  return _internal_has_position();
+}
+inline void Checkpoint::clear_position() {
+  if (GetArenaForAllocation() == nullptr && _impl_.position_ != nullptr) {
+    delete _impl_.position_;
+  }
+  _impl_.position_ = nullptr;
+}
+inline const ::manet::EpochPosition& Checkpoint::_internal_position() const {
+  const ::manet::EpochPosition* p = _impl_.position_;
+  return p != nullptr ? *p : reinterpret_cast<const ::manet::EpochPosition&>(
+      ::manet::_EpochPosition_default_instance_);
+}
+inline const ::manet::EpochPosition& Checkpoint::position() const {
+  // @@protoc_insertion_point(field_get:manet.Checkpoint.position)
+  return _internal_position();
+}
+inline void Checkpoint::unsafe_arena_set_allocated_position(
+    ::manet::EpochPosition* position) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.position_);
+  }
+  _impl_.position_ = position;
+  if (position) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:manet.Checkpoint.position)
+}
+inline ::manet::EpochPosition* Checkpoint::release_position() {
+  
+  ::manet::EpochPosition* temp = _impl_.position_;
+  _impl_.position_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::manet::EpochPosition* Checkpoint::unsafe_arena_release_position() {
+  // @@protoc_insertion_point(field_release:manet.Checkpoint.position)
+  
+  ::manet::EpochPosition* temp = _impl_.position_;
+  _impl_.position_ = nullptr;
+  return temp;
+}
+inline ::manet::EpochPosition* Checkpoint::_internal_mutable_position() {
+  
+  if (_impl_.position_ == nullptr) {
+    auto* p = CreateMaybeMessage<::manet::EpochPosition>(GetArenaForAllocation());
+    _impl_.position_ = p;
+  }
+  return _impl_.position_;
+}
+inline ::manet::EpochPosition* Checkpoint::mutable_position() {
+  ::manet::EpochPosition* _msg = _internal_mutable_position();
+  // @@protoc_insertion_point(field_mutable:manet.Checkpoint.position)
+  return _msg;
+}
+inline void Checkpoint::set_allocated_position(::manet::EpochPosition* position) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.position_;
+  }
+  if (position) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(position);
+    if (message_arena != submessage_arena) {
+      position = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, position, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.position_ = position;
+  // @@protoc_insertion_point(field_set_allocated:manet.Checkpoint.position)
+}
+
+// uint64 log_length = 28;
+inline void Checkpoint::clear_log_length() {
+  _impl_.log_length_ = uint64_t{0u};
+}
+inline uint64_t Checkpoint::_internal_log_length() const {
+  return _impl_.log_length_;
+}
+inline uint64_t Checkpoint::log_length() const {
+  // @@protoc_insertion_point(field_get:manet.Checkpoint.log_length)
+  return _internal_log_length();
+}
+inline void Checkpoint::_internal_set_log_length(uint64_t value) {
+  
+  _impl_.log_length_ = value;
+}
+inline void Checkpoint::set_log_length(uint64_t value) {
+  _internal_set_log_length(value);
+  // @@protoc_insertion_point(field_set:manet.Checkpoint.log_length)
+}
+
+// -------------------------------------------------------------------
+
+// EpochPosition
+
+// int32 step_in_epoch = 1;
+inline void EpochPosition::clear_step_in_epoch() {
+  _impl_.step_in_epoch_ = 0;
+}
+inline int32_t EpochPosition::_internal_step_in_epoch() const {
+  return _impl_.step_in_epoch_;
+}
+inline int32_t EpochPosition::step_in_epoch() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.step_in_epoch)
+  return _internal_step_in_epoch();
+}
+inline void EpochPosition::_internal_set_step_in_epoch(int32_t value) {
+  
+  _impl_.step_in_epoch_ = value;
+}
+inline void EpochPosition::set_step_in_epoch(int32_t value) {
+  _internal_set_step_in_epoch(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.step_in_epoch)
+}
+
+// double loss_value = 2;
+inline void EpochPosition::clear_loss_value() {
+  _impl_.loss_value_ = 0;
+}
+inline double EpochPosition::_internal_loss_value() const {
+  return _impl_.loss_value_;
+}
+inline double EpochPosition::loss_value() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.loss_value)
+  return _internal_loss_value();
+}
+inline void EpochPosition::_internal_set_loss_value(double value) {
+  
+  _impl_.loss_value_ = value;
+}
+inline void EpochPosition::set_loss_value(double value) {
+  _internal_set_loss_value(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.loss_value)
+}
+
+// double loss_sum = 3;
+inline void EpochPosition::clear_loss_sum() {
+  _impl_.loss_sum_ = 0;
+}
+inline double EpochPosition::_internal_loss_sum() const {
+  return _impl_.loss_sum_;
+}
+inline double EpochPosition::loss_sum() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.loss_sum)
+  return _internal_loss_sum();
+}
+inline void EpochPosition::_internal_set_loss_sum(double value) {
+  
+  _impl_.loss_sum_ = value;
+}
+inline void EpochPosition::set_loss_sum(double value) {
+  _internal_set_loss_sum(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.loss_sum)
+}
+
+// int64 loss_count = 4;
+inline void EpochPosition::clear_loss_count() {
+  _impl_.loss_count_ = int64_t{0};
+}
+inline int64_t EpochPosition::_internal_loss_count() const {
+  return _impl_.loss_count_;
+}
+inline int64_t EpochPosition::loss_count() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.loss_count)
+  return _internal_loss_count();
+}
+inline void EpochPosition::_internal_set_loss_count(int64_t value) {
+  
+  _impl_.loss_count_ = value;
+}
+inline void EpochPosition::set_loss_count(int64_t value) {
+  _internal_set_loss_count(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.loss_count)
+}
+
+// float accuracy_value = 5;
+inline void EpochPosition::clear_accuracy_value() {
+  _impl_.accuracy_value_ = 0;
+}
+inline float EpochPosition::_internal_accuracy_value() const {
+  return _impl_.accuracy_value_;
+}
+inline float EpochPosition::accuracy_value() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.accuracy_value)
+  return _internal_accuracy_value();
+}
+inline void EpochPosition::_internal_set_accuracy_value(float value) {
+  
+  _impl_.accuracy_value_ = value;
+}
+inline void EpochPosition::set_accuracy_value(float value) {
+  _internal_set_accuracy_value(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.accuracy_value)
+}
+
+// float accuracy_sum = 6;
+inline void EpochPosition::clear_accuracy_sum() {
+  _impl_.accuracy_sum_ = 0;
+}
+inline float EpochPosition::_internal_accuracy_sum() const {
+  return _impl_.accuracy_sum_;
+}
+inline float EpochPosition::accuracy_sum() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.accuracy_sum)
+  return _internal_accuracy_sum();
+}
+inline void EpochPosition::_internal_set_accuracy_sum(float value) {
+  
+  _impl_.accuracy_sum_ = value;
+}
+inline void EpochPosition::set_accuracy_sum(float value) {
+  _internal_set_accuracy_sum(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.accuracy_sum)
+}
+
+// int64 accuracy_count = 7;
+inline void EpochPosition::clear_accuracy_count() {
+  _impl_.accuracy_count_ = int64_t{0};
+}
+inline int64_t EpochPosition::_internal_accuracy_count() const {
+  return _impl_.accuracy_count_;
+}
+inline int64_t EpochPosition::accuracy_count() const {
+  // @@protoc_insertion_point(field_get:manet.EpochPosition.accuracy_count)
+  return _internal_accuracy_count();
+}
+inline void EpochPosition::_internal_set_accuracy_count(int64_t value) {
+  
+  _impl_.accuracy_count_ = value;
+}
+inline void EpochPosition::set_accuracy_count(int64_t value) {
+  _internal_set_accuracy_count(value);
+  // @@protoc_insertion_point(field_set:manet.EpochPosition.accuracy_count)
+}
+
 // -------------------------------------------------------------------
 
 // EpochRecord
@@ -2132,6 +2635,8 @@ inline void Recipe::set_shuffle(bool value) {
 #ifdef __GNUC__
   #pragma GCC diagnostic pop
 #endif  // __GNUC__
+// -------------------------------------------------------------------
+
 // -------------------------------------------------------------------
 
 // -------------------------------------------------------------------

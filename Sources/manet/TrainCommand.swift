@@ -14,6 +14,22 @@ struct TrainCommand: ParsableCommand {
             batch 128, 100 epochs, beta 0.6, RandomResizedCrop(224) + flip. Log lines are those of the \
             authors' main.py (stdout, and appended to --log); after each epoch the curves are drawn to \
             <log>.svg and checkpoint.pb (latest) / model_best.pb are written to --checkpoint-dir.
+
+            Stopping and resuming: checkpoints are replaced atomically (temporary file, fsync, \
+            rename, fsync of the folder), so a run killed at any moment leaves the previous \
+            checkpoint.pb intact; `--resume <dir>/checkpoint.pb` continues from it, cuts the log \
+            back to the length it had when that checkpoint was written and redoes the lost work, \
+            printing the same per-step losses as an uninterrupted run. Ctrl-C (SIGINT) stops after \
+            the current step, writes checkpoint.pb with the position inside the epoch, prints how \
+            to resume and exits with status 130; a second Ctrl-C exits at once, keeping the \
+            previous checkpoint. A failed write (full disk, file-size limit) of the checkpoint, the \
+            log or the curves is an error naming the file; the previous checkpoint stays valid. \
+            Leftover temporary files of killed writes (checkpoint.pb.tmp-<pid>) are removed on the \
+            next run.
+
+            Paths: --log must be a file (a directory is refused), --checkpoint-dir a folder; a \
+            class folder or image that is a symbolic link leading outside the dataset root is \
+            refused with an error naming it.
             """)
 
     @Option(help: "Dataset root holding train/ and test/.") var data: String
@@ -55,10 +71,21 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A file-size limit (ulimit -f) must surface as EFBIG from write(), reported with the
+        // file's name, instead of killing the process.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             try train()
         } catch let error as ExitCode {
             throw error
+        } catch let TrainingError.interrupted(epoch, stepsDone, batches, checkpoint) {
+            let error = TrainingError.interrupted(epoch: epoch, stepsDone: stepsDone, batches: batches, checkpoint: checkpoint)
+            print("manet: \(error)")
+            if let checkpoint {
+                print("manet: resume with: manet train \(resumeArguments(checkpoint: checkpoint))")
+            }
+            fflush(stdout)
+            throw ExitCode(130)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(2)
@@ -74,6 +101,9 @@ struct TrainCommand: ParsableCommand {
             throw TrainingError.invalidOption("\(data): train/ and test/ have different class folders")
         }
         try prepareFolder(checkpointDir)
+        for path in TrainingCheckpoint.removeStaleTemporaries(in: checkpointDir) {
+            print("note: removed \(path), left by a checkpoint write that was killed")
+        }
         let logPath = log ?? (checkpointDir + "/log.txt")
         let logWriter = try LogWriter(path: logPath)
 
@@ -99,8 +129,10 @@ struct TrainCommand: ParsableCommand {
         options.progressBar = ProgressBar.stdoutIsTerminal
 
         let trainer: Trainer
+        var resumedLogLength: UInt64 = 0
         if let resume {
             let checkpoint = try TrainingCheckpoint.read(path: resume)
+            resumedLogLength = checkpoint.logLength
             guard checkpoint.width == width, checkpoint.numClasses == numClasses else {
                 throw TrainingError.checkpointMismatch("\(resume) holds width \(checkpoint.width) with \(checkpoint.numClasses) classes; "
                     + "this run asks for width \(width) with \(numClasses) classes (pass --width / --num-classes to match)")
@@ -141,16 +173,53 @@ struct TrainCommand: ParsableCommand {
                                              shuffle: false, augment: false, seed: trainer.dataSeed, skipBadImages: skipBadImages)
         let trainLoader = try BatchLoader(dataset: trainSet, options: trainOptions)
         let testLoader = try BatchLoader(dataset: testSet, options: testOptions)
+        if let resume {
+            guard trainer.stepInEpoch <= trainLoader.batchesPerEpoch else {
+                throw TrainingError.checkpointMismatch("\(resume) stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted), "
+                    + "but \(data)/train makes only \(trainLoader.batchesPerEpoch) batches per epoch")
+            }
+            // The lines after the checkpoint belong to work that is redone now.
+            if resumedLogLength > 0, try !logWriter.truncate(to: resumedLogLength) {
+                print("note: \(logPath) is shorter than when \(resume) was written; appending without cutting it back")
+            }
+        }
+        trainer.stopRequested = { TrainingInterruption.isRequested }
+        // Test hook (crash-safety tests only): slow every step down so that a signal can be aimed
+        // at the middle of an epoch.
+        if let delay = ProcessInfo.processInfo.environment["MANET_TEST_STEP_DELAY_MS"].flatMap(UInt32.init), delay <= 10_000 {
+            trainer.onStep = { _, _, _ in usleep(delay * 1000) }
+        }
+        TrainingInterruption.installHandler()
         try trainer.run(train: trainLoader, test: testLoader, log: logWriter)
+    }
+
+    /// The `manet train` arguments that continue from `checkpoint` (the recipe comes from it).
+    private func resumeArguments(checkpoint: String) -> String {
+        var args = ["--data", data, "--resume", checkpoint, "--epochs", String(epochs), "--width", String(width),
+                    "--num-classes", String(numClasses), "--checkpoint-dir", checkpointDir,
+                    "--print-freq", String(printFreq), "--threads", String(threads)]
+        if let log { args += ["--log", log] }
+        if skipBadImages { args.append("--skip-bad-images") }
+        return args.map(Self.shellQuoted).joined(separator: " ")
+    }
+
+    private static func shellQuoted(_ s: String) -> String {
+        let plain = s.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+        return plain && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// Creates `path` if needed and proves it writable before hours of training depend on it.
     private func prepareFolder(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw TrainingError.unwritablePath(path, "the checkpoint folder exists and is not a folder")
+        }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw TrainingError.unwritablePath(path, "cannot create the checkpoint folder")
+            throw TrainingError.unwritablePath(path, "cannot create the checkpoint folder: \((error as NSError).localizedDescription)")
         }
+        for name in ["checkpoint.pb", "model_best.pb"] { try OutputPath.checkFile(path + "/" + name, what: "checkpoint") }
         let probe = path + "/.manet-write-test-\(getpid())"
         guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
             throw TrainingError.unwritablePath(path, "the checkpoint folder is not writable")

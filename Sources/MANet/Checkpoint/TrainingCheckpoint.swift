@@ -63,6 +63,13 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     public var dataSeed: UInt64
     public var generatorState: [UInt64]
     public var recipe: TrainingRecipe
+    /// Training steps already taken in epoch `epochsCompleted` (0 at an epoch boundary; set
+    /// when a run is interrupted mid-epoch) and the epoch's meters at that point.
+    public var stepInEpoch = 0
+    public var epochLoss = AverageMeter()
+    public var epochAccuracy = AccuracyMeter()
+    /// Bytes of the log file when this checkpoint was written (0: unknown).
+    public var logLength: UInt64 = 0
 
     public init(width: Int, numClasses: Int, inputSize: Int, beta: Double, classNames: [String],
                 stateDict: [TensorData], momentumBuffers: [TensorData] = [], epochsCompleted: Int = 0,
@@ -124,6 +131,14 @@ public struct TrainingCheckpoint: Equatable, Sendable {
             h.epochs = Int32(recipe.epochs)
             h.augment = recipe.augment ? 1 : 0
             h.shuffle = recipe.shuffle ? 1 : 0
+            h.step_in_epoch = Int32(stepInEpoch)
+            h.loss_value = epochLoss.value
+            h.loss_sum = epochLoss.sum
+            h.loss_count = Int64(epochLoss.count)
+            h.accuracy_value = epochAccuracy.value
+            h.accuracy_sum = epochAccuracy.sum
+            h.accuracy_count = Int64(epochAccuracy.count)
+            h.log_length = logLength
             connx_checkpoint_set_header(handle, &h)
             for name in classNames {
                 var bytes = Array(name.utf8)
@@ -212,13 +227,21 @@ public struct TrainingCheckpoint: Equatable, Sendable {
         recipe.augment = h.augment != 0
         recipe.shuffle = h.shuffle != 0
         let g = h.generator_state
-        return TrainingCheckpoint(
+        guard h.step_in_epoch >= 0, h.loss_count >= 0, h.accuracy_count >= 0 else {
+            throw TrainingError.invalidCheckpoint("negative epoch position (step \(h.step_in_epoch))")
+        }
+        var checkpoint = TrainingCheckpoint(
             width: Int(h.width), numClasses: Int(h.num_classes), inputSize: Int(h.input_size), beta: h.beta,
             classNames: classNames, stateDict: try tensors(CONNX_CHECKPOINT_STATE_DICT),
             momentumBuffers: try tensors(CONNX_CHECKPOINT_MOMENTUM), epochsCompleted: Int(h.epochs_completed),
             learningRate: h.learning_rate, bestAccuracy: h.best_accuracy, bestEpoch: Int(h.best_epoch),
             history: history, seed: h.seed, dataSeed: h.data_seed, generatorState: [g.0, g.1, g.2, g.3],
             recipe: recipe)
+        checkpoint.stepInEpoch = Int(h.step_in_epoch)
+        checkpoint.epochLoss = AverageMeter(value: h.loss_value, sum: h.loss_sum, count: Int(h.loss_count))
+        checkpoint.epochAccuracy = AccuracyMeter(value: h.accuracy_value, sum: h.accuracy_sum, count: Int(h.accuracy_count))
+        checkpoint.logLength = h.log_length
+        return checkpoint
     }
 
     /// The serialized checkpoint message.
@@ -247,6 +270,25 @@ public struct TrainingCheckpoint: Equatable, Sendable {
         if let message = Self.take(connx_checkpoint_write_file(handle, path)) {
             throw TrainingError.unwritablePath(path, message)
         }
+    }
+
+    /// Removes the temporary files (`<name>.tmp-<pid>`) that writes killed before their rename
+    /// left in `folder`, for checkpoint names in `names`; files of a live process are kept.
+    /// Returns the paths removed. Readers never look at these names, so a leftover is harmless
+    /// until then.
+    @discardableResult
+    public static func removeStaleTemporaries(in folder: String, names: [String] = ["checkpoint.pb", "model_best.pb"]) -> [String] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+        var removed: [String] = []
+        for entry in entries {
+            for name in names where entry.hasPrefix(name + ".tmp-") {
+                guard let pid = Int32(entry.dropFirst(name.count + 5)) else { continue }
+                if pid != getpid() && kill(pid, 0) == 0 { continue }  // a live writer's file
+                let path = folder + "/" + entry
+                if unlink(path) == 0 { removed.append(path) }
+            }
+        }
+        return removed
     }
 
     public static func read(path: String) throws -> TrainingCheckpoint {

@@ -104,8 +104,9 @@ public final class BatchLoader: @unchecked Sendable {
         return order
     }
 
-    /// Starts preparing `epoch`'s batches on a background thread and returns the reader.
-    public func epoch(_ epoch: Int) -> EpochReader {
+    /// Starts preparing `epoch`'s batches on a background thread and returns the reader; from
+    /// batch `first` on (a run resumed mid-epoch: the same batches as without the skip).
+    public func epoch(_ epoch: Int, fromBatch first: Int = 0) -> EpochReader {
         let order = order(epoch: epoch)
         let b = options.batchSize
         var groups: [[Int]] = []
@@ -114,7 +115,7 @@ public final class BatchLoader: @unchecked Sendable {
             if options.dropLast && group.count < b { break }
             groups.append(group)
         }
-        return EpochReader(loader: self, epoch: epoch, groups: groups)
+        return EpochReader(loader: self, epoch: epoch, groups: Array(groups.dropFirst(first)))
     }
 
     /// Decodes and transforms every sample of one group (synchronously). Used by `EpochReader`'s

@@ -3,13 +3,20 @@
 import Foundation
 
 /// Running value and average of the authors' loss meter: Python floats, so Double.
-public struct AverageMeter {
+public struct AverageMeter: Equatable, Sendable {
     public private(set) var value = 0.0
     public private(set) var sum = 0.0
     public private(set) var count = 0
     public var average: Double { count == 0 ? 0 : sum / Double(count) }
 
     public init() {}
+
+    /// A meter part-way through an epoch (restored from a checkpoint).
+    public init(value: Double, sum: Double, count: Int) {
+        self.value = value
+        self.sum = sum
+        self.count = count
+    }
 
     public mutating func update(_ value: Double, count n: Int) {
         self.value = value
@@ -21,13 +28,20 @@ public struct AverageMeter {
 /// The authors' accuracy meter. Their `accuracy()` returns a float32 tensor (correct * (100 /
 /// batch)) and the meter sums `val * n` as a float32 tensor, so the average, and the "Current
 /// best accuracy" printed from it, are float32 values; this keeps that arithmetic.
-public struct AccuracyMeter {
+public struct AccuracyMeter: Equatable, Sendable {
     public private(set) var value: Float = 0
     public private(set) var sum: Float = 0
     public private(set) var count = 0
     public var average: Float { count == 0 ? 0 : sum / Float(count) }
 
     public init() {}
+
+    /// A meter part-way through an epoch (restored from a checkpoint).
+    public init(value: Float, sum: Float, count: Int) {
+        self.value = value
+        self.sum = sum
+        self.count = count
+    }
 
     /// The batch accuracy in percent as `accuracy()` computes it.
     public static func batchAccuracy(correct: Int, batchSize: Int) -> Float {
@@ -86,41 +100,76 @@ public enum LogLine {
     }
 }
 
-/// Where log lines go: stdout, and appended to the log file (opened once, flushed per line so
-/// that a crash loses nothing already printed).
+/// Where log lines go: stdout, and appended to the log file (opened once, each line written
+/// with one `write(2)` so that a crash loses nothing already printed). A failed write (a full
+/// disk, a file-size limit) is an error naming the log, never a silently shortened log.
 public final class LogWriter {
-    private let handle: FileHandle?
+    private let descriptor: Int32
     public let path: String?
     /// Erases the progress bar before a line is printed (set when stdout is a terminal).
     public var clearLine: (() -> Void)?
 
     /// Opens (creating if needed) `path` for appending; throws a message naming the path.
+    /// A directory or anything but a regular file (or a character device such as /dev/null)
+    /// is refused.
     public init(path: String?) throws {
         self.path = path
-        guard let path else { handle = nil; return }
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: path) {
-            guard fm.createFile(atPath: path, contents: nil) else {
-                throw TrainingError.unwritablePath(path, "cannot create the log file")
-            }
+        guard let path else { descriptor = -1; return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw TrainingError.unwritablePath(path, "cannot open the log file for appending: \(String(cString: strerror(errno)))")
         }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw TrainingError.unwritablePath(path, "cannot open the log file for writing")
+        var status = stat()
+        guard fstat(fd, &status) == 0,
+              (status.st_mode & S_IFMT) == S_IFREG || (status.st_mode & S_IFMT) == S_IFCHR else {
+            close(fd)
+            throw TrainingError.unwritablePath(path, "the log path is not a regular file")
         }
-        h.seekToEndOfFile()
-        handle = h
+        descriptor = fd
     }
 
-    deinit { try? handle?.close() }
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    /// Bytes in the log file now (0 without a file).
+    public func length() throws -> UInt64 {
+        guard descriptor >= 0, let path else { return 0 }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            throw TrainingError.unwritablePath(path, "cannot read the log file's size: \(String(cString: strerror(errno)))")
+        }
+        return UInt64(status.st_size)
+    }
+
+    /// Cuts the log back to `length` bytes (a resumed run drops the lines of the work it redoes).
+    /// Returns false, leaving the file alone, when it is shorter than that (another log).
+    @discardableResult
+    public func truncate(to length: UInt64) throws -> Bool {
+        guard descriptor >= 0, let path, length > 0 else { return false }
+        guard try self.length() >= length else { return false }
+        guard ftruncate(descriptor, off_t(length)) == 0 else {
+            throw TrainingError.unwritablePath(path, "cannot truncate the log file to \(length) bytes: \(String(cString: strerror(errno)))")
+        }
+        return true
+    }
 
     /// Prints `stdout` and appends `file` (plus a newline) to the log.
-    public func write(stdout: String, file: String) {
+    public func write(stdout: String, file: String) throws {
         clearLine?()
         print(stdout)
         fflush(Glibc.stdout)
-        handle?.write(Data((file + "\n").utf8))
+        guard descriptor >= 0, let path else { return }
+        let bytes = Array((file + "\n").utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TrainingError.unwritablePath(path, "cannot append to the log file: \(String(cString: strerror(errno)))")
+            }
+            written += n
+        }
     }
 
-    public func write(_ pair: (stdout: String, file: String)) { write(stdout: pair.stdout, file: pair.file) }
-    public func write(_ line: String) { write(stdout: line, file: line) }
+    public func write(_ pair: (stdout: String, file: String)) throws { try write(stdout: pair.stdout, file: pair.file) }
+    public func write(_ line: String) throws { try write(stdout: line, file: line) }
 }

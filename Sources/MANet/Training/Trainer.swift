@@ -54,6 +54,14 @@ public final class Trainer {
     /// `num_batches_tracked` of each BatchNormalization module (PyTorch counts training forwards).
     public private(set) var batchesTracked: [String: Int64]
     public private(set) var epochsCompleted = 0
+    /// Training steps already taken in epoch `epochsCompleted` (a run resumed mid-epoch), and
+    /// that epoch's meters so far.
+    public private(set) var stepInEpoch = 0
+    public private(set) var epochLoss = AverageMeter()
+    public private(set) var epochAccuracy = AccuracyMeter()
+    /// Polled after every training step (and evaluation batch): true stops the run with a
+    /// checkpoint (`manet train` sets it from SIGINT).
+    public var stopRequested: (() -> Bool)?
     public private(set) var bestAccuracy: Float = 0
     public private(set) var bestEpoch = -1
     public private(set) var history: [EpochRecord] = []
@@ -135,82 +143,135 @@ public final class Trainer {
 
     // MARK: - Epochs
 
-    /// One pass over the training set, logging every `printFrequency` steps.
-    func trainEpoch(_ epoch: Int, loader: BatchLoader, log: LogWriter, progress: ProgressBar?) throws -> (Double, Float) {
-        var losses = AverageMeter(), accuracy = AccuracyMeter()
-        let reader = loader.epoch(epoch)
+    /// One pass over the training set from step `first` (a resumed epoch) with the epoch's meters,
+    /// logging every `printFrequency` steps. Returns the steps done when `stopRequested` ended it
+    /// early, nil when it finished.
+    func trainEpoch(_ epoch: Int, from first: Int, loader: BatchLoader, log: LogWriter, progress: ProgressBar?,
+                    losses: inout AverageMeter, accuracy: inout AccuracyMeter) throws -> Int? {
+        let reader = loader.epoch(epoch, fromBatch: first)
         defer { reader.cancel() }
-        let batches = reader.batchCount
-        var i = 0
+        let batches = loader.batchesPerEpoch
+        var i = first
         while let batch = try reader.next() {
             let result = try step(images: batch.images, labels: batch.labels, epoch: epoch, stepInEpoch: i)
             losses.update(Double(Float(result.loss)), count: batch.count)
             accuracy.update(correct: result.correct, batchSize: batch.count)
             onStep?(epoch, i, result.loss)
             if i % options.printFrequency == 0 {
-                log.write(LogLine.progress(prefix: LogLine.trainPrefix(epoch: epoch), batch: i, batches: batches,
-                                           loss: losses, accuracy: accuracy))
+                try log.write(LogLine.progress(prefix: LogLine.trainPrefix(epoch: epoch), batch: i, batches: batches,
+                                               loss: losses, accuracy: accuracy))
             }
             progress?.update(step: i + 1, of: batches, images: batch.count, label: "epoch \(epoch)")
             i += 1
+            if i < batches, stopRequested?() == true { return i }
         }
-        return (losses.average, accuracy.average)
+        return nil
     }
 
     /// Evaluation on `loader` (test transform, inference-mode BatchNormalization).
     public func validate(loader: BatchLoader, log: LogWriter?, progress: ProgressBar? = nil) throws -> (loss: Double, accuracy: Float) {
+        try validate(loader: loader, log: log, progress: progress, stoppable: false)!
+    }
+
+    /// As `validate`; with `stoppable`, returns nil as soon as `stopRequested` says so.
+    func validate(loader: BatchLoader, log: LogWriter?, progress: ProgressBar?, stoppable: Bool) throws -> (loss: Double, accuracy: Float)? {
         var losses = AverageMeter(), accuracy = AccuracyMeter()
         let reader = loader.epoch(0)
         defer { reader.cancel() }
         let batches = reader.batchCount
         var i = 0
         while let batch = try reader.next() {
+            if stoppable, stopRequested?() == true { return nil }
             let (local, global) = try predict(images: batch.images)
             let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: batch.labels)
             losses.update(Double(Float(result.loss)), count: batch.count)
             accuracy.update(correct: result.correct, batchSize: batch.count)
             if i % options.printFrequency == 0 {
-                log?.write(LogLine.progress(prefix: LogLine.testPrefix, batch: i, batches: batches, loss: losses, accuracy: accuracy))
+                try log?.write(LogLine.progress(prefix: LogLine.testPrefix, batch: i, batches: batches, loss: losses, accuracy: accuracy))
             }
             progress?.update(step: i + 1, of: batches, images: batch.count, label: "test")
             i += 1
         }
-        log?.write(LogLine.testAccuracy(accuracy.average))
+        try log?.write(LogLine.testAccuracy(accuracy.average))
         return (losses.average, accuracy.average)
     }
 
-    /// Trains from `epochsCompleted` to `options.recipe.epochs`, evaluating, checkpointing and
-    /// drawing the curves after each epoch.
+    /// Trains from `epochsCompleted` (and `stepInEpoch` within it) to `options.recipe.epochs`,
+    /// evaluating, drawing the curves and checkpointing after each epoch.
+    ///
+    /// Crash safety: the latest checkpoint is replaced atomically at the end of each epoch and
+    /// records the log's length, so a run killed at any moment resumes from the last finished
+    /// epoch and (after the log is cut back to that length) prints exactly the lines an
+    /// uninterrupted run prints. When `stopRequested` turns true (SIGINT) the run stops after the
+    /// current step, writes a checkpoint of that mid-epoch state and throws `interrupted`.
     public func run(train: BatchLoader, test: BatchLoader, log: LogWriter) throws {
         let progress = options.progressBar ? ProgressBar() : nil
         if let progress { log.clearLine = { progress.clear() } }
-        for epoch in epochsCompleted..<options.recipe.epochs {
+        let batches = train.batchesPerEpoch
+        while epochsCompleted < options.recipe.epochs {
+            let epoch = epochsCompleted
             let start = Date()
             let lr = schedule.learningRate(epoch: epoch)
             optimizer.learningRate = lr
-            log.write(LogLine.learningRate(lr))
-            let (trainLoss, trainAccuracy) = try trainEpoch(epoch, loader: train, log: log, progress: progress)
-            progress?.clear()
-            let (testLoss, testAccuracy) = try validate(loader: test, log: log, progress: progress)
+            if stepInEpoch == 0 { try log.write(LogLine.learningRate(lr)) }
+            var losses = epochLoss, accuracy = epochAccuracy
+            if stepInEpoch < batches {
+                let stopped = try trainEpoch(epoch, from: stepInEpoch, loader: train, log: log, progress: progress,
+                                             losses: &losses, accuracy: &accuracy)
+                progress?.clear()
+                if let stopped { try stop(epoch: epoch, stepsDone: stopped, batches: batches, losses, accuracy, logLength: try log.length()) }
+            }
+            let trainedLength = try log.length()
+            guard let tested = try validate(loader: test, log: log, progress: progress, stoppable: true) else {
+                progress?.clear()
+                try stop(epoch: epoch, stepsDone: batches, batches: batches, losses, accuracy, logLength: trainedLength)
+            }
+            let (testLoss, testAccuracy) = tested
             progress?.clear()
             let isBest = testAccuracy > bestAccuracy || bestEpoch < 0
             if isBest {
                 bestAccuracy = max(testAccuracy, bestAccuracy)
                 bestEpoch = epoch
             }
-            log.write(LogLine.bestAccuracy(bestAccuracy))
+            try log.write(LogLine.bestAccuracy(bestAccuracy))
             epochsCompleted = epoch + 1
+            stepInEpoch = 0
+            epochLoss = AverageMeter()
+            epochAccuracy = AccuracyMeter()
             let seconds = Date().timeIntervalSince(start)
-            history.append(EpochRecord(epoch: epoch, learningRate: lr, trainLoss: trainLoss, trainAccuracy: trainAccuracy,
+            history.append(EpochRecord(epoch: epoch, learningRate: lr, trainLoss: losses.average, trainAccuracy: accuracy.average,
                                        testLoss: testLoss, testAccuracy: testAccuracy, seconds: seconds))
+            if let path = log.path { try writeCurves(besideLog: path) }
+            // The epoch's last line goes before the checkpoint, so that the log length the
+            // checkpoint records covers the whole epoch.
+            try log.write(LogLine.epochTime(Date().timeIntervalSince(start)))
             if let dir = options.checkpointDirectory {
-                let checkpoint = try makeCheckpoint()
+                var checkpoint = try makeCheckpoint()
+                checkpoint.logLength = try log.length()
                 try checkpoint.write(to: dir + "/checkpoint.pb")
                 if isBest { try checkpoint.write(to: dir + "/model_best.pb") }
             }
-            if let path = log.path { try writeCurves(besideLog: path) }
-            log.write(LogLine.epochTime(Date().timeIntervalSince(start)))
+            if epochsCompleted < options.recipe.epochs, stopRequested?() == true {
+                throw TrainingError.interrupted(epoch: epochsCompleted, stepsDone: 0, batches: batches,
+                                                checkpoint: options.checkpointDirectory.map { $0 + "/checkpoint.pb" })
+            }
         }
+    }
+
+    /// Saves the mid-epoch state (the latest checkpoint) and throws `interrupted`.
+    private func stop(epoch: Int, stepsDone: Int, batches: Int, _ losses: AverageMeter, _ accuracy: AccuracyMeter,
+                      logLength: UInt64) throws -> Never {
+        stepInEpoch = stepsDone
+        epochLoss = losses
+        epochAccuracy = accuracy
+        var path: String?
+        if let dir = options.checkpointDirectory {
+            var checkpoint = try makeCheckpoint()
+            checkpoint.logLength = logLength
+            path = dir + "/checkpoint.pb"
+            try checkpoint.write(to: path!)
+        }
+        throw TrainingError.interrupted(epoch: epoch, stepsDone: stepsDone, batches: batches, checkpoint: path)
     }
 
     /// `<log>.svg` beside the log: accuracy and loss x 30, train and test, per epoch.
@@ -227,11 +288,36 @@ public final class Trainer {
         }
         let svgPath = URL(fileURLWithPath: path).deletingPathExtension().path + ".svg"
         let svg = TrainingCurves.svg([TrainingLog(source: path, epochs: epochs)], title: "MA-Net training: \(URL(fileURLWithPath: path).lastPathComponent)")
-        do {
-            try Data(svg.utf8).write(to: URL(fileURLWithPath: svgPath), options: .atomic)
-        } catch {
-            throw TrainingError.unwritablePath(svgPath, "cannot write the curves: \(error.localizedDescription)")
+        if let reason = Self.writeAtomically(Array(svg.utf8), to: svgPath) {
+            throw TrainingError.unwritablePath(svgPath, "cannot write the curves: \(reason)")
         }
+    }
+
+    /// Writes `bytes` to `<path>.tmp-<pid>` and renames it over `path`; nil, or why it failed
+    /// (the temporary file is removed then, and `path` is as it was).
+    static func writeAtomically(_ bytes: [UInt8], to path: String) -> String? {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { return "cannot create \(temporary): \(String(cString: strerror(errno)))" }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                return reason
+            }
+            written += n
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            return reason
+        }
+        return nil
     }
 
     // MARK: - Checkpoints
@@ -257,11 +343,15 @@ public final class Trainer {
         }
         var recipe = options.recipe
         recipe.epochs = options.recipe.epochs
-        return TrainingCheckpoint(
+        var checkpoint = TrainingCheckpoint(
             width: options.width, numClasses: options.numClasses, inputSize: options.inputSize, beta: options.beta,
             classNames: classNames, stateDict: stateDict, momentumBuffers: momentum, epochsCompleted: epochsCompleted,
             learningRate: schedule.learningRate(epoch: epochsCompleted), bestAccuracy: bestAccuracy, bestEpoch: bestEpoch,
             history: history, seed: options.seed, dataSeed: dataSeed, generatorState: generator.stateWords, recipe: recipe)
+        checkpoint.stepInEpoch = stepInEpoch
+        checkpoint.epochLoss = epochLoss
+        checkpoint.epochAccuracy = epochAccuracy
+        return checkpoint
     }
 
     /// Sets every initializer, and the `num_batches_tracked` counters, from state_dict tensors
@@ -298,6 +388,9 @@ public final class Trainer {
         bestAccuracy = checkpoint.bestAccuracy
         bestEpoch = checkpoint.bestEpoch
         history = checkpoint.history
+        stepInEpoch = checkpoint.stepInEpoch
+        epochLoss = checkpoint.epochLoss
+        epochAccuracy = checkpoint.epochAccuracy
         if let g = Xoshiro256(stateWords: checkpoint.generatorState) { generator = g }
     }
 }

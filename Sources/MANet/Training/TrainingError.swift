@@ -8,6 +8,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case missingParameter(String)
     case invalidOption(String)
     case notYetSupported(String)
+    /// Stopped on request (SIGINT) after `stepsDone` of `batches` training steps of `epoch`;
+    /// `checkpoint` is where the state was saved (nil without a checkpoint folder).
+    case interrupted(epoch: Int, stepsDone: Int, batches: Int, checkpoint: String?)
 
     public var description: String {
         switch self {
@@ -20,6 +23,11 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         case .missingParameter(let s): return "missing parameter '\(s)'"
         case .invalidOption(let s): return s
         case .notYetSupported(let s): return s
+        case let .interrupted(epoch, stepsDone, batches, checkpoint):
+            let position = stepsDone >= batches
+                ? "after the training steps of epoch \(epoch) (its evaluation is redone on resume)"
+                : "in epoch \(epoch) after step \(stepsDone) of \(batches)"
+            return "interrupted \(position); " + (checkpoint.map { "checkpoint written to \($0)" } ?? "no checkpoint folder, nothing saved")
         }
     }
 }

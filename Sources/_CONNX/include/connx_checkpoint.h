@@ -39,6 +39,16 @@ typedef struct connx_checkpoint_header {
     int32_t epochs;
     int32_t augment;
     int32_t shuffle;
+    /// Mid-epoch position: steps taken in epoch `epochs_completed` and the meters' state.
+    int32_t step_in_epoch;
+    double loss_value;
+    double loss_sum;
+    int64_t loss_count;
+    float accuracy_value;
+    float accuracy_sum;
+    int64_t accuracy_count;
+    /// Bytes of the log file when the checkpoint was written (0: unknown).
+    uint64_t log_length;
 } connx_checkpoint_header;
 
 typedef struct connx_checkpoint_epoch {
