@@ -24,11 +24,11 @@ struct ExportCommand: ParsableCommand {
     }
 
     @Argument(help: "The checkpoint (.pb) to export.") var checkpoint: String
-    @Option(name: .shortAndLong, help: "The file to write.") var output: String
+    @Option(name: .shortAndLong, help: "The file to write (replaced atomically; a folder or a non-regular file is refused).") var output: String
     @Option(help: "ONNX opset, 13 to 17.") var opset = 17
     @Flag(help: "Add the fused `logits` and `probabilities` outputs.") var fused = false
     @Flag(help: "Fold BatchNormalization into the preceding convolutions.") var foldBn = false
-    @Flag(help: "Write initializers of 1 KB and more to <output>.data.") var externalData = false
+    @Flag(help: "Write initializers of 1 KB and more to <output>.data beside the model (stored location: that bare file name, relative to the model's folder).") var externalData = false
     @Option(help: "onnx or safetensors.") var format: Format = .onnx
 
     func validate() throws {
@@ -38,7 +38,12 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
+        signal(SIGXFSZ, SIG_IGN)  // a file-size limit is an EFBIG error naming the file, not a kill
         do {
+            // The model file and, with --external-data, `<output>.data` beside it (its location
+            // inside the model is that bare file name, relative to the model's folder).
+            try OutputPath.checkFile(output, what: "--output")
+            if externalData { try OutputPath.checkFile(output + ".data", what: "external data file") }
             let ckpt = try TrainingCheckpoint.read(path: checkpoint)
             switch format {
             case .safetensors:

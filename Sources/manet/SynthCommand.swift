@@ -67,6 +67,11 @@ struct SynthCommand: ParsableCommand {
         options.threads = threads
         options.npySide = npySide
         options.nuisance = nuisance
+        signal(SIGXFSZ, SIG_IGN)  // a file-size limit is an EFBIG error naming the file, not a kill
+        do { try OutputPath.checkFolder(out, what: "--out") } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let root = URL(fileURLWithPath: out)
         let total = 7 * (trainPerClass + testPerClass)
         print("synth: writing \(7 * trainPerClass) train and \(7 * testPerClass) test images (\(size)x\(size), seed \(seed), nuisance \(nuisance)) to \(root.path)")
