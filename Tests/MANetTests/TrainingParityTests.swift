@@ -1,4 +1,5 @@
-// Parity of the Swift MA-Net and trainer with PyTorch (fixtures/training_w8, made by tools/make_fixtures.py).
+// Parity of the Swift MA-Net and trainer with PyTorch (fixtures/training_w8, made by tools/make_fixtures.py;
+// a full-width reference from tools/training_parity_full.py when MANET_TRAINING_PARITY_DIR is set).
 
 import Foundation
 import XCTest
@@ -18,8 +19,8 @@ final class TrainingParityTests: XCTestCase {
     }
 
     /// The builder's graph with every initializer replaced by the fixture's tensor of that name.
-    func model(inputSize: Int, weights: [String: TensorData]) throws -> Model {
-        var model = try MANetModel.build(numClasses: 7, width: 8, inputSize: inputSize)
+    func model(width: Int = 8, inputSize: Int, weights: [String: TensorData]) throws -> Model {
+        var model = try MANetModel.build(numClasses: 7, width: width, inputSize: inputSize)
         model.graph.initializers = try model.graph.initializers.map { t in
             let w = try XCTUnwrap(weights[t.name], "fixture lacks \(t.name)")
             XCTAssertEqual(w.dims, t.dims, t.name)
@@ -67,6 +68,10 @@ final class TrainingParityTests: XCTestCase {
     }
 
     struct Meta: Decodable {
+        struct ModelInfo: Decodable { var width: Int; var num_classes: Int; var input: [Int] }
+        struct InitialWeights: Decodable { var path: String }
+        var model: ModelInfo
+        var initial_weights: InitialWeights
         struct Batch: Decodable { var input: String; var target: String }
         var batches: [Batch]
         var losses: [Double]
@@ -80,16 +85,45 @@ final class TrainingParityTests: XCTestCase {
         let metaPath = Self.trainingDir + "/meta.json"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: metaPath), "fixture \(metaPath) missing")
         let meta = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: URL(fileURLWithPath: metaPath)))
+        try checkSGDSteps(directory: Self.trainingDir, meta: meta, weights: weights, width: 8, inputSize: 64)
+    }
 
+    /// The same checks and limits on a reference written by tools/training_parity_full.py (full width,
+    /// too big to commit) into the folder named by MANET_TRAINING_PARITY_DIR; skipped when it is unset.
+    func testFiveSGDStepsMatchPyTorchInConfiguredDirectory() throws {
+        let variable = "MANET_TRAINING_PARITY_DIR"
+        let directory = ProcessInfo.processInfo.environment[variable] ?? ""
+        try XCTSkipIf(directory.isEmpty, "\(variable) is unset: run tools/training_parity_full.py DIR and set \(variable)=DIR "
+                      + "to check a full-width reference (the width-8 fixture is checked by testFiveSGDStepsMatchPyTorch)")
+        let metaPath = directory + "/meta.json"
+        guard FileManager.default.fileExists(atPath: metaPath) else {
+            return XCTFail("\(variable)=\(directory): no meta.json there (write it with tools/training_parity_full.py)")
+        }
+        let meta = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: URL(fileURLWithPath: metaPath)))
+        guard meta.model.num_classes == 7, meta.model.input.count == 4, meta.model.input[2] == meta.model.input[3] else {
+            return XCTFail("\(metaPath): expected 7 classes and a square [batch, 3, size, size] input, got "
+                           + "\(meta.model.num_classes) classes and input \(meta.model.input)")
+        }
+        let weightsPath = directory + "/" + meta.initial_weights.path
+        let weights = Dictionary(uniqueKeysWithValues: try Safetensors.read(path: weightsPath).map { ($0.name, $0) })
+        print("parity directory \(directory): width \(meta.model.width), input \(meta.model.input)")
+        try checkSGDSteps(directory: directory, meta: meta, weights: weights, width: meta.model.width,
+                          inputSize: meta.model.input[3])
+    }
+
+    /// Runs the reference's batches through the Swift trainer from the reference's initial weights and
+    /// checks the step-1 gradients (rel L2 <= 1e-3), the losses (<= 1e-4 rel) and the BN running
+    /// statistics after the last step (rel L2 <= 1e-4) against it.
+    func checkSGDSteps(directory: String, meta: Meta, weights: [String: TensorData], width: Int, inputSize: Int) throws {
         var options = TrainingOptions()
-        options.width = 8
+        options.width = width
         options.numClasses = 7
-        options.inputSize = 64
+        options.inputSize = inputSize
         options.beta = meta.beta
         options.recipe.learningRate = meta.optimizer.lr
         options.recipe.momentum = meta.optimizer.momentum
         options.recipe.weightDecay = meta.optimizer.weight_decay
-        let trainer = try Trainer(model: try model(inputSize: 64, weights: weights), options: options,
+        let trainer = try Trainer(model: try model(width: width, inputSize: inputSize, weights: weights), options: options,
                                   classNames: ImageFolderDataset.rafDBClassNames, generator: Xoshiro256(seed: 1), dataSeed: 0)
         // PyTorch's counters start where the fixture's state_dict left them.
         try trainer.loadStateDict(Array(weights.values))
@@ -98,13 +132,13 @@ final class TrainingParityTests: XCTestCase {
 
         var losses: [Double] = []
         for batch in meta.batches {
-            let images = try Tensor(try ONNXFile.loadTensor(path: Self.trainingDir + "/" + batch.input))
-            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: Self.trainingDir + "/" + batch.target).int64s).map { Int($0) }
+            let images = try Tensor(try ONNXFile.loadTensor(path: directory + "/" + batch.input))
+            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: directory + "/" + batch.target).int64s).map { Int($0) }
             losses.append(try trainer.step(images: images, labels: labels).loss)
         }
 
         // Step-1 gradient of every parameter.
-        let referenceGradients = try Safetensors.read(path: Self.trainingDir + "/grads_step1.safetensors")
+        let referenceGradients = try Safetensors.read(path: directory + "/grads_step1.safetensors")
         XCTAssertEqual(Set(referenceGradients.map(\.name)), Set(trainer.roles.trainable), "PyTorch's named_parameters")
         var worst = (name: "", error: 0.0)
         for reference in referenceGradients {
@@ -124,7 +158,7 @@ final class TrainingParityTests: XCTestCase {
         // BatchNormalization running statistics after five steps.
         let checkpoint = try trainer.makeCheckpoint()
         var worstStat = (name: "", error: 0.0)
-        for reference in try Safetensors.read(path: Self.trainingDir + "/bn_stats_step5.safetensors") {
+        for reference in try Safetensors.read(path: directory + "/bn_stats_step5.safetensors") {
             let actual = try XCTUnwrap(checkpoint.tensor(reference.name), reference.name)
             if reference.elementType == .int64 {
                 XCTAssertEqual(actual.int64s, reference.int64s, reference.name)
