@@ -8,6 +8,13 @@
    beta * CE(local) + (1 - beta) * CE(global), predictions from the fused logits; the authors'
    log lines go to torch.log.
 3. Swift: `manet train --init init.safetensors --no-augment --no-shuffle ...` writes swift.log.
+   With --shuffle and/or --augment both sides shuffle every epoch and/or use the paper's train
+   transforms (RandomResizedCrop(S, scale 0.08-1, ratio 3/4-4/3) then horizontal flip p 0.5; PIL
+   bilinear resize) instead; each side draws from its own generator (PyTorch: torch.Generator
+   seeded with --seed; Swift: --seed), so the batches differ and the curves agree only
+   statistically, not step for step.
+   --parallel runs `manet train` in the background while PyTorch trains (on a loaded machine the
+   wall time halves; --threads sets each side's threads); --reuse-data keeps WORK/data.
 4. `manet logs torch.log swift.log`, then a summary of final / best accuracies and the largest
    per-epoch differences of train loss, test loss and test accuracy.
 """
@@ -15,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -64,6 +72,52 @@ def load_split(root: str, size: int) -> tuple[list[str], torch.Tensor, torch.Ten
     images = torch.stack([load_tensor(p, size) for p, _ in samples])
     labels = torch.tensor([c for _, c in samples], dtype=torch.long)
     return classes, images, labels
+
+
+def load_images(root: str) -> tuple[list[str], list[Image.Image], torch.Tensor]:
+    """The decoded RGB images of a split (for per-epoch augmentation) and their labels."""
+    classes, samples = list_image_folder(root)
+    if not samples:
+        raise SystemExit(f"no images under {root}")
+    images = []
+    for path, _ in samples:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return classes, images, torch.tensor([c for _, c in samples], dtype=torch.long)
+
+
+def random_resized_crop_box(width: int, height: int, gen: torch.Generator,
+                            scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop.get_params: (top, left, height, width) of the crop."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * float(torch.empty(1).uniform_(scale[0], scale[1], generator=gen))
+        aspect = math.exp(float(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=gen)))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
+            left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
+            return top, left, h, w
+    in_ratio = width / height  # fallback: centre crop with the ratio clamped
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def augment(image: Image.Image, size: int, gen: torch.Generator) -> torch.Tensor:
+    """RandomResizedCrop(size) (PIL bilinear) + RandomHorizontalFlip(0.5) + ToTensor."""
+    top, left, h, w = random_resized_crop_box(image.width, image.height, gen)
+    crop = image.crop((left, top, left + w, top + h)).resize((size, size), Image.BILINEAR)
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+    array = np.asarray(crop, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255.0)
 
 
 def batches(n: int, batch_size: int):
@@ -134,16 +188,27 @@ def loss_and_correct(model, images, labels, beta):
     return loss, correct
 
 
+def save_initial_weights(args, init_path: str) -> None:
+    """MANet(7, width) as torch.manual_seed(seed) initialises it: the start of both runs."""
+    from safetensors.torch import save_file
+    torch.manual_seed(args.seed)
+    model = MANet(num_classes=7, width=args.width)
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, init_path)
+
+
 def train_torch(args, init_path: str, log_path: str) -> None:
-    torch.set_num_threads(2)
-    classes, train_x, train_y = load_split(os.path.join(args.work, "data", "train"), args.size)
+    torch.set_num_threads(args.threads)
+    if args.augment:
+        classes, train_images, train_y = load_images(os.path.join(args.work, "data", "train"))
+        train_x = None
+    else:
+        classes, train_x, train_y = load_split(os.path.join(args.work, "data", "train"), args.size)
     test_classes, test_x, test_y = load_split(os.path.join(args.work, "data", "test"), args.size)
     if classes != test_classes or len(classes) != 7:
         raise SystemExit(f"expected the same 7 classes in train and test, got {classes} / {test_classes}")
-    torch.manual_seed(args.seed)
+    from safetensors.torch import load_file
     model = MANet(num_classes=7, width=args.width)
-    from safetensors.torch import save_file
-    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, init_path)
+    model.load_state_dict(load_file(init_path), strict=True)
 
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
@@ -152,13 +217,20 @@ def train_torch(args, init_path: str, log_path: str) -> None:
     best = np.float32(0)
     n_train_batches = (len(train_y) + args.batch_size - 1) // args.batch_size
     n_test_batches = (len(test_y) + args.batch_size - 1) // args.batch_size
+    data_gen = torch.Generator().manual_seed(args.seed)
     for epoch in range(args.epochs):
         start = time.time()
         log.write(f"Current learning rate: {optimizer.param_groups[0]['lr']}")
         model.train()
         losses, acc = LossMeter(), AccuracyMeter()
+        order = torch.randperm(len(train_y), generator=data_gen) if args.shuffle else torch.arange(len(train_y))
         for i, (a, b) in enumerate(batches(len(train_y), args.batch_size)):
-            loss, correct = loss_and_correct(model, train_x[a:b], train_y[a:b], args.beta)
+            index = order[a:b]
+            if args.augment:
+                images = torch.stack([augment(train_images[int(k)], args.size, data_gen) for k in index])
+            else:
+                images = train_x[index]
+            loss, correct = loss_and_correct(model, images, train_y[index], args.beta)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -240,7 +312,12 @@ def main() -> None:
     p.add_argument("--gamma", type=float, default=0.1)
     p.add_argument("--beta", type=float, default=0.6)
     p.add_argument("--print-freq", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights")
+    p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights and data order, and manet's --seed")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch on both sides")
+    p.add_argument("--augment", action="store_true", help="the paper's train transforms on both sides")
+    p.add_argument("--threads", type=int, default=2, help="threads of each side")
+    p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if it exists (made by an earlier run)")
+    p.add_argument("--parallel", action="store_true", help="run `manet train` in the background while PyTorch trains")
     args = p.parse_args()
 
     manet = os.path.abspath(args.manet)
@@ -255,21 +332,39 @@ def main() -> None:
         if os.path.exists(path):
             os.remove(path)
 
-    run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
-         "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
+    if args.reuse_data and os.path.isdir(os.path.join(data, "train")) and os.path.isdir(os.path.join(data, "test")):
+        print(f"reusing {data} (--reuse-data)", flush=True)
+    else:
+        run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
+             "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
+    save_initial_weights(args, init_path)
 
-    t0 = time.time()
-    train_torch(args, init_path, torch_log)
-    torch_seconds = time.time() - t0
-
-    t0 = time.time()
-    run([manet, "train", "--data", data, "--init", init_path, "--width", str(args.width),
+    swift_cmd = [manet, "train", "--data", data, "--init", init_path, "--width", str(args.width),
          "--input-size", str(args.size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
          "--lr", str(args.lr), "--momentum", str(args.momentum), "--weight-decay", str(args.weight_decay),
          "--step-size", str(args.step_size), "--gamma", str(args.gamma), "--beta", str(args.beta),
-         "--no-augment", "--no-shuffle", "--print-freq", str(args.print_freq), "--log", swift_log,
-         "--checkpoint-dir", os.path.join(args.work, "checkpoints"), "--seed", "1", "--threads", "2"])
-    swift_seconds = time.time() - t0
+         *([] if args.augment else ["--no-augment"]), *([] if args.shuffle else ["--no-shuffle"]),
+         "--print-freq", str(args.print_freq), "--log", swift_log,
+         "--checkpoint-dir", os.path.join(args.work, "checkpoints"), "--seed", str(args.seed),
+         "--threads", str(args.threads)]
+    if args.parallel:
+        # Both trainings at once (each with --threads): the machine's load, not the recipe, changes.
+        print("+ " + " ".join(swift_cmd) + "  (in the background, output in swift.out)", flush=True)
+        t0 = time.time()
+        with open(os.path.join(args.work, "swift.out"), "w") as out:
+            swift = subprocess.Popen(swift_cmd, stdout=out, stderr=subprocess.STDOUT)
+            train_torch(args, init_path, torch_log)
+            torch_seconds = time.time() - t0
+            if swift.wait() != 0:
+                raise SystemExit(f"manet train failed (exit {swift.returncode}); see {args.work}/swift.out")
+        swift_seconds = time.time() - t0
+    else:
+        t0 = time.time()
+        train_torch(args, init_path, torch_log)
+        torch_seconds = time.time() - t0
+        t0 = time.time()
+        run(swift_cmd)
+        swift_seconds = time.time() - t0
 
     run([manet, "logs", torch_log, swift_log])
 
