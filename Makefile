@@ -13,7 +13,7 @@ SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build test demo fixtures conformance-data clean
+.PHONY: deps apt venv build test demo fixtures conformance-data clean sanitize
 
 deps: apt venv
 
@@ -51,6 +51,17 @@ test: build
 
 demo: build
 	@bash tools/demo.sh "$(MANET)"
+
+# The test suite under AddressSanitizer (Swift and the C/C++ layer) and UndefinedBehaviorSanitizer
+# (the C/C++ layer), built in its own scratch path; fails on any sanitizer report, also from the
+# `manet` processes the CLI tests start. Not part of `make test`. See tools/sanitize/run.sh.
+SANITIZE_DIR := .build-sanitize
+sanitize: deps
+	@$(PY) tools/gen_node_tests.py $(SANITIZE_DIR)/onnx-node-tests
+	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
+	MANET_NODE_TESTS="$(CURDIR)/$(SANITIZE_DIR)/onnx-node-tests" \
+	MANET_PYTHON="$(CURDIR)/$(PY)" \
+	bash tools/sanitize/run.sh $(SANITIZE_ARGS)
 
 # Regenerates every committed fixture with real PyTorch (needs ~5 GB; never run by CI).
 fixtures: deps
