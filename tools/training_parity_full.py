@@ -94,6 +94,29 @@ def train(init_state: dict, width: int, batches: list, lr: float, momentum: floa
     return result
 
 
+@torch.no_grad()
+def relu_sign_flips(init_state: dict, width: int, x: torch.Tensor) -> list[dict]:
+    """ReLU inputs of the step-1 forward pass (training mode) that are positive in one of float32 /
+    float64 and not in the other: each sends a gradient through in one precision only."""
+    inputs = {}
+    for dtype in (torch.float32, torch.float64):
+        model = ref.MANet(7, width)
+        model.load_state_dict(init_state, strict=True)
+        model.to(dtype).train()
+        seen = inputs[dtype] = []
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.ReLU):
+                module.register_forward_pre_hook(lambda m, inp, name=name, seen=seen: seen.append((name, inp[0].clone())))
+        model(x.to(dtype))
+    flips = []
+    for (name, a), (_, b) in zip(inputs[torch.float32], inputs[torch.float64]):
+        changed = (a > 0) != (b > 0)
+        if changed.any():
+            flips.append({"relu": name, "count": int(changed.sum()), "of": b.numel(),
+                          "float64_values": b[changed].tolist()[:4], "float32_values": a[changed].tolist()[:4]})
+    return flips
+
+
 def reference_run(args, init_state: dict, data_seed: int):
     """Fixed batches from data_seed, the float32 PyTorch run on them and its drift from float64."""
     gen = torch.Generator().manual_seed(data_seed)
@@ -118,7 +141,9 @@ def reference_run(args, init_state: dict, data_seed: int):
                      if not k.endswith("num_batches_tracked")}
         worst_grad = max(grad_errors, key=grad_errors.get)
         worst_bn = max(bn_errors, key=bn_errors.get)
+        flips = relu_sign_flips(init_state, args.width, batches[0][0])
         float64_check = {
+            "step1_relu_sign_flips": flips,
             "max_loss_rel": max(abs(a - b) / abs(b) for a, b in zip(run["losses"], run64["losses"])),
             "max_grad_rel_l2": grad_errors[worst_grad], "max_grad_param": worst_grad,
             "max_bn_stat_rel_l2": bn_errors[worst_bn], "max_bn_stat": worst_bn,
