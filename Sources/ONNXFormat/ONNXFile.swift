@@ -31,28 +31,34 @@ public enum ONNXFile {
 
     // MARK: - Models
 
-    /// Reads a model, resolving external data against the model's folder.
-    public static func load(path: String) throws -> Model {
-        try loadWithDetails(path: path).model
+    /// Reads a model, resolving external data against the model's folder. With `maxMemory`
+    /// (bytes), a model whose file, or whose initializers and fixed-shape inputs, are larger is
+    /// refused (`limitExceeded`) before their data is read.
+    public static func load(path: String, maxMemory: Int? = nil) throws -> Model {
+        try loadWithDetails(path: path, maxMemory: maxMemory).model
     }
 
     /// Reads a model and reports which tensors came from external-data files.
-    public static func loadWithDetails(path: String) throws -> LoadedModel {
-        let bytes = try readFile(path)
-        if bytes.isEmpty { throw ONNXFormatError.emptyFile(file: path) }
+    ///
+    /// Memory: the file's bytes are dropped once parsed, and each inline tensor's data is freed
+    /// from the parsed message as soon as it is converted, so the weights are held about once.
+    public static func loadWithDetails(path: String, maxMemory: Int? = nil) throws -> LoadedModel {
+        let handle = try parseHandle(try readFile(path, maxMemory: maxMemory), file: path)
+        defer { connx_model_free(handle) }
         let folder = (path as NSString).deletingLastPathComponent
         let external = try ExternalDataReader(modelFile: path, folder: folder.isEmpty ? "." : folder)
-        let model = try parseModel(bytes, file: path, externalData: external)
+        let model = try ProtoReader(file: path, externalData: external, maxMemory: maxMemory, releaseTensorData: true).model(handle)
         return LoadedModel(model: model, externalData: external.references)
     }
 
     /// Reads a model from bytes. External data is read from `baseDirectory`; without one, a
     /// model that references external data is an error.
-    public static func load(bytes: [UInt8], baseDirectory: String? = nil) throws -> Model {
+    public static func load(bytes: [UInt8], baseDirectory: String? = nil, maxMemory: Int? = nil) throws -> Model {
         let label = "<memory>"
-        if bytes.isEmpty { throw ONNXFormatError.emptyFile(file: label) }
         let external = try baseDirectory.map { try ExternalDataReader(modelFile: label, folder: $0) }
-        return try parseModel(bytes, file: label, externalData: external)
+        let handle = try parseHandle(bytes, file: label)
+        defer { connx_model_free(handle) }
+        return try ProtoReader(file: label, externalData: external, maxMemory: maxMemory, releaseTensorData: true).model(handle)
     }
 
     /// The model as ONNX bytes with every tensor inline.
@@ -125,17 +131,20 @@ public enum ONNXFile {
     /// The opsets libonnx 1.12 knows: the default domain up to 17, `ai.onnx.ml` up to 3, ...
     /// A domain that no node uses is harmless and not reported (exporters import helper domains).
     public static func checkOpsets(_ model: Model, file: String = "<memory>") throws {
+        if let (node, depth) = model.graph.nodeNestingTooDeep() {
+            throw ONNXFormatError.limitExceeded(file: file, reason: Graph.nestingMessage(node: node, depth: depth))
+        }
         var usedDomains = Set<String>()
-        func visit(_ graph: Graph) {
+        var graphs = [model.graph]
+        while let graph = graphs.popLast() {
             for node in graph.nodes {
                 usedDomains.insert(node.domain == "ai.onnx" ? "" : node.domain)
                 for attribute in node.attributes {
-                    if case .graph(let g) = attribute.value { visit(g) }
-                    if case .graphs(let gs) = attribute.value { gs.forEach(visit) }
+                    if case .graph(let g) = attribute.value { graphs.append(g) }
+                    if case .graphs(let gs) = attribute.value { graphs += gs }
                 }
             }
         }
-        visit(model.graph)
         for opset in model.opsetImports {
             let domain = opset.domain == "ai.onnx" ? "" : opset.domain
             let known = knownOpsetMax(domain)
@@ -217,14 +226,16 @@ public enum ONNXFile {
 
     // MARK: - Implementation
 
-    static func parseModel(_ bytes: [UInt8], file: String, externalData: ExternalDataReader?) throws -> Model {
+    /// Parses model bytes into a C-layer message the caller frees with `connx_model_free`.
+    /// Takes the bytes by value so a caller passing a temporary frees them once parsed.
+    static func parseHandle(_ bytes: consuming [UInt8], file: String) throws -> OpaquePointer {
+        if bytes.isEmpty { throw ONNXFormatError.emptyFile(file: file) }
         var handle: OpaquePointer?
         if let message = takeMessage(bytes.withUnsafeBytes { connx_model_parse($0.baseAddress, $0.count, &handle) }) {
             throw ONNXFormatError.notAModel(file: file, reason: strip(message, "parsing the model: "))
         }
         guard let handle else { throw ONNXFormatError.notAModel(file: file, reason: "no result") }
-        defer { connx_model_free(handle) }
-        return try ProtoReader(file: file, externalData: externalData).model(handle)
+        return handle
     }
 
     static func serialize(_ model: Model, file: String, placement: @escaping (Int) -> ExternalPlacement?,
@@ -244,8 +255,9 @@ public enum ONNXFile {
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 
-    /// The whole file, or `unreadable` naming the reason (missing, a directory, permissions).
-    static func readFile(_ path: String) throws -> [UInt8] {
+    /// The whole file, or `unreadable` naming the reason (missing, a directory, permissions);
+    /// `limitExceeded` when it is larger than `maxMemory` bytes.
+    static func readFile(_ path: String, maxMemory: Int? = nil) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ONNXFormatError.unreadable(file: path, reason: "cannot open: \(errnoText())") }
         defer { _ = close(fd) }
@@ -258,6 +270,9 @@ public enum ONNXFile {
             throw ONNXFormatError.unreadable(file: path, reason: "is not a regular file")
         }
         let size = Int(info.st_size)
+        if let maxMemory, size > maxMemory {
+            throw ONNXFormatError.limitExceeded(file: path, reason: "the file is \(size) bytes, above the memory limit of \(maxMemory) bytes")
+        }
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
         while done < size {

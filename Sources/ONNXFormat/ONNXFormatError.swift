@@ -26,6 +26,8 @@ public enum ONNXFormatError: Error, Equatable, CustomStringConvertible {
     case shapeInferenceFailed(file: String, message: String)
     /// The model or tensor could not be written.
     case unwritable(file: String, reason: String)
+    /// The model is beyond a limit: memory (`--max-memory`), subgraph nesting depth.
+    case limitExceeded(file: String, reason: String)
 
     /// The file the error is about (`<memory>` for models that never came from a file).
     public var file: String {
@@ -33,7 +35,7 @@ public enum ONNXFormatError: Error, Equatable, CustomStringConvertible {
         case .unreadable(let f, _), .emptyFile(let f), .notAModel(let f, _), .notATensor(let f, _),
              .invalidTensor(let f, _, _), .externalData(let f, _, _, _), .unsafeLocation(let f, _, _, _),
              .unsupported(let f, _), .unknownOpset(let f, _, _, _), .checkFailed(let f, _),
-             .shapeInferenceFailed(let f, _), .unwritable(let f, _):
+             .shapeInferenceFailed(let f, _), .unwritable(let f, _), .limitExceeded(let f, _):
             return f
         }
     }
@@ -59,6 +61,7 @@ public enum ONNXFormatError: Error, Equatable, CustomStringConvertible {
         case .checkFailed(_, let m): return "ONNX checker: \(m)"
         case .shapeInferenceFailed(_, let m): return "ONNX shape inference: \(m)"
         case .unwritable(_, let r): return r
+        case .limitExceeded(_, let r): return r
         }
     }
 

@@ -21,6 +21,12 @@ struct ProtoReader {
     let file: String
     /// Resolves external tensor data; `nil` means external data is an error (bytes without a folder).
     let externalData: ExternalDataReader?
+    /// Refuses, before reading any tensor, a model whose initializers (with the inputs whose
+    /// shapes are fully fixed) declare more bytes than this.
+    var maxMemory: Int? = nil
+    /// Frees each tensor's inline data in the C-layer message as soon as it has been read, so
+    /// the weights are not held twice during conversion (the message is then spent).
+    var releaseTensorData = false
 
     func model(_ m: OpaquePointer) throws -> Model {
         guard connx_model_ir_version(m) > 0 else {
@@ -43,6 +49,9 @@ struct ProtoReader {
             connx_model_metadata(m, i, &key, &value)
             metadata.append((key: key.string, value: value.string))
         }
+        // The limit is checked on dims alone, before any tensor data is read.
+        if let maxMemory { try checkMemory(g, limit: maxMemory) }
+        let mainGraph = try graph(g)
         return Model(
             irVersion: connx_model_ir_version(m),
             producerName: connx_model_producer_name(m).string,
@@ -51,18 +60,72 @@ struct ProtoReader {
             modelVersion: connx_model_model_version(m),
             docString: connx_model_doc_string(m).string,
             opsetImports: opsets, metadata: metadata,
-            graph: try graph(g),
+            graph: mainGraph,
             functionCount: connx_model_function_count(m))
     }
 
-    func graph(_ g: OpaquePointer) throws -> Graph {
+    /// Refuses the model when its declared tensors exceed `limit` bytes. Reads only dims and
+    /// types, never tensor data; walks subgraphs (up to the nesting limit) without recursion.
+    func checkMemory(_ main: OpaquePointer, limit: Int) throws {
+        var initializerBytes = 0
+        var stack: [(OpaquePointer, Int)] = [(main, 0)]
+        func add(_ n: Int, to total: inout Int) throws {
+            let (sum, overflow) = total.addingReportingOverflow(n)
+            guard !overflow else {
+                throw ONNXFormatError.limitExceeded(file: file, reason: "the declared tensor sizes overflow a 64-bit byte count")
+            }
+            total = sum
+        }
+        while let (g, depth) = stack.popLast() {
+            for i in 0..<connx_graph_initializer_count(g) {
+                let t = connx_graph_initializer(g, i)!
+                let name = connx_tensor_name(t).string
+                let dims = Array(UnsafeBufferPointer(start: connx_tensor_dims(t), count: connx_tensor_dim_count(t)))
+                guard let type = ElementType(rawValue: connx_tensor_data_type(t)) else { continue }  // refused when read
+                guard type != .string else { continue }  // string bytes are in the file itself
+                guard let bytes = ShapeMath.byteCount(dims.map { Int(truncatingIfNeeded: $0) }, type) else {
+                    throw ONNXFormatError.invalidTensor(file: file, tensor: name, reason: "the byte size of dims \(dims) is negative or overflows")
+                }
+                try add(bytes, to: &initializerBytes)
+            }
+            guard depth < Graph.maxSubgraphDepth else { continue }  // reported by the conversion
+            for n in 0..<connx_graph_node_count(g) {
+                let node = connx_graph_node(g, n)!
+                for a in 0..<connx_node_attribute_count(node) {
+                    let attribute = connx_node_attribute(node, a)!
+                    if let sub = connx_attribute_g(attribute) { stack.append((sub, depth + 1)) }
+                    for k in 0..<connx_attribute_graphs_count(attribute) { stack.append((connx_attribute_graph(attribute, k)!, depth + 1)) }
+                }
+            }
+        }
+        // Inputs that are not initializers, where every dim is a number.
+        var inputBytes = 0
+        var initializerNames = Set<String>()
+        for i in 0..<connx_graph_initializer_count(main) { initializerNames.insert(connx_tensor_name(connx_graph_initializer(main, i)!).string) }
+        for i in 0..<connx_graph_input_count(main) {
+            let input = valueInfo(connx_graph_input(main, i)!)
+            guard !initializerNames.contains(input.name), case .tensor(let type?, let shape?)? = input.type else { continue }
+            var dims: [Int] = []
+            for d in shape { if case .fixed(let n) = d { dims.append(n) } }
+            guard dims.count == shape.count, let bytes = ShapeMath.byteCount(dims, type) else { continue }
+            try add(bytes, to: &inputBytes)
+        }
+        var total = initializerBytes
+        try add(inputBytes, to: &total)
+        if total > limit {
+            throw ONNXFormatError.limitExceeded(file: file, reason:
+                "the model declares \(total) bytes (initializers \(initializerBytes), inputs with fixed shapes \(inputBytes)), above the memory limit of \(limit) bytes")
+        }
+    }
+
+    func graph(_ g: OpaquePointer, depth: Int = 0) throws -> Graph {
         let name = connx_graph_name(g).string
         if connx_graph_sparse_initializer_count(g) > 0 {
             throw ONNXFormatError.unsupported(file: file, reason: "graph '\(name)' has sparse initializers")
         }
         return Graph(
             name: name,
-            nodes: try (0..<connx_graph_node_count(g)).map { try node(connx_graph_node(g, $0)!) },
+            nodes: try (0..<connx_graph_node_count(g)).map { try node(connx_graph_node(g, $0)!, depth: depth) },
             inputs: (0..<connx_graph_input_count(g)).map { valueInfo(connx_graph_input(g, $0)!) },
             outputs: (0..<connx_graph_output_count(g)).map { valueInfo(connx_graph_output(g, $0)!) },
             valueInfos: (0..<connx_graph_value_info_count(g)).map { valueInfo(connx_graph_value_info(g, $0)!) },
@@ -70,17 +133,27 @@ struct ProtoReader {
             docString: connx_graph_doc_string(g).string)
     }
 
-    func node(_ n: OpaquePointer) throws -> Node {
-        Node(name: connx_node_name(n).string,
-             opType: connx_node_op_type(n).string,
-             domain: connx_node_domain(n).string,
-             inputs: (0..<connx_node_input_count(n)).map { connx_node_input(n, $0).string },
-             outputs: (0..<connx_node_output_count(n)).map { connx_node_output(n, $0).string },
-             attributes: try (0..<connx_node_attribute_count(n)).map { try attribute(connx_node_attribute(n, $0)!) },
-             docString: connx_node_doc_string(n).string)
+    /// A node of a graph at nesting `depth` (0: the main graph); its subgraphs are at depth + 1.
+    func node(_ n: OpaquePointer, depth: Int = 0) throws -> Node {
+        var node = Node(name: connx_node_name(n).string,
+                        opType: connx_node_op_type(n).string,
+                        domain: connx_node_domain(n).string,
+                        inputs: (0..<connx_node_input_count(n)).map { connx_node_input(n, $0).string },
+                        outputs: (0..<connx_node_output_count(n)).map { connx_node_output(n, $0).string },
+                        docString: connx_node_doc_string(n).string)
+        for i in 0..<connx_node_attribute_count(n) {
+            let a = connx_node_attribute(n, i)!
+            let kind = Int(connx_attribute_type(a))
+            if (kind == CONNX_ATTR_GRAPH || kind == CONNX_ATTR_GRAPHS) && depth + 1 > Graph.maxSubgraphDepth {
+                throw ONNXFormatError.limitExceeded(file: file, reason: Graph.nestingMessage(node: node, depth: depth + 1))
+            }
+            node.attributes.append(try attribute(a, depth: depth))
+        }
+        return node
     }
 
-    func attribute(_ a: OpaquePointer) throws -> Attribute {
+    /// An attribute of a node in a graph at nesting `depth`.
+    func attribute(_ a: OpaquePointer, depth: Int = 0) throws -> Attribute {
         let value: AttributeValue
         let type = Int(connx_attribute_type(a))
         switch type {
@@ -92,7 +165,7 @@ struct ProtoReader {
             value = .tensor(try tensor(t))
         case CONNX_ATTR_GRAPH:
             guard let g = connx_attribute_g(a) else { throw missing(a, "graph") }
-            value = .graph(try graph(g))
+            value = .graph(try graph(g, depth: depth + 1))
         case CONNX_ATTR_FLOATS:
             value = .floats(Array(UnsafeBufferPointer(start: connx_attribute_floats(a), count: connx_attribute_floats_count(a))))
         case CONNX_ATTR_INTS:
@@ -102,7 +175,7 @@ struct ProtoReader {
         case CONNX_ATTR_TENSORS:
             value = .tensors(try (0..<connx_attribute_tensors_count(a)).map { try tensor(connx_attribute_tensor(a, $0)!) })
         case CONNX_ATTR_GRAPHS:
-            value = .graphs(try (0..<connx_attribute_graphs_count(a)).map { try graph(connx_attribute_graph(a, $0)!) })
+            value = .graphs(try (0..<connx_attribute_graphs_count(a)).map { try graph(connx_attribute_graph(a, $0)!, depth: depth + 1) })
         case CONNX_ATTR_SPARSE_TENSOR: value = .unsupported(kind: "SPARSE_TENSOR")
         case CONNX_ATTR_SPARSE_TENSORS: value = .unsupported(kind: "SPARSE_TENSORS")
         case CONNX_ATTR_TYPE_PROTO: value = .unsupported(kind: "TYPE_PROTO")
@@ -199,6 +272,7 @@ struct ProtoReader {
         }
 
         var out = connx_bytes()
+        defer { if releaseTensorData { connx_tensor_release_data(t) } }
         if let message = takeMessage(connx_tensor_read_bytes(t, &out)) {
             // The C layer names the tensor; strip its prefix so the error reads once.
             var reason = message

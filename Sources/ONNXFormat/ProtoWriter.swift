@@ -37,6 +37,10 @@ struct ProtoWriter {
 
     /// A new C-layer model; the caller frees it with `connx_model_free`.
     func build(_ model: Model) throws -> OpaquePointer {
+        // Filling recurses into subgraphs: refuse hostile nesting before starting.
+        if let (node, depth) = model.graph.nodeNestingTooDeep() {
+            throw ONNXFormatError.limitExceeded(file: file, reason: Graph.nestingMessage(node: node, depth: depth))
+        }
         var m: OpaquePointer?
         try check(connx_model_new(&m))
         let handle = try self.handle(m)

@@ -21,6 +21,8 @@ import ONNXIR
 /// such as the batch, takes whatever size is fed, the same across inputs that share a symbol;
 /// fixed dims must match. Not thread-safe: one run at a time per executor.
 public final class Executor {
+    /// The model as given, except that initializers keep only their name, type and dims: their
+    /// values live once, as runtime tensors (`initializer(_:)`).
     public let model: Model
     /// Threads, training mode and determinism for the next runs.
     public var context: ExecutionContext
@@ -36,16 +38,44 @@ public final class Executor {
     /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
     public let optimizations: GraphOptimizations
 
-    public init(model: Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext(),
+    /// Takes the model over: when the caller hands it on (a temporary, or `consume model`), each
+    /// initializer's bytes are freed as soon as it is converted, so the weights are never held
+    /// twice. A caller that keeps its own copy keeps its own bytes.
+    public init(model: consuming Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext(),
                 options: GraphOptimizations = .none) throws {
-        self.model = model
         self.context = context
         self.optimizations = options
         AllocatorTuning.once
-        plan = try Plan(model: model, registry: registry)
-        for data in model.graph.initializers {
+        plan = try Plan(model: copy model, registry: registry)
+        var initializers = model.graph.initializers
+        model.graph.initializers = []
+        for i in initializers.indices {
+            let data = initializers[i]
+            initializers[i].bytes = []
+            initializers[i].strings = []
             initializerValues[plan.initializerSlots[data.name]!] = try Tensor(data)
         }
+        model.graph.initializers = initializers
+        self.model = model
+    }
+
+    /// Inference only from now on: makes the optimised plan at once and lets it own the folded
+    /// weights, dropping the originals nothing else reads, so the weights are held once. After
+    /// this, training, runs of the graph as written and `setInitializer` are refused.
+    public func freezeForInference() {
+        guard !frozen else { return }
+        var values = initializerValues
+        initializerValues = [:]  // `values` is now the only owner, so folding can reuse buffers
+        let fused = optimizations.isEmpty ? plan : plan.fusedForInference(values: &values, options: optimizations, releasingOriginals: true)
+        initializerValues = values
+        fusedPlan = fused
+        frozen = true
+    }
+
+    /// Set by `freezeForInference`.
+    public private(set) var frozen = false
+
+    static let frozenMessage = "this executor was frozen for inference (its folded weights replaced the originals); make a new one to train, run the graph as written or change initializers"
     }
 
     // MARK: - Initializers
@@ -60,6 +90,7 @@ public final class Executor {
 
     /// Replaces initializer `name`; the new value must have the same shape and type.
     public func setInitializer(_ name: String, _ value: Tensor) throws {
+        if frozen { throw RuntimeError.invalidGraph(Self.frozenMessage) }
         guard let slot = plan.initializerSlots[name], let old = initializerValues[slot] else {
             throw RuntimeError.missingValue(name)
         }
@@ -107,6 +138,7 @@ public final class Executor {
 
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
         // Records and training need the graph as written; plain inference may run it fused.
+        if frozen && (keepRecords || context.training) { throw RuntimeError.invalidGraph(Self.frozenMessage) }
         let plan = keepRecords || context.training ? self.plan : inferencePlan()
         var values = [Tensor?](repeating: nil, count: plan.slotNames.count)
         for (slot, t) in initializerValues { values[slot] = t }

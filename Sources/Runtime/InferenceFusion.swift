@@ -45,6 +45,14 @@ extension Plan {
     /// results only by float rounding: BN's y = x * a + b (a = scale / sqrt(var + eps),
     /// b = B - mean * a) becomes W' = W * a per filter and bias' = bias * a + b.
     func fusedForInference(values: [Int: Tensor], options: GraphOptimizations) -> Plan {
+        var values = values
+        return fusedForInference(values: &values, options: options, releasingOriginals: false)
+    }
+
+    /// The same, removing from `values` each Conv weight that only its (folded) Conv read, so
+    /// that, when `values` holds the only reference, the folded weights reuse its buffer and the
+    /// weights are never held twice. The plan as written cannot run on `values` afterwards.
+    func fusedForInference(values: inout [Int: Tensor], options: GraphOptimizations, releasingOriginals: Bool) -> Plan {
         guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
@@ -86,9 +94,11 @@ extension Plan {
                 let a = (0..<filters).map { scale.floats[$0] * (1 / ((variance.floats[$0] + bn.epsilon).squareRoot())) }
                 let b = (0..<filters).map { shift.floats[$0] - mean.floats[$0] * a[$0] }
                 let per = weight.count / max(1, filters)
-                var w = weight.floats
-                for m in 0..<filters { for k in 0..<per { w[m * per + k] *= a[m] } }
-                weight = Tensor(shape: weight.shape, floats: w)
+                // Scaled in place: a copy only while `values` still shares the buffer.
+                if releasingOriginals, let w = step.inputs[1], readers[w] == 1, values[w] != nil { values[w] = nil }
+                weight.floats.withUnsafeMutableBufferPointer { w in
+                    for m in 0..<filters { for k in 0..<per { w[m * per + k] *= a[m] } }
+                }
                 bias = Tensor(shape: [filters], floats: (0..<filters).map { (bias?.floats[$0] ?? 0) * a[$0] + b[$0] })
                 removed.insert(j)
                 out = bnOut

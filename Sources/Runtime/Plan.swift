@@ -52,6 +52,10 @@ struct Plan {
 
     init(model: Model, registry: OperatorRegistry) throws {
         let graph = model.graph
+        // 0. Subgraphs nested beyond the limit: every later walk may recurse that deep.
+        if let (node, depth) = graph.nodeNestingTooDeep() {
+            throw RuntimeError.invalidGraph(Graph.nestingMessage(node: node, depth: depth))
+        }
         // 1. Every node whose operator is missing, reported together.
         let unsupported = registry.unsupportedNodes(in: model)
         if !unsupported.isEmpty { throw RuntimeError.unsupportedNodes(unsupported) }
@@ -132,7 +136,11 @@ struct Plan {
             let outputSlots = node.outputs.map { $0.isEmpty ? nil : slot($0) }
             steps.append(PlanStep(node: node, op: op, inputs: inputSlots, outputs: outputSlots))
         }
+        var seenOutputs = Set<String>()
         for output in graph.outputs {
+            guard seenOutputs.insert(output.name).inserted else {
+                throw RuntimeError.invalidGraph("graph output '\(output.name)' is declared twice")
+            }
             guard definedBy[output.name] != nil || producer[output.name] != nil else {
                 throw RuntimeError.invalidGraph("graph output '\(output.name)' is not produced by any node, input or initializer")
             }

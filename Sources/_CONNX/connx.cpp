@@ -124,6 +124,10 @@ bool parse_large(Message &message, const void *bytes, size_t length) {
     google::protobuf::io::ArrayInputStream input(bytes, static_cast<int>(length));
     google::protobuf::io::CodedInputStream coded(&input);
     coded.SetTotalBytesLimit(INT_MAX);
+    // Each level of subgraph nesting costs three message levels (graph, node, attribute);
+    // this leaves room for the IR's limit of 64 nested subgraphs to be reported by name,
+    // and stops hostile nesting before it can exhaust the stack.
+    coded.SetRecursionLimit(connx_message_nesting_limit);
     return message.ParseFromCodedStream(&coded) && coded.ConsumedEntireMessage();
 }
 
@@ -195,7 +199,9 @@ connx_error *connx_model_parse(const void *bytes, size_t length, connx_model **o
         auto *model = new connx_model();
         if (!parse_large(model->proto, bytes, length)) {
             delete model;
-            return error_with_log("the bytes do not parse as an ONNX ModelProto (truncated, text, or another format)");
+            return error_with_log("the bytes do not parse as an ONNX ModelProto (truncated, text, another format, "
+                                  "or messages nested more than " + std::to_string(connx_message_nesting_limit) +
+                                  " levels deep)");
         }
         *out = model;
         return nullptr;
@@ -628,6 +634,26 @@ connx_error *connx_tensor_read_bytes(const connx_tensor *handle, connx_bytes *ou
                                   std::to_string(count * per_element) + " values in " + field + ", found " +
                                   std::to_string(have));
         };
+        // The dims must agree with the bytes actually present before anything is allocated:
+        // a tiny file must not make us reserve what its dims claim.
+        if (t.has_raw_data()) {
+            if (t.raw_data().size() != bytes)
+                return error_with_log(label + ": raw_data holds " + std::to_string(t.raw_data().size()) +
+                                      " bytes but dims need " + std::to_string(bytes));
+        } else {
+            size_t have = 0, per = 1;
+            const char *field = "int32_data";
+            switch (type) {
+                case TensorProto::FLOAT: have = t.float_data_size(); field = "float_data"; break;
+                case TensorProto::COMPLEX64: have = t.float_data_size(); field = "float_data"; per = 2; break;
+                case TensorProto::DOUBLE: have = t.double_data_size(); field = "double_data"; break;
+                case TensorProto::COMPLEX128: have = t.double_data_size(); field = "double_data"; per = 2; break;
+                case TensorProto::INT64: have = t.int64_data_size(); field = "int64_data"; break;
+                case TensorProto::UINT32: case TensorProto::UINT64: have = t.uint64_data_size(); field = "uint64_data"; break;
+                default: have = t.int32_data_size(); break;
+            }
+            if (count > SIZE_MAX / per || have != count * per) return mismatch(field, have, per);
+        }
         auto *data = static_cast<uint8_t *>(std::malloc(bytes ? bytes : 1));
         if (!data) return error_with_log(label + ": out of memory for " + std::to_string(bytes) + " bytes");
         connx_error *error = nullptr;
@@ -680,6 +706,17 @@ connx_error *connx_tensor_read_bytes(const connx_tensor *handle, connx_bytes *ou
         *out = connx_bytes{data, bytes};
         return nullptr;
     });
+}
+
+void connx_tensor_release_data(connx_tensor *handle) {
+    TensorProto &t = *T(handle);
+    // Swapping with empty containers frees the buffers (clear() would keep their capacity).
+    if (t.has_raw_data()) std::string().swap(*t.mutable_raw_data());
+    google::protobuf::RepeatedField<float>().Swap(t.mutable_float_data());
+    google::protobuf::RepeatedField<double>().Swap(t.mutable_double_data());
+    google::protobuf::RepeatedField<int32_t>().Swap(t.mutable_int32_data());
+    google::protobuf::RepeatedField<int64_t>().Swap(t.mutable_int64_data());
+    google::protobuf::RepeatedField<uint64_t>().Swap(t.mutable_uint64_data());
 }
 
 connx_error *connx_tensor_set_strings(connx_tensor *t, connx_str name, connx_str doc_string) {

@@ -36,6 +36,7 @@ struct BenchCommand: ParsableCommand {
     var noOptimize = false
     @Flag(help: "Same bits run to run (the trainer's default; inference defaults to off).") var deterministic = false
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: MemoryLimit.help) var maxMemory: MemoryLimit?
     @Flag(help: "Inference: also run the graph as written on the same input and print the largest difference of the optimised outputs (relative to max(1, max|reference|)).")
     var compareUnoptimized = false
     @Option(help: "Training: afterwards, write the trainer's checkpoint here (for `manet export`).")
@@ -49,6 +50,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         if saveCheckpoint != nil && !train { throw ValidationError("--save-checkpoint needs --train") }
+        if maxMemory != nil && model == nil { throw ValidationError("--max-memory applies to a MODEL") }
         if train && model != nil { throw ValidationError("--train builds its own MA-Net; give no MODEL") }
         if !train && model == nil { throw ValidationError("give an ONNX MODEL, or --train") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -126,10 +128,13 @@ struct BenchCommand: ParsableCommand {
     }
 
     func timeInference(path: String) throws -> [Double] {
-        let graphModel = try ONNXFile.load(path: path)
+        let graphModel: Model
+        do {
+            graphModel = try ONNXFile.load(path: path, maxMemory: maxMemory?.bytes)
+        } catch let e as ONNXFormatError {
+            throw interopExit(2, e.description)
+        }
         let context = ExecutionContext(training: false, threads: threads, deterministic: deterministic)
-        let executor = try Executor(model: graphModel, context: context,
-                                    options: noOptimize ? .none : .inference)
         var generator = Xoshiro256(seed: 1)
         var feeds: [String: Tensor] = [:]
         let initializers = Set(graphModel.graph.initializers.map(\.name))
@@ -155,8 +160,13 @@ struct BenchCommand: ParsableCommand {
                 feeds[input.name] = Tensor(shape: shape, ints: [Int64](repeating: 0, count: count))
             }
         }
-        if compareUnoptimized {
-            let reference = try Executor(model: graphModel, context: context, options: .none).run(inputs: feeds)
+        let reference = try compareUnoptimized ? Executor(model: graphModel, context: context, options: .none).run(inputs: feeds) : nil
+        // The executor takes the model over (its weights are then held once) and, optimised,
+        // keeps only the folded weights.
+        let executor = try Executor(model: consume graphModel, context: context,
+                                    options: noOptimize ? .none : .inference)
+        executor.freezeForInference()
+        if let reference {
             let optimised = try executor.run(inputs: feeds)
             for (name, r) in reference.sorted(by: { $0.key < $1.key }) where r.dtype == .float32 {
                 let o = optimised[name]!.floats

@@ -23,13 +23,16 @@ struct InspectCommand: ParsableCommand {
     @Argument(help: "The ONNX model file (external data is read from its folder).")
     var model: String
 
+    @Option(help: MemoryLimit.help)
+    var maxMemory: MemoryLimit?
+
     @Flag(help: "Print the report as JSON, for scripts.")
     var json = false
 
     func run() throws {
         let loaded: LoadedModel
         do {
-            loaded = try ONNXFile.loadWithDetails(path: model)
+            loaded = try ONNXFile.loadWithDetails(path: model, maxMemory: maxMemory?.bytes)
         } catch let error as ONNXFormatError {
             throw fail(error.description)
         }

@@ -37,6 +37,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Images per interpreter run (a model with a fixed batch dim uses its own).")
     var batch = 8
 
+    @Option(help: MemoryLimit.help)
+    var maxMemory: MemoryLimit?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -49,7 +52,7 @@ struct RunCommand: ParsableCommand {
         let predictions: [Prediction]
         let classifier: Classifier
         do {
-            classifier = try Classifier(model: try ONNXFile.load(path: model), path: model)
+            classifier = try Classifier(model: try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes), path: model)
             predictions = try predict(classifier)
         } catch let e as InferenceError {
             throw interopExit(2, e.description)

@@ -60,6 +60,9 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "torch.testing's float32 tolerances: rtol 1.3e-6, atol 1e-5.")
     var strict = false
 
+    @Option(help: MemoryLimit.help)
+    var maxMemory: MemoryLimit?
+
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -96,7 +99,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func makeReport() throws -> ParityReport {
-        let loaded = try ONNXFile.load(path: model)
+        let loaded = try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes)
         let check = try ParityCheck(model: loaded, path: model)
         var results: [SetResult] = []
         var referenceName = reference ?? ""

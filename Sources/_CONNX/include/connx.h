@@ -229,6 +229,12 @@ connx_str connx_tensor_string(const connx_tensor *t, size_t i);
 /// the tensor, when the element count disagrees with the dims, the dims are negative or overflow,
 /// or the data type is one this layer does not know. Not for string or external tensors.
 connx_error *connx_tensor_read_bytes(const connx_tensor *t, connx_bytes *out);
+/// Frees a tensor's inline data (raw_data and the typed fields) once it has been read, so a
+/// model's weights are not held twice while it is converted. Dims, type and name stay.
+void connx_tensor_release_data(connx_tensor *t);
+/// How deeply protobuf messages may nest when parsing a model (protobuf's own default is 100):
+/// room for 64 levels of subgraphs (three message levels each) plus their types.
+enum { connx_message_nesting_limit = 256 };
 
 connx_error *connx_tensor_set_strings(connx_tensor *t, connx_str name, connx_str doc_string);
 void connx_tensor_set_data_type(connx_tensor *t, int32_t data_type);
