@@ -37,6 +37,8 @@ public final class Executor {
 
     /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
     public let optimizations: GraphOptimizations
+    /// When set, every run adds each step's wall time to it (`manet bench --profile`).
+    public var profile: ExecutionProfile?
 
     /// Takes the model over: when the caller hands it on (a temporary, or `consume model`), each
     /// initializer's bytes are freed as soon as it is converted, so the weights are never held
@@ -157,7 +159,14 @@ public final class Executor {
                 }
                 args.append(v)
             }
+            let started = profile != nil ? (ContinuousClock.now, ExecutionProfile.processCPUSeconds()) : nil
             let result = try step.op.forward(args, context)
+            if let profile, let started {
+                let d = (ContinuousClock.now - started.0).components
+                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args),
+                            seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
+                            cpuSeconds: ExecutionProfile.processCPUSeconds() - started.1)
+            }
             for (k, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
                 guard k < result.outputs.count else {

@@ -12,6 +12,9 @@ struct FusedConv: Operator {
     let weight: Tensor
     let bias: Tensor?
     let relu: Bool
+    /// Set when the Winograd path may run this convolution (3x3, stride 1); holds the
+    /// transformed filters once made.
+    var winograd: WinogradCache?
 
     init(node: Node, opset: Int64) throws {
         throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
@@ -33,7 +36,8 @@ struct FusedConv: Operator {
         let x = try conv.label.float(inputs, 0)
         let l = try conv.layout(x.shape, weight.shape, bias: bias?.shape)
         let count = try conv.label.count(l.outputShape)
-        let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads, count: count)
+        let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads, count: count,
+                              winograd: winograd)
         return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
     }
 }
@@ -53,7 +57,7 @@ extension Plan {
     /// that, when `values` holds the only reference, the folded weights reuse its buffer and the
     /// weights are never held twice. The plan as written cannot run on `values` afterwards.
     func fusedForInference(values: inout [Int: Tensor], options: GraphOptimizations, releasingOriginals: Bool) -> Plan {
-        guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) else { return self }
+        guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
@@ -112,9 +116,13 @@ extension Plan {
                 relu = true
                 changed = true
             }
+            var fused = FusedConv(conv: conv, weight: weight, bias: bias, relu: relu)
+            if options.contains(.winograd), let tile = WinogradCache.configuredTile, conv.winogradCandidate(weightShape: weight.shape) {
+                fused.winograd = WinogradCache(tile: tile)
+                changed = true
+            }
             guard changed else { continue }
-            replaced[i] = PlanStep(node: step.node, op: FusedConv(conv: conv, weight: weight, bias: bias, relu: relu),
-                                   inputs: [xSlot], outputs: [out])
+            replaced[i] = PlanStep(node: step.node, op: fused, inputs: [xSlot], outputs: [out])
         }
         var plan = self
         plan.steps = steps.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? steps[$0]) }

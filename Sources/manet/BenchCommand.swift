@@ -41,6 +41,8 @@ struct BenchCommand: ParsableCommand {
     var compareUnoptimized = false
     @Option(help: "Training: afterwards, write the trainer's checkpoint here (for `manet export`).")
     var saveCheckpoint: String?
+    @Flag(help: "Inference: print the time per operator type and per convolution shape of the timed runs (to stderr).")
+    var profile = false
     @Option(help: "Only write MA-Net of --width and --input-size, as the builder makes it, to this ONNX file (external data beside it).")
     var writeModel: String?
 
@@ -49,6 +51,7 @@ struct BenchCommand: ParsableCommand {
             guard !train && model == nil else { throw ValidationError("--write-model takes no MODEL and no --train") }
             return
         }
+        if profile && train { throw ValidationError("--profile times inference operators; it takes a MODEL, not --train") }
         if saveCheckpoint != nil && !train { throw ValidationError("--save-checkpoint needs --train") }
         if maxMemory != nil && model == nil { throw ValidationError("--max-memory applies to a MODEL") }
         if train && model != nil { throw ValidationError("--train builds its own MA-Net; give no MODEL") }
@@ -181,7 +184,14 @@ struct BenchCommand: ParsableCommand {
                 print("compare \(name): max |optimised - as written| = \(diff), relative \(diff / scale), identical top-1: \(top1Same)")
             }
         }
-        return try measure(warmup: warmup ?? 2) { _ = try executor.run(inputs: feeds) }
+        let profiler = profile ? ExecutionProfile() : nil
+        let timings = try measure(warmup: warmup ?? 2, afterWarmup: { executor.profile = profiler }) {
+            _ = try executor.run(inputs: feeds)
+        }
+        if let profiler {
+            FileHandle.standardError.write(Data((profiler.report(runs: iterations) + "\n").utf8))
+        }
+        return timings
     }
 
     func timeTraining() throws -> [Double] {
@@ -203,8 +213,9 @@ struct BenchCommand: ParsableCommand {
 
     /// Wall-clock milliseconds of each timed call; the process CPU milliseconds go to stderr,
     /// which tells work from waiting when other jobs load the machine.
-    func measure(warmup: Int, _ body: () throws -> Void) throws -> [Double] {
+    func measure(warmup: Int, afterWarmup: () -> Void = {}, _ body: () throws -> Void) throws -> [Double] {
         for _ in 0..<warmup { try body() }
+        afterWarmup()
         var timings: [Double] = []
         var cpu: [Double] = []
         for _ in 0..<iterations {

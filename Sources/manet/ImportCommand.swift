@@ -28,6 +28,7 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         do {
+            try OutputPath.checkFile(output, what: "--output")
             let options = ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed)
             let result = try ModelImporter.importModel(path: source, options: options)
             try result.checkpoint.write(to: output)

@@ -112,6 +112,9 @@ final class TrainCLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: model + ".data", withIntermediateDirectories: true)
         try expectError(["export", Self.checkpoint, "-o", model, "--external-data"], [model + ".data", "is a folder"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: model))
+        // `manet import -o` likewise.
+        try expectError(["import", Self.checkpoint, "-o", outFolder], [outFolder, "is a folder"])
+        try expectError(["import", Self.checkpoint, "-o", fifo], [fifo, "not a regular file"])
     }
 
     func testExternalDataIsWrittenBesideTheModelWithARelativeLocation() throws {

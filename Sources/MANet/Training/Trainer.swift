@@ -248,8 +248,10 @@ public final class Trainer {
             if let dir = options.checkpointDirectory {
                 var checkpoint = try makeCheckpoint()
                 checkpoint.logLength = try log.length()
-                try checkpoint.write(to: dir + "/checkpoint.pb")
+                // Best first: a kill between the two leaves the previous latest checkpoint, whose
+                // resume redoes this epoch and writes both again.
                 if isBest { try checkpoint.write(to: dir + "/model_best.pb") }
+                try checkpoint.write(to: dir + "/checkpoint.pb")
             }
             if epochsCompleted < options.recipe.epochs, stopRequested?() == true {
                 throw TrainingError.interrupted(epoch: epochsCompleted, stepsDone: 0, batches: batches,

@@ -1,5 +1,6 @@
 // Conv: N-D convolution (1-, 2- or 3-D) through im2col + sgemm, with groups, and its backward.
 
+import Foundation
 import Kernels
 import ONNXIR
 
@@ -69,11 +70,29 @@ public struct Conv: Operator {
         return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
     }
 
-    /// The forward arithmetic on checked inputs, shared with the fused inference operator.
+    /// Whether the Winograd path can compute this node for any input size: 2-D 3x3 kernel,
+    /// strides and dilations 1, one group (the input size decides the rest, see `WinogradCache`).
+    func winogradCandidate(weightShape w: [Int]) -> Bool {
+        group == 1 && w.count == 4 && w[2] == 3 && w[3] == 3
+            && (window.strides ?? [1, 1]).allSatisfy { $0 == 1 } && (window.dilations ?? [1, 1]).allSatisfy { $0 == 1 }
+    }
+
+    /// The forward arithmetic on checked inputs, shared with the fused inference operator
+    /// (which passes a `WinogradCache` to take the Winograd path where it applies).
     static func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, _ l: Layout, group: Int, relu: Bool,
-                         threads: Int, count: Int) -> [Float] {
+                         threads: Int, count: Int, winograd: WinogradCache? = nil) -> [Float] {
         let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group,
                                      geometry: l.geometry)
+        if let winograd, let filter = winograd.filter(for: shape, weight: w) {
+            return [Float].filled(count: count) { yp in
+                x.floats.withUnsafeBufferPointer { xb in
+                    let run = { (b: UnsafePointer<Float>?) in
+                        Winograd.run(xb.baseAddress!, filter, bias: b, yp, shape, relu: relu, threads: threads)
+                    }
+                    if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                }
+            }
+        }
         return [Float].filled(count: count) { yp in
             x.floats.withUnsafeBufferPointer { xb in
                 w.floats.withUnsafeBufferPointer { wb in
@@ -211,5 +230,86 @@ public struct Conv: Operator {
         let grads = [needX ? Tensor(shape: x.shape, floats: dX) : nil,
                      needW ? Tensor(shape: w.shape, floats: dW) : nil, dB]
         return Array(grads.prefix(record.inputs.count))
+    }
+}
+
+/// The Winograd filter transform of one convolution's (fixed) weights, made on the first run
+/// that takes the Winograd path and kept for the next ones. It lives in a fused inference
+/// plan, which the executor drops when an initializer changes, so it never outlives the
+/// weights it was computed from.
+final class WinogradCache: @unchecked Sendable {
+    let tile: WinogradTile
+    private let lock = NSLock()
+    private var cached: WinogradFilter?
+
+    init(tile: WinogradTile) { self.tile = tile }
+
+    /// The tile to use from `MANET_CONV` (`direct` turns Winograd off; `winograd4` picks
+    /// F(4x4,3x3); default F(2x2,3x3)), or nil for the direct path. F(2x2) is the default: on
+    /// full MA-Net at batch 16 it saves as much CPU time as F(4x4) (its transforms are cheaper
+    /// and MA-Net's 7x7 planes waste less of its tiles), with 1.8x instead of 4x the weight
+    /// bytes for the transformed filters and a smaller rounding error.
+    static let configuredTile: WinogradTile? = {
+        switch ProcessInfo.processInfo.environment["MANET_CONV"] {
+        case "direct": return nil
+        case "winograd4": return .f4x4
+        default: return .f2x2
+        }
+    }()
+
+    /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
+    /// many tiles over the batch, or the 16/36 GEMMs are too thin and reading the transformed
+    /// filters (1.8x/4x the weights) costs more than the multiplies saved (batch 1 at 7x7 is 4
+    /// tiles); and at least this many channels and filters, or the scalar input/output
+    /// transforms cost more than the GEMM work they save (the 64-channel layers).
+    static let minimumTiles = 64
+    static let minimumChannels = 128
+
+    /// Whether a call of this shape takes the Winograd path.
+    func chooses(_ s: ConvolutionShape) -> Bool {
+        guard Winograd.applies(s) else { return false }
+        let m = tile == .f2x2 ? 2 : 4
+        let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
+        return tiles >= WinogradCache.minimumTiles && s.channels >= WinogradCache.minimumChannels
+            && s.filters >= WinogradCache.minimumChannels
+    }
+
+    /// The transformed filter when this call should take the Winograd path, else nil.
+    func filter(for s: ConvolutionShape, weight: Tensor) -> WinogradFilter? {
+        guard chooses(s) else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached { return cached }
+        let made = weight.floats.withUnsafeBufferPointer { wb in
+            WinogradFilter(wb.baseAddress!, filters: s.filters, channels: s.channels, tile: tile)
+        }
+        cached = made
+        return made
+    }
+}
+
+extension Conv: ProfiledOperator {
+    func profileDetail(_ inputs: [Tensor?]) -> String {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { return "Conv" }
+        return Conv.describe(x: x.shape, w: w.shape, window: window, path: "direct")
+    }
+
+    static func describe(x: [Int], w: [Int], window: WindowAttributes, path: String) -> String {
+        let k = w.dropFirst(2).map(String.init).joined(separator: "x")
+        let s = (window.strides ?? []).first ?? 1
+        let plane = x.dropFirst(2).map(String.init).joined(separator: "x")
+        return "Conv k\(k) s\(s) \(x.count > 1 ? x[1] : 0)->\(w.first ?? 0) \(plane) \(path)"
+    }
+}
+
+extension FusedConv: ProfiledOperator {
+    func profileDetail(_ inputs: [Tensor?]) -> String {
+        guard let x = inputs.first ?? nil else { return "Conv" }
+        var path = "direct"
+        if let winograd, let l = try? conv.layout(x.shape, weight.shape, bias: bias?.shape) {
+            let s = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: conv.group, geometry: l.geometry)
+            if winograd.chooses(s) { path = winograd.tile == .f2x2 ? "winograd2" : "winograd4" }
+        }
+        return Conv.describe(x: x.shape, w: weight.shape, window: conv.window, path: path)
     }
 }

@@ -1,0 +1,178 @@
+// Winograd 3x3 convolution: agrees with a float64 direct convolution as closely as the im2col path
+// does (error printed for MA-Net's layer shapes), edge tiles, threads, and the executor's cache.
+
+import Foundation
+import Kernels
+import ONNXIR
+@testable import Runtime
+import TestSupport
+import XCTest
+
+final class WinogradTests: XCTestCase {
+    struct Case {
+        var batch: Int, channels: Int, filters: Int, height: Int, width: Int, pad: Int
+    }
+
+    func shape(_ c: Case) -> ConvolutionShape {
+        let outH = c.height + 2 * c.pad - 2, outW = c.width + 2 * c.pad - 2
+        let g = WindowGeometry(input: [c.height, c.width], kernel: [3, 3], strides: [1, 1], padsBegin: [c.pad, c.pad],
+                               padsEnd: [c.pad, c.pad], dilations: [1, 1], output: [outH, outW])
+        return ConvolutionShape(batch: c.batch, channels: c.channels, filters: c.filters, group: 1, geometry: g)
+    }
+
+    /// y = conv(x, w) + bias in float64, straight from the definition.
+    func reference(_ x: [Float], _ w: [Float], _ bias: [Float], _ s: ConvolutionShape) -> [Double] {
+        let g = s.geometry
+        var y = [Double](repeating: 0, count: s.batch * s.filters * g.outputPlane)
+        for n in 0..<s.batch {
+            for m in 0..<s.filters {
+                for oh in 0..<g.outH {
+                    for ow in 0..<g.outW {
+                        var sum = Double(bias[m])
+                        for c in 0..<s.channels {
+                            for kh in 0..<3 {
+                                let ih = oh + kh - g.pH
+                                if ih < 0 || ih >= g.inH { continue }
+                                for kw in 0..<3 {
+                                    let iw = ow + kw - g.pW
+                                    if iw < 0 || iw >= g.inW { continue }
+                                    sum += Double(w[((m * s.channels + c) * 3 + kh) * 3 + kw])
+                                        * Double(x[((n * s.channels + c) * g.inH + ih) * g.inW + iw])
+                                }
+                            }
+                        }
+                        y[((n * s.filters + m) * g.outH + oh) * g.outW + ow] = sum
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Inputs like post-ReLU activations ([0, 1)), He-scaled weights, small biases.
+    func data(_ c: Case, seed: UInt64) -> (x: [Float], w: [Float], b: [Float]) {
+        let s = shape(c)
+        let scale = Float((2.0 / Double(9 * c.channels)).squareRoot() * 3.0.squareRoot())
+        return (pseudoRandom(c.batch * c.channels * s.geometry.inputPlane, seed: seed).map { ($0 + 1) / 2 },
+                pseudoRandom(c.filters * c.channels * 9, seed: seed + 1).map { $0 * scale },
+                pseudoRandom(c.filters, seed: seed + 2).map { $0 * 0.1 })
+    }
+
+    func runWinograd(_ d: (x: [Float], w: [Float], b: [Float]), _ s: ConvolutionShape, tile: WinogradTile,
+                     relu: Bool = false, threads: Int) -> [Float] {
+        let filter = d.w.withUnsafeBufferPointer { WinogradFilter($0.baseAddress!, filters: s.filters, channels: s.channels, tile: tile) }
+        var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+        d.x.withUnsafeBufferPointer { xb in
+            d.b.withUnsafeBufferPointer { bb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    Winograd.run(xb.baseAddress!, filter, bias: bb.baseAddress, yb.baseAddress!, s, relu: relu, threads: threads)
+                }
+            }
+        }
+        return y
+    }
+
+    func runDirect(_ d: (x: [Float], w: [Float], b: [Float]), _ s: ConvolutionShape, threads: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+        d.x.withUnsafeBufferPointer { xb in
+            d.w.withUnsafeBufferPointer { wb in
+                d.b.withUnsafeBufferPointer { bb in
+                    y.withUnsafeMutableBufferPointer { yb in
+                        ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: bb.baseAddress, yb.baseAddress!, s,
+                                               relu: false, threads: threads)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// (max |y - ref|, that over max |ref|).
+    func error(_ y: [Float], _ ref: [Double]) -> (abs: Double, rel: Double) {
+        XCTAssertEqual(y.count, ref.count)
+        let worst = zip(y, ref).map { abs(Double($0) - $1) }.max() ?? 0
+        let scale = ref.map(abs).max() ?? 0
+        return (worst, worst / max(scale, 1e-30))
+    }
+
+    /// Every tile size and threads setting against float64, on shapes with partial edge tiles
+    /// (odd sizes), no padding, and more tiles than the thin-GEMM threshold.
+    func testMatchesFloat64Reference() {
+        let cases = [Case(batch: 1, channels: 3, filters: 5, height: 7, width: 9, pad: 1),
+                     Case(batch: 2, channels: 4, filters: 6, height: 10, width: 10, pad: 0),
+                     Case(batch: 3, channels: 8, filters: 7, height: 13, width: 11, pad: 1),
+                     Case(batch: 1, channels: 2, filters: 3, height: 3, width: 3, pad: 0),
+                     Case(batch: 2, channels: 5, filters: 4, height: 40, width: 36, pad: 1)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(10 * i + 1))
+            let ref = reference(d.x, d.w, d.b, s)
+            let direct = error(runDirect(d, s, threads: 2), ref)
+            for tile in [WinogradTile.f2x2, .f4x4] {
+                let one = runWinograd(d, s, tile: tile, threads: 1)
+                let e = error(one, ref)
+                // Within a few float roundings of the sum, as the direct path is (which is ~1e-7 here).
+                XCTAssertLessThan(e.rel, 1e-5, "\(tile) \(c): winograd \(e), direct \(direct)")
+                XCTAssertEqual(runWinograd(d, s, tile: tile, threads: 2), one, "\(tile) \(c): same bits with 1 and 2 threads")
+                let relu = runWinograd(d, s, tile: tile, relu: true, threads: 2)
+                XCTAssertEqual(relu, one.map { max($0, 0) }, "\(tile) \(c): fused ReLU")
+            }
+        }
+    }
+
+    /// MA-Net's stride-1 3x3 layer shapes (batch 1): prints both paths' error against float64
+    /// (the numbers in docs/PERFORMANCE.md) and holds F(4x4) within 1e-5 of max |y|.
+    func testErrorOnMANetLayerShapes() {
+        let cases = [Case(batch: 1, channels: 64, filters: 64, height: 56, width: 56, pad: 1),
+                     Case(batch: 1, channels: 128, filters: 128, height: 28, width: 28, pad: 1),
+                     Case(batch: 1, channels: 256, filters: 256, height: 14, width: 14, pad: 1),
+                     Case(batch: 1, channels: 256, filters: 256, height: 7, width: 7, pad: 1),
+                     Case(batch: 1, channels: 512, filters: 512, height: 7, width: 7, pad: 1)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(100 + i))
+            let ref = reference(d.x, d.w, d.b, s)
+            let direct = error(runDirect(d, s, threads: 2), ref)
+            let f2 = error(runWinograd(d, s, tile: .f2x2, threads: 2), ref)
+            let f4 = error(runWinograd(d, s, tile: .f4x4, threads: 2), ref)
+            print(String(format: "winograd error vs float64, %d->%d %dx%d: direct %.2e (rel %.2e), F(2x2) %.2e (rel %.2e), F(4x4) %.2e (rel %.2e)",
+                         c.channels, c.filters, c.height, c.width, direct.abs, direct.rel, f2.abs, f2.rel, f4.abs, f4.rel))
+            XCTAssertLessThan(f2.rel, 1e-5, "F(2x2) \(c)")
+            XCTAssertLessThan(f4.rel, 1e-5, "F(4x4) \(c)")
+        }
+    }
+
+    /// The executor's inference plan takes the Winograd path for a 3x3 Conv (with or without a
+    /// BN to fold), matches the plan without it, and recomputes the transform when the weight
+    /// is replaced.
+    func testExecutorPathAndWeightReplacement() throws {
+        let c = 6, m = 5
+        let graph = Graph(name: "g",
+                          nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
+                                       attributes: [attr("pads", [1, 1, 1, 1])])],
+                          inputs: [ValueInfo.tensor("x", .float, nil)], outputs: [ValueInfo.tensor("y", .float, nil)],
+                          initializers: [TensorData(name: "w", dims: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 1)),
+                                         TensorData(name: "b", dims: [m], floats: pseudoRandom(m, seed: 2))])
+        let model = Model(irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 17)], graph: graph)
+        let x = Tensor(shape: [2, c, 12, 12], floats: pseudoRandom(2 * c * 144, seed: 3))
+        let plain = try Executor(model: model, context: ExecutionContext(threads: 2), options: .none)
+        let fast = try Executor(model: model, context: ExecutionContext(threads: 2), options: .inference)
+        let direct = try Executor(model: model, context: ExecutionContext(threads: 2), options: [.foldBatchNorm, .fuseRelu])
+        XCTAssertNotNil((fast.inferencePlan().steps[0].op as? FusedConv)?.winograd, "3x3 stride-1 Conv takes the Winograd path")
+        XCTAssertTrue(direct.inferencePlan().steps[0].op is Conv, "without .winograd the Conv runs as written")
+        assertClose(try fast.run(inputs: ["x": x])["y"]!.floats, try plain.run(inputs: ["x": x])["y"]!.floats, rtol: 1e-5, atol: 1e-5)
+        let w2 = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 4).map { 2 * $0 })
+        try plain.setInitializer("w", w2)
+        try fast.setInitializer("w", w2)
+        assertClose(try fast.run(inputs: ["x": x])["y"]!.floats, try plain.run(inputs: ["x": x])["y"]!.floats, rtol: 1e-5, atol: 1e-5)
+    }
+
+    /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
+    func testOnlyStrideOneUngrouped3x3() {
+        let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],
+                               dilations: [1, 1], output: [4, 4])
+        XCTAssertFalse(Winograd.applies(ConvolutionShape(batch: 1, channels: 2, filters: 2, group: 1, geometry: g)))
+        var s = shape(Case(batch: 1, channels: 4, filters: 4, height: 8, width: 8, pad: 1))
+        XCTAssertTrue(Winograd.applies(s))
+        s.group = 2
+        XCTAssertFalse(Winograd.applies(s))
+    }
+}
