@@ -149,7 +149,11 @@ public final class Executor {
         let context = self.context
         var records = [ForwardRecord?](repeating: nil, count: keepRecords ? plan.steps.count : 0)
         var stateUpdates: [(Int, Tensor)] = []
-        for (i, step) in plan.steps.enumerated() {
+        // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
+        let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
+            && profile == nil && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
+        if concurrent { try runConcurrently(plan, values: &values, context: context) }
+        for (i, step) in plan.steps.enumerated() where !concurrent {
             var args = [Tensor?]()
             args.reserveCapacity(step.inputs.count)
             for s in step.inputs {
