@@ -34,6 +34,8 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
                             if lo > 0 { dst.update(repeating: 0, count: lo) }
                             if g.sW == 1 {
                                 (dst + lo).update(from: src + lo, count: hi - lo)
+                            } else if g.sW == 2 {
+                                copyEvery2nd(src, dst, lo, hi)
                             } else {
                                 var ow = lo
                                 while ow < hi { dst[ow] = src[ow * g.sW]; ow += 1 }
@@ -45,6 +47,21 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
             }
         }
     }
+}
+
+/// dst[o] = src[2 * o] for o in lo..<hi: 8 outputs per 16-float load, keeping the even lanes.
+/// The vector loop stops while its last load (src[2 * o + 15]) is still inside the valid run
+/// (<= src[2 * (hi - 1)]); the rest is scalar.
+@inline(__always)
+func copyEvery2nd(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
+    var o = lo
+    let raw = UnsafeRawPointer(src), out = UnsafeMutableRawPointer(dst)
+    while o + 8 < hi {
+        let v = raw.loadUnaligned(fromByteOffset: 2 * o * MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
+        out.storeBytes(of: v.evenHalf, toByteOffset: o * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+        o += 8
+    }
+    while o < hi { dst[o] = src[2 * o]; o += 1 }
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the input position it was read

@@ -9,6 +9,8 @@ public struct MaxPool: Operator {
     let window: WindowAttributes
     /// Indices output layout: 0 row-major, 1 column-major over the spatial dims.
     let storageOrder: Int
+    /// Whether the node names an Indices output; when not, forward skips building it.
+    let wantsIndices: Bool
 
     public init(node: Node, opset: Int64) throws {
         label = NodeLabel(node)
@@ -18,6 +20,7 @@ public struct MaxPool: Operator {
         storageOrder = try reader.int("storage_order", default: 0)
         guard storageOrder == 0 || storageOrder == 1 else { throw reader.fail("storage_order", "must be 0 or 1, got \(storageOrder)") }
         try reader.finish()
+        wantsIndices = node.outputs.count > 1 && !node.outputs[1].isEmpty
     }
 
     func geometry(_ x: [Int]) throws -> WindowGeometry {
@@ -50,6 +53,8 @@ public struct MaxPool: Operator {
                 }
             }
         }
+        // The argmax stays (backward reads it); the int64 Indices tensor only if the node has that output.
+        if !wantsIndices { return ForwardResult([Tensor(shape: outShape, floats: y)], saved: argmax) }
         // Indices: positions in the whole flattened X, the spatial part in `storage_order`.
         var indices = [Int64](repeating: 0, count: argmax.count)
         for p in 0..<planes {
