@@ -13,7 +13,7 @@ SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build test demo fixtures conformance-data clean sanitize
+.PHONY: deps apt venv build test demo fixtures conformance-data clean fuzz sanitize
 
 deps: apt venv
 
@@ -51,6 +51,18 @@ test: build
 
 demo: build
 	@bash tools/demo.sh "$(MANET)"
+
+# Fuzzing (not part of `make test`): builds the libFuzzer harnesses in Fuzz/ with AddressSanitizer
+# (the toolchain's libFuzzer; instruments the Swift and the C/C++ layers) and runs each target for
+# FUZZ_SECONDS; fails if one finds a crash, leak or hang. Found inputs go to
+# fixtures/fuzz-regressions/<target>/, which `make test` replays. Swift's -sanitize=fuzzer together
+# with address adds no coverage counters to optimized Swift code, hence the explicit -sanitize-coverage.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := .build/fuzz
+fuzz: apt
+	cd Fuzz && swift build -c release --sanitize fuzzer --sanitize address --scratch-path ../$(FUZZ_DIR)/build \
+	  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
+	@bash Fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The test suite under AddressSanitizer (Swift and the C/C++ layer) and UndefinedBehaviorSanitizer
 # (the C/C++ layer), built in its own scratch path; fails on any sanitizer report, also from the

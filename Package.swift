@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "ONNXIR", targets: ["ONNXIR"]),
         .library(name: "ONNXFormat", targets: ["ONNXFormat"]),
         .library(name: "Runtime", targets: ["Runtime"]),
+        /// The fuzz harness bodies, for the libFuzzer package in `Fuzz/`.
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +33,9 @@ let package = Package(
         /// Parity checks: reads reference tensors (ONNX test-data `.pb`, NumPy `.npy`), runs the
         /// interpreter and compares outputs as numpy.allclose does; onnxruntime as a reference.
         .target(name: "Parity", dependencies: ["ONNXIR", "ONNXFormat", "Runtime"]),
+        /// The fuzz harness bodies: one function per untrusted-input loader (bytes in, errors
+        /// swallowed), shared by the libFuzzer executables in `Fuzz/` and the replay test.
+        .target(name: "FuzzTargets", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "MANet", "Parity"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
@@ -71,6 +76,7 @@ let package = Package(
         .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
         .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),
     ],
