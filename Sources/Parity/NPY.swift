@@ -192,6 +192,10 @@ struct PythonLiteralParser {
     struct Failure: Error { var reason: String }
     private let chars: [Character]
     private var i = 0
+    /// How deep containers may nest: a real header is a dict holding a tuple (depth 2). The
+    /// bound keeps a hostile header of many `(` from recursing until the stack overflows.
+    static let maxDepth = 16
+    private var depth = 0
 
     init(_ text: String) { chars = Array(text) }
 
@@ -219,6 +223,11 @@ struct PythonLiteralParser {
 
     private mutating func parseValue() throws -> PythonLiteral {
         guard let c = peek() else { throw Failure(reason: "unexpected end") }
+        if c == "{" || c == "(" {
+            guard depth < Self.maxDepth else { throw Failure(reason: "containers nested more than \(Self.maxDepth) deep") }
+            depth += 1
+        }
+        defer { if c == "{" || c == "(" { depth -= 1 } }
         switch c {
         case "{":
             i += 1
