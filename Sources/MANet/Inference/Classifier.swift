@@ -35,7 +35,8 @@ public struct Prediction: Codable, Equatable, Sendable {
 }
 
 public final class Classifier {
-    public let model: Model
+    /// The model as the executor keeps it: initializer values live once, in the executor.
+    public var model: Model { executor.model }
     public let path: String
     let executor: Executor
     /// The graph input images go to.
@@ -64,7 +65,6 @@ public final class Classifier {
     static var rafDBClassNames: [String] { ImageFolderDataset.rafDBClassNames }
 
     public init(model: Model, path: String) throws {
-        self.model = model
         self.path = path
         let initializers = Set(model.graph.initializers.map(\.name))
         let feeds = model.graph.inputs.filter { !initializers.contains($0.name) }
