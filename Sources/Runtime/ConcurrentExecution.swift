@@ -4,16 +4,19 @@
 import Foundation
 
 extension Plan {
-    /// Whether some step's outputs feed two or more steps (a fork, so there are steps that
-    /// could run at the same time).
+    /// Whether some step's outputs feed two or more steps, or two or more steps read only
+    /// graph inputs and initializers (a fork: steps that could run at the same time).
     var hasIndependentSteps: Bool {
         var producer = [Int: Int]()
         for (i, step) in steps.enumerated() { for case let s? in step.outputs { producer[s] = i } }
         var consumers = [Int](repeating: 0, count: steps.count)
+        var roots = 0
         for step in steps {
-            for p in Set(step.inputs.compactMap { $0.flatMap { producer[$0] } }) { consumers[p] += 1 }
+            let from = Set(step.inputs.compactMap { $0.flatMap { producer[$0] } })
+            if from.isEmpty { roots += 1 }
+            for p in from { consumers[p] += 1 }
         }
-        return consumers.contains { $0 > 1 }
+        return roots > 1 || consumers.contains { $0 > 1 }
     }
 }
 
