@@ -102,7 +102,7 @@ final class NPYTests: XCTestCase {
         XCTAssertEqual(reason(withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2,) "))?.hasPrefix("malformed header (expected '}' at offset"), true)
         XCTAssertEqual(reason(withHeader("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}"))?.hasPrefix("malformed header (unexpected token 'Maybe')"), true)
         // Nesting is bounded: a header of thousands of '(' once recursed until the stack overflowed
-        // (found by fuzzing; fixtures/fuzz-regressions/npy/ holds the 60,000-deep one).
+        // (found while writing the fuzz harness; fixtures/fuzz-regressions/npy/ holds the 60,000-deep one).
         XCTAssertEqual(reason(withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': " + String(repeating: "(", count: 40)))?
             .hasPrefix("malformed header (containers nested more than 16 deep)"), true)
     }
