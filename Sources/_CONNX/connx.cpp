@@ -177,6 +177,33 @@ void copy_typed(const Field &field, uint8_t *dst, size_t size, Convert convert) 
 inline uint64_t float_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline uint64_t double_bits(double d) { uint64_t u; std::memcpy(&u, &d, 8); return u; }
 
+// Inputs that crash libonnx 1.12's own shape inference instead of failing it (found by fuzzing):
+// convPoolShapeInference divides by each stride, so a zero stride is SIGFPE. Refused first, with
+// the node's name; subgraphs too (nesting is bounded by the parser's recursion limit).
+std::string libonnx_crasher(const GraphProto &graph) {
+    for (const NodeProto &node : graph.node()) {
+        const std::string &op = node.op_type();
+        const bool conv_pool = (node.domain().empty() || node.domain() == "ai.onnx") &&
+                               (op == "Conv" || op == "ConvInteger" || op == "QLinearConv" || op == "MaxPool" ||
+                                op == "AveragePool" || op == "LpPool");
+        for (const AttributeProto &a : node.attribute()) {
+            if (conv_pool && a.name() == "strides")
+                for (int64_t v : a.ints())
+                    if (v <= 0)
+                        return "node '" + node.name() + "' (" + op + "): strides must be positive, got " + std::to_string(v);
+            if (a.has_g()) {
+                std::string found = libonnx_crasher(a.g());
+                if (!found.empty()) return found;
+            }
+            for (const GraphProto &g : a.graphs()) {
+                std::string found = libonnx_crasher(g);
+                if (!found.empty()) return found;
+            }
+        }
+    }
+    return "";
+}
+
 }  // namespace
 
 extern "C" {
@@ -227,6 +254,8 @@ connx_error *connx_model_serialize(const connx_model *model, connx_bytes *out) {
 
 connx_error *connx_model_check(const connx_model *model) {
     return guarded("ONNX checker", [&]() -> connx_error * {
+        const std::string crasher = libonnx_crasher(model->proto.graph());
+        if (!crasher.empty()) return error_with_log("ONNX checker: " + crasher);
         checker::check_model(model->proto);
         // libonnx 1.12's check_model has no full_check flag; the Python `full_check=True` is
         // check_model followed by strict shape inference with type checking, done here.
@@ -239,6 +268,8 @@ connx_error *connx_model_check(const connx_model *model) {
 connx_error *connx_model_infer_shapes(const connx_model *model, connx_model **out) {
     *out = nullptr;
     return guarded("ONNX shape inference", [&]() -> connx_error * {
+        const std::string crasher = libonnx_crasher(model->proto.graph());
+        if (!crasher.empty()) return error_with_log("ONNX shape inference: " + crasher);
         auto *inferred = new connx_model();
         inferred->proto = model->proto;
         try {

@@ -5,6 +5,7 @@
 import Foundation
 import XCTest
 import FuzzTargets
+import ONNXFormat
 import ONNXIR
 import MANet
 import Parity
@@ -61,6 +62,16 @@ final class FuzzRegressionTests: XCTestCase {
     func testNPY() throws { try replay(.npy, minimumSeeds: 2) }
     func testTensor() throws { try replay(.tensor, minimumSeeds: 20) }
     func testImage() throws { try replay(.image, minimumSeeds: 3) }
+
+    /// A Conv with a zero stride made libonnx's shape inference divide by zero (SIGFPE) in both
+    /// the checker and `inferShapes`; the C layer now refuses it first, naming the node.
+    func testZeroStrideIsRefusedBeforeLibonnxDividesByIt() throws {
+        let model = try ONNXFile.load(path: Fixtures.path("fuzz-regressions/onnx/sigfpe-conv-stride-zero.onnx"))
+        XCTAssertEqual(ONNXFile.verdict(model), .invalid("ONNX checker: node 'Conv_0' (Conv): strides must be positive, got 0"))
+        XCTAssertThrowsError(try ONNXFile.inferShapes(model)) { error in
+            XCTAssertTrue("\(error)".contains("node 'Conv_0' (Conv): strides must be positive, got 0"), "\(error)")
+        }
+    }
 
     /// Every regression folder names a real target (a typo would silently replay nothing).
     func testRegressionFoldersNameTargets() throws {
