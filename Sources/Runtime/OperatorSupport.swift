@@ -80,6 +80,29 @@ public struct NodeLabel: Sendable, Equatable {
         guard let n = ShapeMath.elementCount(shape) else { throw error("invalid shape \(shape)") }
         return n
     }
+
+    /// Element count of an output shape that input data chose (Expand's target, Pad's pads): an
+    /// error naming the node, not a crash, when the count overflows or its bytes exceed the
+    /// machine's physical memory, checked before anything is allocated.
+    public func allocatableCount(_ shape: [Int], bytesPerElement: Int = 4) throws -> Int {
+        guard let n = ShapeMath.elementCount(shape) else {
+            throw error("output shape \(shape) has more elements than an Int can count")
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: bytesPerElement)
+        let memory = PhysicalMemory.bytes
+        if overflow || bytes > memory {
+            throw error("output shape \(shape) needs \(overflow ? "more than \(Int.max)" : "\(bytes)") bytes, more than this machine's \(memory) bytes of memory")
+        }
+        return n
+    }
+
+    /// `a + b + c` for dims and pads, or an error when it overflows.
+    public func sum(_ a: Int, _ b: Int, _ c: Int) throws -> Int {
+        let (ab, o1) = a.addingReportingOverflow(b)
+        let (abc, o2) = ab.addingReportingOverflow(c)
+        guard !o1, !o2 else { throw error("\(a) + \(b) + \(c) overflows") }
+        return abc
+    }
 }
 
 extension Operator {

@@ -116,6 +116,25 @@ final class ShapeOpsTests: XCTestCase {
         XCTAssertEqual(opError("Expand", [x23, ints([4])]), "node n (Expand): shape [2, 3] cannot be broadcast to [4]")
     }
 
+    // A target chosen by the model's data must not abort the process: a count that overflows,
+    // and one that would need more bytes than the machine has, are errors before allocating.
+    func testExpandToUnallocatableShapesIsAnError() {
+        let big: Int64 = 1 << 32
+        XCTAssertEqual(opError("Expand", [floats([1], [1]), ints([big, big])]),
+                       "node n (Expand): output shape [\(big), \(big)] has more elements than an Int can count")
+        let tooMany = opError("Expand", [floats([1], [1]), ints([1 << 30, 1 << 30])])
+        XCTAssertTrue(tooMany.hasPrefix("node n (Expand): output shape [1073741824, 1073741824] needs 4611686018427387904 bytes, more than this machine's "),
+                      tooMany)
+    }
+
+    func testPadByUnallocatableAmountsIsAnError() {
+        let x = floats([1, 3], [1, 2, 3])
+        XCTAssertEqual(opError("Pad", [x, ints([0, 0, 0, Int64.max])]),
+                       "node n (Pad): 3 + 0 + \(Int64.max) overflows")
+        let huge = opError("Pad", [x, ints([0, 0, 1 << 20, 1 << 20])])
+        XCTAssertTrue(huge.hasPrefix("node n (Pad): output shape [1048577, 1048579] needs 4398063288332 bytes, more than this machine's "), huge)
+    }
+
     func testPadModes() throws {
         let x = floats([1, 3], [1, 2, 3])
         let pads = ints([0, 2, 0, 1])

@@ -19,6 +19,7 @@ public struct Expand: Operator {
         guard let out = Broadcast.shape(dims, target.map { Optional($0) }) else {
             throw label.error("input shape cannot be broadcast to \(target)")
         }
+        if out.allSatisfy({ $0 != nil }) { _ = try label.allocatableCount(out.map { $0! }) }
         return [ValueShape(dtype: x.dtype, dims: out)]
     }
 
@@ -29,6 +30,7 @@ public struct Expand: Operator {
         guard target.allSatisfy({ $0 >= 0 }), let out = Broadcast.shape(x.shape, target) else {
             throw label.error("shape \(x.shape) cannot be broadcast to \(target)")
         }
+        _ = try label.allocatableCount(out, bytesPerElement: x.dtype == .float32 ? 4 : 8)
         if x.dtype == .float32 { return ForwardResult([Tensor(shape: out, floats: Broadcast.expand(x.floats, from: x.shape, to: out))]) }
         return ForwardResult([Tensor(shape: out, ints: Broadcast.expand(x.ints, from: x.shape, to: out))])
     }

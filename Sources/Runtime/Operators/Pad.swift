@@ -62,14 +62,18 @@ public struct Pad: Operator {
             constants.append(c)
         }
         let pads = try parameters(constants, rank: dims.count)
-        return [ValueShape(dtype: x.dtype, dims: zip(dims, pads).map { d, p in d.map { $0 + p.0 + p.1 } })]
+        let out = try zip(dims, pads).map { d, p in try d.map { try label.sum($0, p.0, p.1) } }
+        if out.allSatisfy({ $0 != nil }) { _ = try label.allocatableCount(out.map { $0! }) }
+        return [ValueShape(dtype: x.dtype, dims: out)]
     }
 
     /// For each dim, the input coordinate each output coordinate reads (-1: the constant).
-    private func sourceMaps(_ shape: [Int], _ pads: [(Int, Int)]) throws -> [[Int]] {
-        try zip(shape, pads).enumerated().map { axis, item in
+    private func sourceMaps(_ shape: [Int], _ pads: [(Int, Int)], bytesPerElement: Int) throws -> [[Int]] {
+        let sizes = try zip(shape, pads).map { dim, p in try label.sum(dim, p.0, p.1) }
+        if sizes.allSatisfy({ $0 >= 0 }) { _ = try label.allocatableCount(sizes, bytesPerElement: bytesPerElement) }
+        return try zip(shape, pads).enumerated().map { axis, item in
             let (dim, (begin, end)) = item
-            let size = dim + begin + end
+            let size = sizes[axis]
             guard size >= 0 else { throw label.error("pads crop axis \(axis) of length \(dim) below zero") }
             if dim == 0 && size > 0 && mode != .constant {
                 throw label.error("\(mode.rawValue) padding of the empty axis \(axis) is undefined")
@@ -128,7 +132,7 @@ public struct Pad: Operator {
     public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
         try label.checkCount(inputs, 1...(opset >= 18 ? 4 : (opset >= 11 ? 3 : 1)))
         let x = try label.required(inputs, 0)
-        let maps = try sourceMaps(x.shape, parameters(inputs, rank: x.rank))
+        let maps = try sourceMaps(x.shape, parameters(inputs, rank: x.rank), bytesPerElement: x.dtype == .float32 ? 4 : 8)
         let outShape = maps.map(\.count)
         let n = try label.count(outShape)
         let valueInput = attributePads == nil ? label.optional(inputs, 2) : nil
@@ -159,7 +163,7 @@ public struct Pad: Operator {
         guard needsGradient.first == true else { return result }
         let x = try recorded(record, 0, label)
         guard x.dtype == .float32 else { return result }
-        let maps = try sourceMaps(x.shape, parameters(record.inputs, rank: x.rank))
+        let maps = try sourceMaps(x.shape, parameters(record.inputs, rank: x.rank), bytesPerElement: 4)
         let g = gradient(gradOutputs, 0, shape: maps.map(\.count))
         var dx = [Float](repeating: 0, count: x.count)
         dx.withUnsafeMutableBufferPointer { pd in
