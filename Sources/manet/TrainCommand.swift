@@ -220,7 +220,7 @@ struct TrainCommand: ParsableCommand {
             throw TrainingError.unwritablePath(path, "cannot create the checkpoint folder: \((error as NSError).localizedDescription)")
         }
         for name in ["checkpoint.pb", "model_best.pb"] { try OutputPath.checkFile(path + "/" + name, what: "checkpoint") }
-        let probe = path + "/.manet-write-test-\(getpid())"
+        let probe = path + "/" + TrainingCheckpoint.writeProbePrefix + "\(getpid())"
         guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
             throw TrainingError.unwritablePath(path, "the checkpoint folder is not writable")
         }

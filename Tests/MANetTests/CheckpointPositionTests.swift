@@ -84,10 +84,12 @@ final class CheckpointPositionTests: XCTestCase {
         let dead = folder.file("checkpoint.pb.tmp-999999999")
         let live = folder.file("model_best.pb.tmp-1")  // pid 1 is alive
         let other = folder.file("notes.tmp-5")
-        for path in [dead, live, other] { _ = FileManager.default.createFile(atPath: path, contents: Data([1])) }
-        XCTAssertEqual(TrainingCheckpoint.removeStaleTemporaries(in: folder.path), [dead])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: live))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: other))
+        // The empty write probe of a run killed while checking the folder, and a live run's.
+        let deadProbe = folder.file(".manet-write-test-999999998")
+        let liveProbe = folder.file(".manet-write-test-1")
+        for path in [dead, live, other, deadProbe, liveProbe] { _ = FileManager.default.createFile(atPath: path, contents: Data([1])) }
+        XCTAssertEqual(Set(TrainingCheckpoint.removeStaleTemporaries(in: folder.path)), [dead, deadProbe])
+        for kept in [live, other, liveProbe] { XCTAssertTrue(FileManager.default.fileExists(atPath: kept), kept) }
     }
 
     // MARK: - Helpers

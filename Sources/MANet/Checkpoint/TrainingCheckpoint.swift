@@ -273,16 +273,18 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     }
 
     /// Removes the temporary files (`<name>.tmp-<pid>`) that writes killed before their rename
-    /// left in `folder`, for checkpoint names in `names`; files of a live process are kept.
-    /// Returns the paths removed. Readers never look at these names, so a leftover is harmless
-    /// until then.
+    /// left in `folder`, for checkpoint names in `names`, and the empty write probes
+    /// (`.manet-write-test-<pid>`) of runs killed while checking the folder; files of a live
+    /// process are kept. Returns the paths removed. Readers never look at these names, so a
+    /// leftover is harmless until then.
     @discardableResult
     public static func removeStaleTemporaries(in folder: String, names: [String] = ["checkpoint.pb", "model_best.pb"]) -> [String] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
         var removed: [String] = []
+        let prefixes = names.map { $0 + ".tmp-" } + [writeProbePrefix]
         for entry in entries {
-            for name in names where entry.hasPrefix(name + ".tmp-") {
-                guard let pid = Int32(entry.dropFirst(name.count + 5)) else { continue }
+            for prefix in prefixes where entry.hasPrefix(prefix) {
+                guard let pid = Int32(entry.dropFirst(prefix.count)) else { continue }
                 if pid != getpid() && kill(pid, 0) == 0 { continue }  // a live writer's file
                 let path = folder + "/" + entry
                 if unlink(path) == 0 { removed.append(path) }
@@ -290,6 +292,10 @@ public struct TrainingCheckpoint: Equatable, Sendable {
         }
         return removed
     }
+
+    /// Name prefix of the empty file `manet train` creates and removes to prove the checkpoint
+    /// folder writable (followed by the process id).
+    public static let writeProbePrefix = ".manet-write-test-"
 
     public static func read(path: String) throws -> TrainingCheckpoint {
         var handle: OpaquePointer?
