@@ -72,7 +72,7 @@ public struct Pad: Operator {
         let sizes = try zip(shape, pads).map { dim, p in try label.sum(dim, p.0, p.1) }
         if sizes.allSatisfy({ $0 >= 0 }) { _ = try label.allocatableCount(sizes, bytesPerElement: bytesPerElement) }
         return try zip(shape, pads).enumerated().map { axis, item in
-            let (dim, (begin, end)) = item
+            let (dim, (begin, _)) = item
             let size = sizes[axis]
             guard size >= 0 else { throw label.error("pads crop axis \(axis) of length \(dim) below zero") }
             if dim == 0 && size > 0 && mode != .constant {
