@@ -24,7 +24,6 @@ Deterministic: fixed seeds, torch.use_deterministic_algorithms(True), one thread
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import manet_reference as ref  # noqa: E402
+from make_fixtures import sha256  # noqa: E402
 
 LIMITS = {"grad_rel_l2": 1e-3, "loss_rel": 1e-4, "bn_stats_rel": 1e-4}
 # The float32 run must be this close to the same run in float64 (as for the width-8 fixture in
@@ -50,14 +50,6 @@ def write_pb(path: Path, array: np.ndarray, name: str) -> None:
     from onnx import numpy_helper
 
     path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
