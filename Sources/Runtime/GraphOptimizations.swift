@@ -15,8 +15,8 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// Independent branches of the graph run at the same time, each with part of the threads.
     public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
 
-    /// 3x3 stride-1 convolutions through Winograd F(2x2,3x3) where it pays (`MANET_CONV=direct`
-    /// turns it off, `MANET_CONV=winograd4` picks F(4x4,3x3)); results differ from the direct
+    /// 3x3 stride-1 convolutions through Winograd F(4x4,3x3) where it pays (`MANET_CONV=direct`
+    /// turns it off, `MANET_CONV=winograd2` picks F(2x2,3x3)); results differ from the direct
     /// path by float rounding of the transforms (measured in docs/PERFORMANCE.md).
     public static let winograd = GraphOptimizations(rawValue: 1 << 3)
 

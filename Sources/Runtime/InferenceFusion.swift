@@ -12,9 +12,9 @@ struct FusedConv: Operator {
     let weight: Tensor
     let bias: Tensor?
     let relu: Bool
-    /// Set when the Winograd path may run this convolution (3x3, stride 1); holds the
-    /// transformed filters once made.
-    var winograd: WinogradCache?
+    /// Set when the Winograd path may run this convolution (3x3, stride 1): the tile it takes
+    /// for the call shapes where it pays.
+    var winograd: WinogradPath?
 
     init(node: Node, opset: Int64) throws {
         throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
@@ -117,8 +117,8 @@ extension Plan {
                 changed = true
             }
             var fused = FusedConv(conv: conv, weight: weight, bias: bias, relu: relu)
-            if options.contains(.winograd), let tile = WinogradCache.configuredTile, conv.winogradCandidate(weightShape: weight.shape) {
-                fused.winograd = WinogradCache(tile: tile)
+            if options.contains(.winograd), let tile = WinogradPath.configuredTile, conv.winogradCandidate(weightShape: weight.shape) {
+                fused.winograd = WinogradPath(tile: tile)
                 changed = true
             }
             guard changed else { continue }

@@ -60,12 +60,14 @@ final class WinogradTests: XCTestCase {
 
     func runWinograd(_ d: (x: [Float], w: [Float], b: [Float]), _ s: ConvolutionShape, tile: WinogradTile,
                      relu: Bool = false, threads: Int) -> [Float] {
-        let filter = d.w.withUnsafeBufferPointer { WinogradFilter($0.baseAddress!, filters: s.filters, channels: s.channels, tile: tile) }
         var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
         d.x.withUnsafeBufferPointer { xb in
-            d.b.withUnsafeBufferPointer { bb in
-                y.withUnsafeMutableBufferPointer { yb in
-                    Winograd.run(xb.baseAddress!, filter, bias: bb.baseAddress, yb.baseAddress!, s, relu: relu, threads: threads)
+            d.w.withUnsafeBufferPointer { wb in
+                d.b.withUnsafeBufferPointer { bb in
+                    y.withUnsafeMutableBufferPointer { yb in
+                        Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: tile, bias: bb.baseAddress, yb.baseAddress!, s,
+                                     relu: relu, threads: threads)
+                    }
                 }
             }
         }
@@ -102,7 +104,9 @@ final class WinogradTests: XCTestCase {
                      Case(batch: 2, channels: 4, filters: 6, height: 10, width: 10, pad: 0),
                      Case(batch: 3, channels: 8, filters: 7, height: 13, width: 11, pad: 1),
                      Case(batch: 1, channels: 2, filters: 3, height: 3, width: 3, pad: 0),
-                     Case(batch: 2, channels: 5, filters: 4, height: 40, width: 36, pad: 1)]
+                     Case(batch: 2, channels: 5, filters: 4, height: 40, width: 36, pad: 1),
+                     // More than one block of 8 channels/filters, with a partial last block.
+                     Case(batch: 2, channels: 13, filters: 19, height: 9, width: 15, pad: 1)]
         for (i, c) in cases.enumerated() {
             let s = shape(c), d = data(c, seed: UInt64(10 * i + 1))
             let ref = reference(d.x, d.w, d.b, s)

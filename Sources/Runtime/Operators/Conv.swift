@@ -71,25 +71,28 @@ public struct Conv: Operator {
     }
 
     /// Whether the Winograd path can compute this node for any input size: 2-D 3x3 kernel,
-    /// strides and dilations 1, one group (the input size decides the rest, see `WinogradCache`).
+    /// strides and dilations 1, one group (the input size decides the rest, see `WinogradPath`).
     func winogradCandidate(weightShape w: [Int]) -> Bool {
         group == 1 && w.count == 4 && w[2] == 3 && w[3] == 3
             && (window.strides ?? [1, 1]).allSatisfy { $0 == 1 } && (window.dilations ?? [1, 1]).allSatisfy { $0 == 1 }
     }
 
     /// The forward arithmetic on checked inputs, shared with the fused inference operator
-    /// (which passes a `WinogradCache` to take the Winograd path where it applies).
+    /// (which passes a `WinogradPath` to take the Winograd path where it applies).
     static func convolve(_ x: Tensor, _ w: Tensor, bias: Tensor?, _ l: Layout, group: Int, relu: Bool,
-                         threads: Int, count: Int, winograd: WinogradCache? = nil) -> [Float] {
+                         threads: Int, count: Int, winograd: WinogradPath? = nil) -> [Float] {
         let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group,
                                      geometry: l.geometry)
-        if let winograd, let filter = winograd.filter(for: shape, weight: w) {
+        if let winograd, winograd.chooses(shape) {
             return [Float].filled(count: count) { yp in
                 x.floats.withUnsafeBufferPointer { xb in
-                    let run = { (b: UnsafePointer<Float>?) in
-                        Winograd.run(xb.baseAddress!, filter, bias: b, yp, shape, relu: relu, threads: threads)
+                    w.floats.withUnsafeBufferPointer { wb in
+                        let run = { (b: UnsafePointer<Float>?) in
+                            Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: winograd.tile, bias: b, yp, shape,
+                                         relu: relu, threads: threads)
+                        }
+                        if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
                     }
-                    if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
                 }
             }
         }
@@ -233,58 +236,40 @@ public struct Conv: Operator {
     }
 }
 
-/// The Winograd filter transform of one convolution's (fixed) weights, made on the first run
-/// that takes the Winograd path and kept for the next ones. It lives in a fused inference
-/// plan, which the executor drops when an initializer changes, so it never outlives the
-/// weights it was computed from.
-final class WinogradCache: @unchecked Sendable {
+/// Which Winograd tile one fused inference convolution uses, by call shape. The filter
+/// transform is made per call (`Winograd.run`), so nothing here outlives or duplicates the weights.
+final class WinogradPath: Sendable {
     let tile: WinogradTile
-    private let lock = NSLock()
-    private var cached: WinogradFilter?
 
     init(tile: WinogradTile) { self.tile = tile }
 
-    /// The tile to use from `MANET_CONV` (`direct` turns Winograd off; `winograd4` picks
-    /// F(4x4,3x3); default F(2x2,3x3)), or nil for the direct path. F(2x2) is the default: on
-    /// full MA-Net at batch 16 it saves as much CPU time as F(4x4) (its transforms are cheaper
-    /// and MA-Net's 7x7 planes waste less of its tiles), with 1.8x instead of 4x the weight
-    /// bytes for the transformed filters and a smaller rounding error.
+    /// The tile to use from `MANET_CONV` (`direct` turns Winograd off; `winograd2` picks
+    /// F(2x2,3x3); default F(4x4,3x3)), or nil for the direct path. F(4x4) is the default: on
+    /// full MA-Net at batch 16 it takes ~30% less CPU than F(2x2) on every layer shape with the
+    /// vectorised transforms (docs/PERFORMANCE.md), at ~10x F(2x2)'s rounding error (still
+    /// ~5e-6 of max |y| per layer against float64, see WinogradTests).
     static let configuredTile: WinogradTile? = {
         switch ProcessInfo.processInfo.environment["MANET_CONV"] {
         case "direct": return nil
-        case "winograd4": return .f4x4
-        default: return .f2x2
+        case "winograd2": return .f2x2
+        default: return .f4x4
         }
     }()
 
     /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
-    /// many tiles over the batch, or the 16/36 GEMMs are too thin and reading the transformed
-    /// filters (1.8x/4x the weights) costs more than the multiplies saved (batch 1 at 7x7 is 4
-    /// tiles); and at least this many channels and filters, or the scalar input/output
-    /// transforms cost more than the GEMM work they save (the 64-channel layers).
+    /// many tiles over the batch, or the 16/36 GEMMs are too thin and transforming the filters
+    /// per call costs more than the multiplies saved (batch 1 at 7x7 is 4 tiles); and at least
+    /// this many channels and filters.
     static let minimumTiles = 64
-    static let minimumChannels = 128
+    static let minimumChannels = 64
 
     /// Whether a call of this shape takes the Winograd path.
     func chooses(_ s: ConvolutionShape) -> Bool {
         guard Winograd.applies(s) else { return false }
         let m = tile == .f2x2 ? 2 : 4
         let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
-        return tiles >= WinogradCache.minimumTiles && s.channels >= WinogradCache.minimumChannels
-            && s.filters >= WinogradCache.minimumChannels
-    }
-
-    /// The transformed filter when this call should take the Winograd path, else nil.
-    func filter(for s: ConvolutionShape, weight: Tensor) -> WinogradFilter? {
-        guard chooses(s) else { return nil }
-        lock.lock()
-        defer { lock.unlock() }
-        if let cached { return cached }
-        let made = weight.floats.withUnsafeBufferPointer { wb in
-            WinogradFilter(wb.baseAddress!, filters: s.filters, channels: s.channels, tile: tile)
-        }
-        cached = made
-        return made
+        return tiles >= WinogradPath.minimumTiles && s.channels >= WinogradPath.minimumChannels
+            && s.filters >= WinogradPath.minimumChannels
     }
 }
 

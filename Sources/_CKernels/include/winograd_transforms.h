@@ -1,0 +1,55 @@
+// Winograd F(2x2,3x3) and F(4x4,3x3) input and output transforms, vectorised over blocks of 8
+// channels (filters), for the Swift Winograd convolution in Kernels/Winograd.swift.
+//
+// Layouts (t = tile index within the batch chunk, n * tilesH * tilesW + th * tilesW + tw):
+//   input transform  x [N, C, H, W]  ->  v[p * pointStride + t * C + c]
+//   output transform r[p * pointStride + t * M + m]  ->  y [N, M, outH, outW] (+ bias, ReLU)
+// so that each transform point p is one row-major [tiles, C] x [C, M] GEMM.
+// Every output element is computed by one fixed sequence of float operations (no FMA
+// contraction, no reassociation), whichever instruction set the CPU picks at run time.
+
+#ifndef MANET_WINOGRAD_TRANSFORMS_H
+#define MANET_WINOGRAD_TRANSFORMS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Geometry shared by the input and output transforms of one convolution.
+typedef struct {
+    int m;                 ///< output tile side: 2 (F(2x2,3x3)) or 4 (F(4x4,3x3))
+    int channels;          ///< C, input channels
+    int filters;           ///< M, output channels
+    int inH, inW;          ///< input plane
+    int outH, outW;        ///< output plane
+    int padTop, padLeft;   ///< leading zero padding
+    int tilesH, tilesW;    ///< ceil(outH / m), ceil(outW / m)
+} manet_winograd_geometry;
+
+/// Filter transform u = G g G^T of filters [begin, end) of w (3x3 filters, 9 floats each, e.g.
+/// the M * C filters of a [M, C, 3, 3] weight): u[p * pointStride + k] for transform point p
+/// (alpha * alpha of them) and filter k. m is the output tile side, 2 or 4.
+void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride);
+
+/// Floats of scratch one worker needs for the input transform: (tilesH*m + 2) * (tilesW*m + 2) * 8.
+size_t manet_winograd_input_scratch(const manet_winograd_geometry *g);
+/// Floats of scratch one worker needs for the output transform: tilesH*m * tilesW*m * 8.
+size_t manet_winograd_output_scratch(const manet_winograd_geometry *g);
+
+/// Input transform of items [begin, end), item = n * ceil(C / 8) + channel block, for the
+/// images x (first image of the chunk). Writes every v element of those items.
+void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
+                          float *v, size_t pointStride, float *scratch);
+
+/// Output transform of items [begin, end), item = n * ceil(M / 8) + filter block: y = A^T r A
+/// (+ bias[m] if bias is not NULL, then max(., 0) if relu), clipped to the output plane.
+void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride,
+                           const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

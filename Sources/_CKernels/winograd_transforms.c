@@ -1,0 +1,225 @@
+// Winograd F(2x2,3x3) / F(4x4,3x3) transforms on blocks of 8 channels: one 8-lane vector holds
+// the same tile position of 8 channels, so every tile's arithmetic is vector arithmetic whatever
+// the plane size (MA-Net's 7x7 planes have only 2x2 or 4x4 tiles). Compiled for AVX-512, AVX2
+// and baseline x86-64, the CPU's best picked at load time (function multiversioning).
+//
+// The 1-D transforms (Lavin & Gray 2016, points 0, +-1 for F(2,3) and 0, +-1, +-2 for F(4,3))
+// are applied along H first, then along W, with FMA contraction off, so that the result does not
+// depend on which clone runs.
+
+#include "winograd_transforms.h"
+
+#include <string.h>
+
+#pragma clang fp contract(off)
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int v8i __attribute__((vector_size(32)));
+
+#if defined(__x86_64__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+// A macro, not a function: returning an 8-lane vector from a function the baseline clone
+// compiles would change the calling convention between clones.
+#define splat(f) ((v8){(f), (f), (f), (f), (f), (f), (f), (f)})
+
+// B^T d over 4 inputs (stride ds) into 4 outputs (stride os).
+static inline __attribute__((always_inline)) void input_f2(const v8 *d, size_t ds, v8 *o, size_t os) {
+    v8 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds];
+    o[0] = d0 - d2;
+    o[os] = d1 + d2;
+    o[2 * os] = d2 - d1;
+    o[3 * os] = d1 - d3;
+}
+
+// B^T d over 6 inputs into 6 outputs.
+static inline __attribute__((always_inline)) void input_f4(const v8 *d, size_t ds, v8 *o, size_t os) {
+    const v8 four = splat(4), five = splat(5), two = splat(2);
+    v8 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds], d5 = d[5 * ds];
+    v8 a = d4 - four * d2, b = d3 - four * d1;
+    v8 c = d4 - d2, e = two * (d3 - d1);
+    o[0] = four * d0 - five * d2 + d4;
+    o[os] = a + b;
+    o[2 * os] = a - b;
+    o[3 * os] = c + e;
+    o[4 * os] = c - e;
+    o[5 * os] = four * d1 - five * d3 + d5;
+}
+
+// A^T s over 4 inputs into 2 outputs.
+static inline __attribute__((always_inline)) void output_f2(const v8 *s, size_t ss, v8 *o, size_t os) {
+    v8 s1 = s[ss], s2 = s[2 * ss];
+    o[0] = s[0] + s1 + s2;
+    o[os] = s1 - s2 - s[3 * ss];
+}
+
+// A^T s over 6 inputs into 4 outputs.
+static inline __attribute__((always_inline)) void output_f4(const v8 *s, size_t ss, v8 *o, size_t os) {
+    const v8 two = splat(2), four = splat(4), eight = splat(8);
+    v8 s1 = s[ss], s2 = s[2 * ss], s3 = s[3 * ss], s4 = s[4 * ss];
+    v8 p12 = s1 + s2, m12 = s1 - s2, p34 = s3 + s4, m34 = s3 - s4;
+    o[0] = s[0] + p12 + p34;
+    o[os] = m12 + two * m34;
+    o[2 * os] = p12 + four * p34;
+    o[3 * os] = m12 + eight * m34 + s[5 * ss];
+}
+
+// G g over 3 taps into 4 (F(2,3)) or 6 (F(4,3)) outputs.
+static inline __attribute__((always_inline)) void filter_f2(const v8 *g, size_t gs, v8 *o, size_t os) {
+    const v8 half = splat(0.5f);
+    v8 g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
+    o[0] = g0;
+    o[os] = (g0 + g1 + g2) * half;
+    o[2 * os] = (g0 - g1 + g2) * half;
+    o[3 * os] = g2;
+}
+
+static inline __attribute__((always_inline)) void filter_f4(const v8 *g, size_t gs, v8 *o, size_t os) {
+    const v8 quarter = splat(0.25f), sixth = splat(1.0f / 6), c24 = splat(1.0f / 24), c12 = splat(1.0f / 12);
+    v8 g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
+    v8 a = g0 * c24 + g2 * sixth, b = g1 * c12;
+    o[0] = g0 * quarter;
+    o[os] = -((g0 + g1 + g2) * sixth);
+    o[2 * os] = -((g0 - g1 + g2) * sixth);
+    o[3 * os] = a + b;
+    o[4 * os] = a - b;
+    o[5 * os] = g2;
+}
+
+MULTIVERSION
+void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
+    const int a = m + 2;
+    for (size_t k = begin; k < end; k += 8) {
+        const int lanes = end - k < 8 ? (int)(end - k) : 8;
+        v8 g[9], t[18], o[36];   // g[tap], t = G g (a x 3), o = (G g) G^T (a x a)
+        for (int tap = 0; tap < 9; tap++) {
+            g[tap] = splat(0);
+            for (int l = 0; l < lanes; l++) g[tap][l] = w[(k + l) * 9 + tap];
+        }
+        if (m == 2) {
+            for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);       // columns: t[r][j]
+            for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);  // rows: o[r][q]
+        } else {
+            for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
+            for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
+        }
+        if (lanes == 8) {
+            for (int p = 0; p < a * a; p++) *(v8u *)(u + p * pointStride + k) = o[p];
+        } else {
+            for (int p = 0; p < a * a; p++)
+                for (int l = 0; l < lanes; l++) u[p * pointStride + k + l] = o[p][l];
+        }
+    }
+}
+
+size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
+    return (size_t)(g->tilesH * g->m + 2) * (size_t)(g->tilesW * g->m + 2) * 8;
+}
+
+size_t manet_winograd_output_scratch(const manet_winograd_geometry *g) {
+    return (size_t)(g->tilesH * g->m) * (size_t)(g->tilesW * g->m) * 8;
+}
+
+MULTIVERSION
+void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
+                          float *v, size_t pointStride, float *scratch) {
+    const int m = g->m, a = m + 2, C = g->channels;
+    const size_t Hp = (size_t)g->tilesH * m + 2, Wp = (size_t)g->tilesW * m + 2;
+    const size_t blocks = ((size_t)C + 7) / 8, plane = (size_t)g->inH * g->inW;
+    const size_t perImage = (size_t)g->tilesH * g->tilesW;
+    v8 *P = (v8 *)scratch;   // the zero-padded window of 8 channels, [Hp][Wp] vectors
+    float *Pf = scratch;
+    for (size_t item = begin; item < end; item++) {
+        const size_t n = item / blocks;
+        const int c0 = (int)(item % blocks) * 8, lanes = C - c0 < 8 ? C - c0 : 8;
+        memset(P, 0, Hp * Wp * sizeof(v8));
+        for (int l = 0; l < lanes; l++) {
+            const float *src = x + (n * C + c0 + l) * plane;
+            for (int ih = 0; ih < g->inH; ih++) {
+                const size_t hp = (size_t)ih + g->padTop;
+                if (hp >= Hp) break;
+                float *dst = Pf + hp * Wp * 8 + l;
+                const float *row = src + (size_t)ih * g->inW;
+                const int cols = g->inW + g->padLeft <= (int)Wp ? g->inW : (int)Wp - g->padLeft;
+                for (int iw = 0; iw < cols; iw++) dst[(size_t)(iw + g->padLeft) * 8] = row[iw];
+            }
+        }
+        for (int th = 0; th < g->tilesH; th++) {
+            for (int tw = 0; tw < g->tilesW; tw++) {
+                const v8 *base = P + (size_t)th * m * Wp + (size_t)tw * m;
+                v8 t[36], o[36];
+                if (m == 2) {
+                    for (int q = 0; q < 4; q++) input_f2(base + q, Wp, t + q, 4);   // along H
+                    for (int r = 0; r < 4; r++) input_f2(t + r * 4, 1, o + r * 4, 1);  // along W
+                } else {
+                    for (int q = 0; q < 6; q++) input_f4(base + q, Wp, t + q, 6);
+                    for (int r = 0; r < 6; r++) input_f4(t + r * 6, 1, o + r * 6, 1);
+                }
+                float *dst = v + (n * perImage + (size_t)th * g->tilesW + tw) * C + c0;
+                if (lanes == 8) {
+                    for (int p = 0; p < a * a; p++) *(v8u *)(dst + p * pointStride) = o[p];
+                } else {
+                    for (int p = 0; p < a * a; p++)
+                        for (int l = 0; l < lanes; l++) dst[p * pointStride + l] = o[p][l];
+                }
+            }
+        }
+    }
+}
+
+MULTIVERSION
+void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride,
+                           const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch) {
+    const int m = g->m, a = m + 2, M = g->filters;
+    const size_t blocks = ((size_t)M + 7) / 8, outPlane = (size_t)g->outH * g->outW;
+    const size_t perImage = (size_t)g->tilesH * g->tilesW, OWp = (size_t)g->tilesW * m;
+    v8 *O = (v8 *)scratch;   // this block's outputs, [tilesH*m][tilesW*m] vectors
+    const float *Of = scratch;
+    for (size_t item = begin; item < end; item++) {
+        const size_t n = item / blocks;
+        const int m0 = (int)(item % blocks) * 8, lanes = M - m0 < 8 ? M - m0 : 8;
+        v8 b = splat(0);
+        if (bias)
+            for (int l = 0; l < lanes; l++) b[l] = bias[m0 + l];
+        for (int th = 0; th < g->tilesH; th++) {
+            for (int tw = 0; tw < g->tilesW; tw++) {
+                const float *src = r + (n * perImage + (size_t)th * g->tilesW + tw) * M + m0;
+                v8 s[36], t[24], o[16];
+                if (lanes == 8) {
+                    for (int p = 0; p < a * a; p++) s[p] = *(const v8u *)(src + p * pointStride);
+                } else {
+                    for (int p = 0; p < a * a; p++) {
+                        s[p] = splat(0);
+                        for (int l = 0; l < lanes; l++) s[p][l] = src[p * pointStride + l];
+                    }
+                }
+                if (m == 2) {
+                    for (int q = 0; q < 4; q++) output_f2(s + q, 4, t + q, 4);        // along H
+                    for (int i = 0; i < 2; i++) output_f2(t + i * 4, 1, o + i * 2, 1);  // along W
+                } else {
+                    for (int q = 0; q < 6; q++) output_f4(s + q, 6, t + q, 6);
+                    for (int i = 0; i < 4; i++) output_f4(t + i * 6, 1, o + i * 4, 1);
+                }
+                for (int i = 0; i < m; i++) {
+                    v8 *dst = O + ((size_t)th * m + i) * OWp + (size_t)tw * m;
+                    for (int j = 0; j < m; j++) {
+                        v8 value = o[i * m + j] + b;
+                        if (relu) value = (v8)((v8i)value & ~(v8i)(value < splat(0)));   // NaN stays NaN
+                        dst[j] = value;
+                    }
+                }
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            float *dst = y + (n * M + m0 + l) * outPlane;
+            for (int oh = 0; oh < g->outH; oh++) {
+                const float *row = Of + (size_t)oh * OWp * 8 + l;
+                for (int ow = 0; ow < g->outW; ow++) dst[(size_t)oh * g->outW + ow] = row[(size_t)ow * 8];
+            }
+        }
+    }
+}
