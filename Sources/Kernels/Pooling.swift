@@ -46,6 +46,63 @@ public func maxPoolForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
     }
 }
 
+/// The pick of `maxPoolForward`'s scan: `v` replaces the running maximum `m` when it is
+/// larger, or NaN while `m` is not (so the first maximum in scan order stays, NaN wins).
+@inline(__always)
+func maxPoolPick(_ m: Float, _ v: Float) -> Float {
+    v > m || (v.isNaN && !m.isNaN) ? v : m
+}
+
+/// Whether `maxPool2DForward` handles `g`: one depth slice (1-D and 2-D pools) and no dilation.
+public func maxPool2DApplies(_ g: WindowGeometry) -> Bool {
+    g.inD == 1 && g.kD == 1 && g.outD == 1 && g.dD == 1 && g.dH == 1 && g.dW == 1
+}
+
+/// Max pooling of one [inH, inW] plane with no dilation and no argmax (inference): the same
+/// bits as `maxPoolForward`, since every output sees its window in the same scan order with
+/// the same pick. Per window row, the output columns whose window lies inside the input row
+/// run as one branch-free loop over the output row; only the edge columns check bounds.
+/// Requires `maxPool2DApplies(g)`.
+public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: WindowGeometry) {
+    let inW = g.inW, outW = g.outW, kW = g.kW, sW = g.sW, pW = g.pW
+    // Interior columns [wLo, wHi): ow*sW - pW >= 0 and ow*sW - pW + kW <= inW.
+    let wLo = min(outW, (pW + sW - 1) / sW)
+    let wHi = inW - kW + pW < 0 ? wLo : max(wLo, min(outW, (inW - kW + pW) / sW + 1))
+    let interior = wHi - wLo
+    for oh in 0..<g.outH {
+        let yRow = y + oh * outW
+        for ow in 0..<outW { yRow[ow] = -Float.infinity }
+        let (h0, h1) = windowRange(oh, stride: g.sH, pad: g.pH, dilation: 1, input: g.inH, kernel: g.kH)
+        let hBase = oh * g.sH - g.pH
+        for kh in h0..<h1 {
+            let row = x + (hBase + kh) * inW
+            for ow in 0..<wLo { maxPoolEdgeColumn(row, yRow, ow, g) }
+            for ow in wHi..<outW { maxPoolEdgeColumn(row, yRow, ow, g) }
+            if interior == 0 { continue }
+            let yInterior = yRow + wLo
+            for kw in 0..<kW {
+                let r = row + (wLo * sW - pW + kw)
+                // Constant strides let the compiler vectorize the common cases.
+                switch sW {
+                case 1: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], r[i]) }
+                case 2: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], r[2 * i]) }
+                default: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], r[sW * i]) }
+                }
+            }
+        }
+    }
+}
+
+/// One window row of an edge output column (its window crosses the row's start or end).
+@inline(__always)
+func maxPoolEdgeColumn(_ row: UnsafePointer<Float>, _ yRow: UnsafeMutablePointer<Float>, _ ow: Int, _ g: WindowGeometry) {
+    let (w0, w1) = windowRange(ow, stride: g.sW, pad: g.pW, dilation: 1, input: g.inW, kernel: g.kW)
+    let wBase = ow * g.sW - g.pW
+    var best = yRow[ow]
+    for kw in w0..<w1 { best = maxPoolPick(best, row[wBase + kw]) }
+    yRow[ow] = best
+}
+
 /// Max pooling's gradient: each output gradient goes to the element its forward chose.
 /// dy, argmax: [outD, outH, outW]; dx: [inD, inH, inW], accumulated into.
 public func maxPoolBackward(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>,

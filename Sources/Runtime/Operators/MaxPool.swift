@@ -43,6 +43,18 @@ public struct MaxPool: Operator {
         let planes = x.shape[0] * x.shape[1]
         let inPlane = g.inputPlane, outPlane = g.outputPlane
         let outShape = Array(x.shape[0..<2]) + g.outputDims(rank: x.rank - 2)
+        if !context.training && !wantsIndices && maxPool2DApplies(g) {
+            // Inference: the same values from the branch-free kernel, without argmax; a backward
+            // through an inference pass recomputes the argmax (`argmax(_:_:threads:)`).
+            let y = [Float].filled(count: planes * outPlane) { yp in
+                x.floats.withUnsafeBufferPointer { xb in
+                    parallelFor(planes, threads: context.threads) { p in
+                        maxPool2DForward(xb.baseAddress! + p * inPlane, yp + p * outPlane, g)
+                    }
+                }
+            }
+            return ForwardResult([Tensor(shape: outShape, floats: y)])
+        }
         var argmax = [Int32](repeating: -1, count: planes * outPlane)
         let y = [Float].filled(count: planes * outPlane) { yp in
             x.floats.withUnsafeBufferPointer { xb in
@@ -71,14 +83,33 @@ public struct MaxPool: Operator {
         return ForwardResult([Tensor(shape: outShape, floats: y), Tensor(shape: outShape, ints: indices)], saved: argmax)
     }
 
+    /// The argmax of every output (plane offsets), for a backward whose forward took the
+    /// inference path and saved none.
+    static func argmax(_ x: Tensor, _ g: WindowGeometry, threads: Int) -> [Int32] {
+        let planes = x.shape[0] * x.shape[1]
+        let inPlane = g.inputPlane, outPlane = g.outputPlane
+        var argmax = [Int32](repeating: -1, count: planes * outPlane)
+        var y = [Float](repeating: 0, count: planes * outPlane)
+        x.floats.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                argmax.withUnsafeMutableBufferPointer { ab in
+                    parallelFor(planes, threads: threads) { p in
+                        maxPoolForward(xb.baseAddress! + p * inPlane, yb.baseAddress! + p * outPlane, ab.baseAddress! + p * outPlane, g)
+                    }
+                }
+            }
+        }
+        return argmax
+    }
+
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
         guard needsGradient.first == true else { return [nil] }
-        guard let argmax = record.saved as? [Int32] else { throw label.error("backward needs the forward's argmax") }
         let x = try recorded(record, 0, label)
         let g = try geometry(x.shape)
         let planes = x.shape[0] * x.shape[1]
         let inPlane = g.inputPlane, outPlane = g.outputPlane
+        let argmax = record.saved as? [Int32] ?? Self.argmax(x, g, threads: context.threads)
         let dy = gradient(gradOutputs, 0, shape: Array(x.shape[0..<2]) + g.outputDims(rank: x.rank - 2))
         let dx = [Float].accumulated(count: x.count) { dxp in
             dy.withUnsafeBufferPointer { dyb in
