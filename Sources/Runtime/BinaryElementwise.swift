@@ -1,6 +1,31 @@
 // The shared body of Add, Sub, Mul and Div: input checks, broadcasting, shape inference.
 
+import Kernels
 import ONNXIR
+
+/// A two-argument element formula as a type. Kernels that run it inside a parallel loop body
+/// take it this way, so that they are specialized on it and the formula is inlined into the
+/// loop (a closure captured by that body would be an indirect call per element).
+protocol ElementFormula {
+    associatedtype Element
+    func callAsFunction(_ a: Element, _ b: Element) -> Element
+}
+
+/// A closure as a formula, for callers that run on one thread.
+struct ClosureFormula<Element>: ElementFormula {
+    let f: (Element, Element) -> Element
+    @inline(__always) func callAsFunction(_ a: Element, _ b: Element) -> Element { f(a, b) }
+}
+
+/// a + b
+struct FloatSum: ElementFormula {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a + b }
+}
+
+/// a * b
+struct FloatProduct: ElementFormula {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { a * b }
+}
 
 /// Helpers for the four broadcasting arithmetic operators, which differ only in their
 /// element formula and its derivative (kept in each operator's own file).
@@ -29,23 +54,76 @@ enum BinaryElementwise {
         return (a, b, shape)
     }
 
-    /// out[o] = f(a[ia], b[ib]) over the broadcast shape.
+    /// out[o] = f(a[ia], b[ib]) over the broadcast shape. After collapsing dims
+    /// (`Broadcast.collapsed`), each run along the innermost dim is one loop the compiler can
+    /// vectorize (same shapes, or one operand per-channel / per-position constant along it), and
+    /// large outputs split those runs over `threads` (each element is written once, so the
+    /// bits do not depend on the thread count).
     @inline(__always)
-    static func apply<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ shape: [Int],
-                         _ f: (T, T) -> T) -> [T] {
+    static func apply<F: ElementFormula>(_ a: [F.Element], _ aShape: [Int], _ b: [F.Element], _ bShape: [Int], _ shape: [Int],
+                                         threads: Int, _ f: F) -> [F.Element] {
+        typealias T = F.Element
         let n = ShapeMath.elementCount(shape) ?? 0
-        if aShape == bShape {
-            // Same shapes: a plain zip, the common case (residual adds).
-            return (0..<n).map { f(a[$0], b[$0]) }
-        }
-        let sa = Broadcast.strides(of: aShape, in: shape), sb = Broadcast.strides(of: bShape, in: shape)
+        guard n > 0 else { return [] }
+        let (dims, sa, sb) = Broadcast.collapsed(shape, Broadcast.strides(of: aShape, in: shape),
+                                                 Broadcast.strides(of: bShape, in: shape))
+        let rank = dims.count, inner = dims[rank - 1], ia = sa[rank - 1], ib = sb[rank - 1]
         return a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 [T](unsafeUninitializedCapacity: n) { out, count in
-                    Broadcast.forEach(shape, sa, sb) { o, i, j in (out.baseAddress! + o).initialize(to: f(pa[i], pb[j])) }
+                    let po = out.baseAddress!, xa = pa.baseAddress!, xb = pb.baseAddress!
+                    if inner < 16 {
+                        // Short runs: the odometer's per-element walk costs less than per-run setup.
+                        Broadcast.forEach(dims, sa, sb) { o, i, j in (po + o).initialize(to: f(xa[i], xb[j])) }
+                    } else {
+                        let rows = n / inner
+                        let workers = n >= parallelElements ? max(1, min(threads, rows)) : 1
+                        parallelFor(workers, threads: workers) { w in
+                            // Worker w takes rows [lo, hi), a static split.
+                            let lo = rows * w / workers, hi = rows * (w + 1) / workers
+                            for r in lo..<hi {
+                                // Offsets of row r: its outer index, digit by digit.
+                                var rest = r, oa = 0, ob = 0
+                                for d in stride(from: rank - 2, through: 0, by: -1) {
+                                    let i = rest % dims[d]
+                                    rest /= dims[d]
+                                    oa += i * sa[d]
+                                    ob += i * sb[d]
+                                }
+                                run(po + r * inner, xa + oa, ia, xb + ob, ib, inner, f)
+                            }
+                        }
+                    }
                     count = n
                 }
             }
+        }
+    }
+
+    /// The same with the formula as a closure, on one thread.
+    @inline(__always)
+    static func apply<T>(_ a: [T], _ aShape: [Int], _ b: [T], _ bShape: [Int], _ shape: [Int],
+                         _ f: (T, T) -> T) -> [T] {
+        withoutActuallyEscaping(f) { apply(a, aShape, b, bShape, shape, threads: 1, ClosureFormula(f: $0)) }
+    }
+
+    /// Outputs at least this large split over threads (smaller ones cost less than a dispatch).
+    static let parallelElements = 1 << 15
+
+    /// One innermost run: out[k] = f(a[k * ia], b[k * ib]), with the contiguous and the
+    /// broadcast-scalar cases as separate loops.
+    @inline(__always)
+    static func run<F: ElementFormula>(_ out: UnsafeMutablePointer<F.Element>, _ a: UnsafePointer<F.Element>, _ ia: Int,
+                                       _ b: UnsafePointer<F.Element>, _ ib: Int, _ count: Int, _ f: F) {
+        switch (ia, ib) {
+        case (1, 1): for k in 0..<count { (out + k).initialize(to: f(a[k], b[k])) }
+        case (0, 1):
+            let s = a[0]
+            for k in 0..<count { (out + k).initialize(to: f(s, b[k])) }
+        case (1, 0):
+            let s = b[0]
+            for k in 0..<count { (out + k).initialize(to: f(a[k], s)) }
+        default: for k in 0..<count { (out + k).initialize(to: f(a[k * ia], b[k * ib])) }
         }
     }
 

@@ -53,6 +53,26 @@ public enum Broadcast {
         return result
     }
 
+    /// The same walk over fewer dims: dims of size 1 dropped, and each dim merged into the
+    /// next inner one where both operands step across it as across one longer dim (both
+    /// broadcast, or both contiguous with it). Visits the same (out, a, b) offsets in the same
+    /// order as `forEach(shape, stridesA, stridesB)`; at least one dim is returned.
+    public static func collapsed(_ shape: [Int], _ stridesA: [Int], _ stridesB: [Int])
+        -> (shape: [Int], a: [Int], b: [Int]) {
+        var dims: [Int] = [], sa: [Int] = [], sb: [Int] = []  // innermost first
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] != 1 {
+            if let n = dims.last, stridesA[d] == sa.last! * n, stridesB[d] == sb.last! * n {
+                dims[dims.count - 1] = n * shape[d]
+            } else {
+                dims.append(shape[d])
+                sa.append(stridesA[d])
+                sb.append(stridesB[d])
+            }
+        }
+        if dims.isEmpty { return ([1], [0], [0]) }
+        return (dims.reversed(), sa.reversed(), sb.reversed())
+    }
+
     /// Calls `body(outIndex, offsetA, offsetB)` for every element of the row-major `outShape`,
     /// where the offsets follow `stridesA` / `stridesB` (from `strides(of:in:)`).
     @inline(__always)

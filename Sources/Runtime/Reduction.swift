@@ -1,6 +1,7 @@
 // The shared body of ReduceMean, ReduceMax and ReduceSum: axes (attribute or input), keepdims,
 // noop_with_empty_axes, shape inference, and a linear-time strided accumulation.
 
+import Kernels
 import ONNXIR
 
 /// What a reduce node was configured with.
@@ -75,16 +76,60 @@ struct ReductionAttributes {
 
 enum Reduction {
     /// out[o] = combine over every x element that reduces into o; `initial` seeds each output.
+    /// Each output combines its elements in x's row-major order, whatever the path: after
+    /// collapsing dims, a run along x's innermost dim either folds into one output (a reduced
+    /// innermost dim, e.g. a mean over H, W) or updates a contiguous run of outputs (a kept
+    /// innermost dim, e.g. a max over C), both plain loops. When no outer dim is reduced, the
+    /// runs go to distinct outputs and are split over `threads`.
     @inline(__always)
-    static func accumulate<T>(_ x: [T], shape: [Int], strides: [Int], outCount: Int, initial: T,
-                              _ combine: (T, T) -> T) -> [T] {
+    static func accumulate<F: ElementFormula>(_ x: [F.Element], shape: [Int], strides: [Int], outCount: Int, initial: F.Element,
+                                              threads: Int, _ combine: F) -> [F.Element] {
+        typealias T = F.Element
         var out = [T](repeating: initial, count: outCount)
+        let n = x.count
+        guard n > 0 else { return out }
+        let (dims, so, _) = Broadcast.collapsed(shape, strides, Tensor.strides(shape))
+        let rank = dims.count, inner = dims[rank - 1], io = so[rank - 1]
         out.withUnsafeMutableBufferPointer { po in
             x.withUnsafeBufferPointer { px in
-                Broadcast.forEach(shape, strides, strides) { i, o, _ in po[o] = combine(po[o], px[i]) }
+                if inner < 16 {
+                    Broadcast.forEach(shape, strides, strides) { i, o, _ in po[o] = combine(po[o], px[i]) }
+                    return
+                }
+                let rows = n / inner
+                let independent = so[0..<(rank - 1)].allSatisfy { $0 != 0 }
+                let workers = independent && n >= BinaryElementwise.parallelElements ? max(1, min(threads, rows)) : 1
+                let o0 = po.baseAddress!, x0 = px.baseAddress!
+                parallelFor(workers, threads: workers) { w in
+                    for r in (rows * w / workers)..<(rows * (w + 1) / workers) {
+                        var rest = r, oo = 0
+                        for d in stride(from: rank - 2, through: 0, by: -1) {
+                            oo += (rest % dims[d]) * so[d]
+                            rest /= dims[d]
+                        }
+                        let xr = x0 + r * inner, or = o0 + oo
+                        switch io {
+                        case 0:
+                            var acc = or[0]
+                            for k in 0..<inner { acc = combine(acc, xr[k]) }
+                            or[0] = acc
+                        case 1: for k in 0..<inner { or[k] = combine(or[k], xr[k]) }
+                        default: for k in 0..<inner { or[k * io] = combine(or[k * io], xr[k]) }
+                        }
+                    }
+                }
             }
         }
         return out
+    }
+
+    /// The same with the combination as a closure, on one thread.
+    @inline(__always)
+    static func accumulate<T>(_ x: [T], shape: [Int], strides: [Int], outCount: Int, initial: T,
+                              _ combine: (T, T) -> T) -> [T] {
+        withoutActuallyEscaping(combine) {
+            accumulate(x, shape: shape, strides: strides, outCount: outCount, initial: initial, threads: 1, ClosureFormula(f: $0))
+        }
     }
 
     /// dx[i] = scale * dy[o(i)]: the gradient of a sum or mean, broadcast back over the input.

@@ -20,7 +20,7 @@ public struct Add: Operator {
             // Wrapping, as numpy and onnxruntime do for integer overflow.
             return ForwardResult([Tensor(shape: shape, ints: BinaryElementwise.apply(a.ints, a.shape, b.ints, b.shape, shape) { $0 &+ $1 })])
         }
-        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape) { $0 + $1 })])
+        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape, threads: context.threads, FloatSum()))])
     }
 
     // dA = dC and dB = dC, each summed over the dims it was broadcast along.

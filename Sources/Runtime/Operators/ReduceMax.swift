@@ -3,6 +3,11 @@
 
 import ONNXIR
 
+/// The running maximum's update: NaN wins, as in numpy and PyTorch.
+struct MaxKeepingNaN: ElementFormula {
+    @inline(__always) func callAsFunction(_ m: Float, _ v: Float) -> Float { (v > m || v.isNaN) && !m.isNaN ? v : m }
+}
+
 public struct ReduceMax: Operator {
     let attributes: ReductionAttributes
 
@@ -23,9 +28,8 @@ public struct ReduceMax: Operator {
             return ForwardResult([Tensor(shape: p.out, ints: Reduction.accumulate(p.x.ints, shape: p.x.shape, strides: p.strides, outCount: n, initial: Int64.min, max))])
         }
         // NaN wins, as in numpy and PyTorch; an empty reduction is -inf (ONNX's identity for max).
-        let values = Reduction.accumulate(p.x.floats, shape: p.x.shape, strides: p.strides, outCount: n, initial: -Float.infinity) { m, v in
-            (v > m || v.isNaN) && !m.isNaN ? v : m
-        }
+        let values = Reduction.accumulate(p.x.floats, shape: p.x.shape, strides: p.strides, outCount: n, initial: -Float.infinity,
+                                          threads: context.threads, MaxKeepingNaN())
         return ForwardResult([Tensor(shape: p.out, floats: values)])
     }
 

@@ -20,7 +20,8 @@ public struct ReduceMean: Operator {
         let n = ShapeMath.elementCount(p.out) ?? 0
         let reduced = n == 0 ? 0 : p.x.count / n
         // Sum then divide once (what PyTorch does); an empty reduction is 0 / 0 = NaN like numpy.
-        var sums = Reduction.accumulate(p.x.floats, shape: p.x.shape, strides: p.strides, outCount: n, initial: 0, +)
+        var sums = Reduction.accumulate(p.x.floats, shape: p.x.shape, strides: p.strides, outCount: n, initial: 0,
+                                          threads: context.threads, FloatSum())
         let scale = 1 / Float(reduced)
         for i in 0..<sums.count { sums[i] = reduced == 0 ? .nan : sums[i] * scale }
         return ForwardResult([Tensor(shape: p.out, floats: sums)])

@@ -1,5 +1,6 @@
 // Relu: y = max(x, 0), float or int64.
 
+import Kernels
 import ONNXIR
 
 public struct Relu: Operator {
@@ -18,7 +19,18 @@ public struct Relu: Operator {
         try label.checkCount(inputs, 1...1)
         let x = try label.required(inputs, 0)
         if x.dtype == .int64 { return ForwardResult([Tensor(shape: x.shape, ints: x.ints.map { max($0, 0) })]) }
-        return ForwardResult([Tensor(shape: x.shape, floats: x.floats.map { max($0, 0) })])
+        let n = x.count
+        let y = [Float].filled(count: n) { yp in
+            x.floats.withUnsafeBufferPointer { xb in
+                let xp = xb.baseAddress!
+                // Large tensors in contiguous static chunks, one per thread (same bits for any count).
+                let workers = n >= BinaryElementwise.parallelElements ? max(1, context.threads) : 1
+                parallelFor(workers, threads: workers) { w in
+                    for i in (n * w / workers)..<(n * (w + 1) / workers) { yp[i] = max(xp[i], 0) }
+                }
+            }
+        }
+        return ForwardResult([Tensor(shape: x.shape, floats: y)])
     }
 
     // dx = dy where y > 0 (PyTorch's choice at x == 0: zero gradient).
