@@ -20,6 +20,10 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// path by float rounding of the transforms (measured in docs/PERFORMANCE.md).
     public static let winograd = GraphOptimizations(rawValue: 1 << 3)
 
+    /// A Relu that is the only reader of an Add output (residual blocks) applied inside the Add:
+    /// one pass and one tensor fewer, the same bits.
+    public static let fuseAddRelu = GraphOptimizations(rawValue: 1 << 4)
+
     public static let none: GraphOptimizations = []
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches, .winograd]
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches, .winograd, .fuseAddRelu]
 }

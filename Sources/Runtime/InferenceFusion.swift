@@ -1,4 +1,5 @@
-// Inference-time plan rewrite: Conv -> BatchNormalization (-> Relu) becomes one fused convolution.
+// Inference-time plan rewrites: Conv -> BatchNormalization (-> Relu) becomes one fused convolution,
+// Add -> Relu one fused add.
 
 import Kernels
 import ONNXIR
@@ -42,6 +43,34 @@ struct FusedConv: Operator {
     }
 }
 
+/// An Add whose only reader was a Relu: y = max(a + b, 0) in one pass, with Add's
+/// broadcasting and the same bits as the two steps. Made by `Plan.fusedForInference`.
+struct FusedAddRelu: Operator {
+    let add: Add
+
+    init(node: Node, opset: Int64) throws {
+        throw RuntimeError.invalidGraph("FusedAddRelu is made by the inference optimiser, not read from a model")
+    }
+
+    init(add: Add) { self.add = add }
+
+    func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] { try add.inferShapes(inputs) }
+
+    func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
+        let (a, b, shape) = try BinaryElementwise.operands(inputs, add.label)
+        if a.dtype == .int64 {
+            return ForwardResult([Tensor(shape: shape, ints: BinaryElementwise.apply(a.ints, a.shape, b.ints, b.shape, shape) { max($0 &+ $1, 0) })])
+        }
+        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape,
+                                                                                   threads: context.threads, RectifiedSum()))])
+    }
+}
+
+/// max(a + b, 0): Relu's `max(x, 0)` of Add's sum (a NaN sum stays NaN).
+struct RectifiedSum: ElementFormula {
+    @inline(__always) func callAsFunction(_ a: Float, _ b: Float) -> Float { max(a + b, 0) }
+}
+
 extension Plan {
     /// This plan with Conv -> BatchNormalization folded and a following Relu fused, where the
     /// weights and BN parameters are initializers or constants (`values`, by slot) and each
@@ -57,7 +86,8 @@ extension Plan {
     /// that, when `values` holds the only reference, the folded weights reuse its buffer and the
     /// weights are never held twice. The plan as written cannot run on `values` afterwards.
     func fusedForInference(values: inout [Int: Tensor], options: GraphOptimizations, releasingOriginals: Bool) -> Plan {
-        guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd) else { return self }
+        guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd)
+                || options.contains(.fuseAddRelu) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
@@ -123,6 +153,15 @@ extension Plan {
             }
             guard changed else { continue }
             replaced[i] = PlanStep(node: step.node, op: fused, inputs: [xSlot], outputs: [out])
+        }
+        // Add -> Relu, where the Relu is the Add output's only reader (and it is no graph output).
+        for (i, step) in steps.enumerated() where options.contains(.fuseAddRelu) {
+            guard let add = step.op as? Add, OperatorRegistry.normalize(step.node.domain) == "",
+                  step.outputs.count == 1, let out = step.outputs[0],
+                  let k = only(out, readBy: "Relu"), !removed.contains(k), steps[k].outputs.count == 1,
+                  let reluOut = steps[k].outputs[0] else { continue }
+            removed.insert(k)
+            replaced[i] = PlanStep(node: step.node, op: FusedAddRelu(add: add), inputs: step.inputs, outputs: [reluOut])
         }
         var plan = self
         plan.steps = steps.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? steps[$0]) }
