@@ -169,6 +169,38 @@ final class WinogradTests: XCTestCase {
         assertClose(try fast.run(inputs: ["x": x])["y"]!.floats, try plain.run(inputs: ["x": x])["y"]!.floats, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// In training mode a Conv large enough for the Winograd path takes it for its forward and
+    /// for dX (dY convolved with the transposed, flipped filters): both agree with the direct
+    /// path (the same op in inference mode) to float rounding, for symmetric and asymmetric pads;
+    /// dW and dB are the direct path's bits.
+    func testTrainingForwardAndInputGradientMatchDirect() throws {
+        for pads in [[1, 1, 1, 1], [0, 2, 2, 0]] {
+            let c = 64, m = 72
+            let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
+                            attributes: [attr("pads", pads)])
+            let op = try Conv(node: node, opset: 17)
+            let x = Tensor(shape: [2, c, 16, 15], floats: pseudoRandom(2 * c * 240, seed: 7).map { ($0 + 1) / 2 })
+            let w = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 8).map { $0 * 0.06 })
+            let b = Tensor(shape: [m], floats: pseudoRandom(m, seed: 9))
+            let training = ExecutionContext(training: true, threads: 2), inference = ExecutionContext(threads: 2)
+            let l = try op.layout(x.shape, w.shape, bias: b.shape)
+            let shape = ConvolutionShape(batch: 2, channels: c, filters: m, group: 1, geometry: l.geometry)
+            XCTAssertTrue(WinogradPath.training?.chooses(shape) ?? false, "\(pads): forward takes the Winograd path")
+            XCTAssertNotNil(op.transposedWinograd(l, w), "\(pads): dX takes the Winograd path")
+            let fast = try op.forward([x, w, b], training), direct = try op.forward([x, w, b], inference)
+            XCTAssertNotEqual(fast.outputs[0].floats, direct.outputs[0].floats, "different rounding: the paths differ")
+            assertClose(fast.outputs[0].floats, direct.outputs[0].floats, rtol: 1e-5, atol: 1e-5)
+            let dy = Tensor(shape: direct.outputs[0].shape, floats: pseudoRandom(direct.outputs[0].count, seed: 10))
+            let record = ForwardRecord(inputs: [x, w, b], outputs: direct.outputs, saved: nil)
+            let gFast = try op.backward([dy], record, needsGradient: [true, true, true], training)
+            let gDirect = try op.backward([dy], record, needsGradient: [true, true, true], inference)
+            XCTAssertNotEqual(gFast[0]!.floats, gDirect[0]!.floats, "\(pads): dX took a different path")
+            assertClose(gFast[0]!.floats, gDirect[0]!.floats, rtol: 1e-5, atol: 1e-5)
+            XCTAssertEqual(gFast[1]!.floats, gDirect[1]!.floats, "\(pads): dW")
+            XCTAssertEqual(gFast[2]!.floats, gDirect[2]!.floats, "\(pads): dB")
+        }
+    }
+
     /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
     func testOnlyStrideOneUngrouped3x3() {
         let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],

@@ -66,7 +66,8 @@ public struct Conv: Operator {
         if let bias, bias.dtype != .float32 { throw label.error("bias B must be float") }
         let l = try layout(x.shape, w.shape, bias: bias?.shape)
         let count = try label.count(l.outputShape)
-        let y = Conv.convolve(x, w, bias: bias, l, group: group, relu: false, threads: context.threads, count: count)
+        let y = Conv.convolve(x, w, bias: bias, l, group: group, relu: false, threads: context.threads, count: count,
+                              winograd: context.training ? WinogradPath.training : nil)
         return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
     }
 
@@ -155,6 +156,20 @@ public struct Conv: Operator {
 
         var dW = needW ? [Float](repeating: 0, count: w.count) : []
         var dX = needX ? [Float](repeating: 0, count: x.count) : []
+        // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
+        // flipped); the Winograd path computes it where it pays in training.
+        let winogradDX = needX && context.training ? transposedWinograd(l, w) : nil
+        if let (shape, path, flipped) = winogradDX {
+            dy.withUnsafeBufferPointer { dyb in
+                flipped.withUnsafeBufferPointer { fb in
+                    dX.withUnsafeMutableBufferPointer { dXb in
+                        Winograd.run(dyb.baseAddress!, fb.baseAddress!, tile: path.tile, bias: nil, dXb.baseAddress!, shape,
+                                     relu: false, threads: threads)
+                    }
+                }
+            }
+        }
+        let gemmDX = needX && winogradDX == nil   // whether the GEMM paths below compute dX
         x.floats.withUnsafeBufferPointer { xb in
         w.floats.withUnsafeBufferPointer { wb in
         dy.withUnsafeBufferPointer { dyb in
@@ -164,7 +179,7 @@ public struct Conv: Operator {
             if outPlane < ConvolutionForward.narrowPlane && l.batch > 1 {
                 // Narrow planes: one GEMM per gradient over the whole batch (see ConvolutionBackward).
                 let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group, geometry: g)
-                ConvolutionBackward.sharedGEMM(xp, wp, dyp, dW: needW ? dWb.baseAddress : nil, dX: needX ? dXb.baseAddress : nil,
+                ConvolutionBackward.sharedGEMM(xp, wp, dyp, dW: needW ? dWb.baseAddress : nil, dX: gemmDX ? dXb.baseAddress : nil,
                                                shape, threads: threads)
                 return
             }
@@ -178,7 +193,7 @@ public struct Conv: Operator {
                                        a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
                                        c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows, threads: threads)
                         }
-                        if needX {
+                        if gemmDX {
                             GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
                                        a: wp + grp * l.filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
                                        c: dXb.baseAddress! + (n * l.channels + grp * l.channelsPerGroup) * inPlane,
@@ -210,7 +225,7 @@ public struct Conv: Operator {
                         }
                     }
                 }
-                if needX {
+                if gemmDX {
                     // The columns are consumed; the same scratch now holds dcol.
                     for i in 0..<images {
                         for grp in 0..<group {
@@ -236,6 +251,35 @@ public struct Conv: Operator {
     }
 }
 
+extension Conv {
+    /// For dX of this convolution by Winograd: the shape of dX = conv(dY, W') with W'[c, m] =
+    /// W[m, c] rotated by 180 degrees and pads 2 - p, the path, and W'; nil when the training
+    /// Winograd path is off or does not take that shape (stride/dilation not 1, groups, pads > 2).
+    func transposedWinograd(_ l: Layout, _ w: Tensor) -> (ConvolutionShape, WinogradPath, [Float])? {
+        let g = l.geometry
+        guard let path = WinogradPath.training, group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1,
+              g.dH == 1, g.dW == 1, [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }) else { return nil }
+        let t = WindowGeometry(input: [g.outH, g.outW], kernel: [3, 3], strides: [1, 1],
+                               padsBegin: [2 - g.pH, 2 - g.pW], padsEnd: [2 - g.pHEnd, 2 - g.pWEnd], dilations: [1, 1],
+                               output: [g.inH, g.inW])
+        let shape = ConvolutionShape(batch: l.batch, channels: l.filters, filters: l.channels, group: 1, geometry: t)
+        guard path.chooses(shape) else { return nil }
+        let (M, C) = (l.filters, l.channels)
+        let flipped = [Float](unsafeUninitializedCapacity: w.count) { out, count in
+            w.floats.withUnsafeBufferPointer { wb in
+                for m in 0..<M {
+                    for c in 0..<C {
+                        let src = wb.baseAddress! + (m * C + c) * 9, dst = out.baseAddress! + (c * M + m) * 9
+                        for k in 0..<9 { dst[k] = src[8 - k] }
+                    }
+                }
+            }
+            count = w.count
+        }
+        return (shape, path, flipped)
+    }
+}
+
 /// Which Winograd tile one fused inference convolution uses, by call shape. The filter
 /// transform is made per call (`Winograd.run`), so nothing here outlives or duplicates the weights.
 final class WinogradPath: Sendable {
@@ -248,6 +292,10 @@ final class WinogradPath: Sendable {
     /// full MA-Net at batch 16 it takes ~30% less CPU than F(2x2) on every layer shape with the
     /// vectorised transforms (docs/PERFORMANCE.md), at ~10x F(2x2)'s rounding error (still
     /// ~5e-6 of max |y| per layer against float64, see WinogradTests).
+    /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3),
+    /// as accurate as the direct path (so training parity is unchanged), nil with `MANET_CONV=direct`.
+    static let training: WinogradPath? = configuredTile == nil ? nil : WinogradPath(tile: .f2x2)
+
     static let configuredTile: WinogradTile? = {
         switch ProcessInfo.processInfo.environment["MANET_CONV"] {
         case "direct": return nil
