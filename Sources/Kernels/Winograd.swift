@@ -26,7 +26,7 @@ public enum WinogradF4: WinogradTransform {
 /// Which Winograd tile a convolution uses.
 public enum WinogradTile: Sendable {
     case f2x2, f4x4
-    var alpha: Int { self == .f2x2 ? 4 : 6 }
+    public var alpha: Int { self == .f2x2 ? 4 : 6 }
 }
 
 public enum Winograd {
@@ -42,22 +42,40 @@ public enum Winograd {
     static let scratchLimit = 16 << 20
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
-    /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. The filter transform is made
-    /// per call into a temporary (no second copy of the weights outlives the call: it costs
-    /// 16/9 or 36/9 of the weight bytes, and at the batch sizes that take this path its time
-    /// is small next to the GEMMs). Deterministic for any thread count: every output element
+    /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. Without `transformed` the filter
+    /// transform is made per call into a temporary (16/9 or 36/9 of the weight bytes). Deterministic for any thread count: every output element
     /// is computed by one fixed sequence of operations (GEMMs never split their summed dimension).
+    /// `transformed`, when given, is `transformFilters(w, ...)` made earlier (then w is not read).
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, tile: WinogradTile,
+                           transformed: UnsafePointer<Float>? = nil,
                            bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape,
                            relu: Bool, threads: Int) {
         precondition(applies(s))
         switch tile {
-        case .f2x2: run(x, w, bias: bias, y, s, relu: relu, threads: threads, WinogradF2.self)
-        case .f4x4: run(x, w, bias: bias, y, s, relu: relu, threads: threads, WinogradF4.self)
+        case .f2x2: run(x, w, transformed, bias: bias, y, s, relu: relu, threads: threads, WinogradF2.self)
+        case .f4x4: run(x, w, transformed, bias: bias, y, s, relu: relu, threads: threads, WinogradF4.self)
         }
     }
 
-    static func run<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    /// The transformed filters u[p][M][C] of w [M, C, 3, 3] (alpha^2 * M * C floats).
+    public static func transformFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, tile: WinogradTile,
+                                        threads: Int) -> [Float] {
+        let count = filters * channels, m = tile == .f2x2 ? 2 : 4
+        return [Float](unsafeUninitializedCapacity: tile.alpha * tile.alpha * count) { u, n in
+            transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads)
+            n = tile.alpha * tile.alpha * count
+        }
+    }
+
+    static func transformFilters(_ w: UnsafePointer<Float>, count: Int, m: Int, into u: UnsafeMutablePointer<Float>,
+                                 threads: Int) {
+        forEachWorkerRange((count + 7) / 8, threads: threads, scratch: 0) { lo, hi, _ in
+            manet_winograd_filter(Int32(m), w, lo * 8, min(hi * 8, count), u, count)
+        }
+    }
+
+    static func run<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                          _ transformed: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
                                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool,
                                           threads: Int, _: T.Type) {
         let g = s.geometry
@@ -77,13 +95,10 @@ public enum Winograd {
         defer { v.deallocate(); r.deallocate() }
         let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
         // u[p][M][C]: the transformed filters, each point one row-major M x C matrix.
-        let filterCount = M * C
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: points * filterCount)
-        defer { u.deallocate() }
-        let filterBlocks = (filterCount + 7) / 8
-        forEachWorkerRange(filterBlocks, threads: threads, scratch: 0) { lo, hi, _ in
-            manet_winograd_filter(Int32(T.m), w, lo * 8, min(hi * 8, filterCount), u, filterCount)
-        }
+        let made = transformed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
+        defer { made?.deallocate() }
+        if let made { transformFilters(w, count: M * C, m: T.m, into: made, threads: threads) }
+        let u = UnsafePointer(made) ?? transformed!
         var start = 0
         while start < s.batch {
             let images = min(chunk, s.batch - start)

@@ -90,6 +90,7 @@ extension Plan {
                 || options.contains(.fuseAddRelu) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
+        let filterStore = WinogradFilterStore.forPlan(weightBytes: values.values.reduce(0) { $0 + $1.count * 4 })
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
         var producerStep: [Int: Int] = [:]
         for (i, step) in steps.enumerated() { for case let s? in step.outputs { producerStep[s] = i } }
@@ -148,7 +149,7 @@ extension Plan {
             }
             var fused = FusedConv(conv: conv, weight: weight, bias: bias, relu: relu)
             if options.contains(.winograd), let tile = WinogradPath.configuredTile, conv.winogradCandidate(weightShape: weight.shape) {
-                fused.winograd = WinogradPath(tile: tile)
+                fused.winograd = WinogradPath(tile: tile, store: filterStore)
                 changed = true
             }
             guard changed else { continue }

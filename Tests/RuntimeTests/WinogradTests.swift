@@ -201,6 +201,33 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// Kept transformed filters give the same bits as filters transformed per call; the store
+    /// keeps them only while its budget lasts.
+    func testKeptFiltersMatchPerCallTransform() throws {
+        let c = 64, m = 64
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [attr("pads", [1, 1, 1, 1])])
+        let op = try Conv(node: node, opset: 17)
+        let x = Tensor(shape: [4, c, 16, 16], floats: pseudoRandom(4 * c * 256, seed: 11))
+        let w = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 12).map { $0 * 0.06 })
+        let l = try op.layout(x.shape, w.shape, bias: nil)
+        let filterBytes = 36 * m * c * 4
+        let roomy = WinogradPath(tile: .f4x4, store: WinogradFilterStore(budgetBytes: filterBytes))
+        let perCall = WinogradPath(tile: .f4x4)
+        let tight = WinogradPath(tile: .f4x4, store: WinogradFilterStore(budgetBytes: filterBytes - 1))
+        let shape = ConvolutionShape(batch: 4, channels: c, filters: m, group: 1, geometry: l.geometry)
+        XCTAssertTrue(roomy.chooses(shape))
+        func run(_ p: WinogradPath) -> [Float] {
+            Conv.convolve(x, w, bias: nil, l, group: 1, relu: false, threads: 2, count: x.count, winograd: p)
+        }
+        let reference = run(perCall)
+        XCTAssertEqual(run(roomy), reference)
+        XCTAssertNotNil(roomy.keptFilters(w, threads: 1), "fits the budget: kept")
+        XCTAssertEqual(run(roomy), reference, "second run from the kept filters")
+        XCTAssertEqual(run(tight), reference)
+        XCTAssertNil(tight.keptFilters(w, threads: 1), "one byte over the budget: transformed per call")
+        assertClose(reference, try op.forward([x, w], ExecutionContext(threads: 2)).outputs[0].floats, rtol: 1e-4, atol: 1e-4)
+    }
+
     /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
     func testOnlyStrideOneUngrouped3x3() {
         let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],

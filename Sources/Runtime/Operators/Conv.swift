@@ -85,14 +85,18 @@ public struct Conv: Operator {
         let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group,
                                      geometry: l.geometry)
         if let winograd, winograd.chooses(shape) {
+            let kept = winograd.keptFilters(w, threads: threads)
             return [Float].filled(count: count) { yp in
                 x.floats.withUnsafeBufferPointer { xb in
                     w.floats.withUnsafeBufferPointer { wb in
-                        let run = { (b: UnsafePointer<Float>?) in
-                            Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: winograd.tile, bias: b, yp, shape,
-                                         relu: relu, threads: threads)
+                        (kept ?? []).withUnsafeBufferPointer { kb in
+                            let run = { (b: UnsafePointer<Float>?) in
+                                Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: winograd.tile,
+                                             transformed: kept == nil ? nil : kb.baseAddress, bias: b, yp, shape,
+                                             relu: relu, threads: threads)
+                            }
+                            if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
                         }
-                        if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
                     }
                 }
             }
@@ -280,12 +284,34 @@ extension Conv {
     }
 }
 
-/// Which Winograd tile one fused inference convolution uses, by call shape. The filter
-/// transform is made per call (`Winograd.run`), so nothing here outlives or duplicates the weights.
-final class WinogradPath: Sendable {
+/// Which Winograd tile one fused inference convolution uses, by call shape, and its transformed
+/// filters when the plan's `WinogradFilterStore` has room for them (otherwise `Winograd.run`
+/// transforms them per call). It lives in a fused inference plan, which the executor drops
+/// when an initializer changes, so kept filters never outlive the weights they came from.
+final class WinogradPath: @unchecked Sendable {
     let tile: WinogradTile
+    let store: WinogradFilterStore?
+    private let lock = NSLock()
+    private var kept: [Float]?
 
-    init(tile: WinogradTile) { self.tile = tile }
+    init(tile: WinogradTile, store: WinogradFilterStore? = nil) {
+        self.tile = tile
+        self.store = store
+    }
+
+    /// The transformed filters of `weight` [M, C, 3, 3] if kept (made now when the store has
+    /// room), else nil.
+    func keptFilters(_ weight: Tensor, threads: Int) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let kept { return kept }
+        let (filters, channels) = (weight.shape[0], weight.shape[1])
+        guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
+        kept = weight.floats.withUnsafeBufferPointer {
+            Winograd.transformFilters($0.baseAddress!, filters: filters, channels: channels, tile: tile, threads: threads)
+        }
+        return kept
+    }
 
     /// The tile to use from `MANET_CONV` (`direct` turns Winograd off; `winograd2` picks
     /// F(2x2,3x3); default F(4x4,3x3)), or nil for the direct path. F(4x4) is the default: on
@@ -318,6 +344,35 @@ final class WinogradPath: Sendable {
         let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
         return tiles >= WinogradPath.minimumTiles && s.channels >= WinogradPath.minimumChannels
             && s.filters >= WinogradPath.minimumChannels
+    }
+}
+
+/// The bytes of transformed Winograd filters one inference plan may keep between runs. Filters
+/// are kept first come, first served (in execution order) until the budget is spent; the
+/// rest are transformed per call. `MANET_WINOGRAD_KEEP` sets the budget in MiB (0 keeps none).
+final class WinogradFilterStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var remaining: Int
+
+    init(budgetBytes: Int) { remaining = max(0, budgetBytes) }
+
+    /// The default budget for a plan whose weights take `weightBytes`: a quarter of them
+    /// (docs/PERFORMANCE.md: keeping every F(4x4) transform costs 4x the weights of the
+    /// layers on the path; the early, small-filter layers gain most per byte kept).
+    static func forPlan(weightBytes: Int) -> WinogradFilterStore {
+        if let mib = ProcessInfo.processInfo.environment["MANET_WINOGRAD_KEEP"].flatMap({ Int($0) }) {
+            return WinogradFilterStore(budgetBytes: mib << 20)
+        }
+        return WinogradFilterStore(budgetBytes: weightBytes / 4)
+    }
+
+    /// Takes `bytes` from the budget if they fit.
+    func reserve(bytes: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard bytes <= remaining else { return false }
+        remaining -= bytes
+        return true
     }
 }
 
