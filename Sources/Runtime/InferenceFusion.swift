@@ -148,8 +148,8 @@ extension Plan {
                 changed = true
             }
             var fused = FusedConv(conv: conv, weight: weight, bias: bias, relu: relu)
-            if options.contains(.winograd), let tile = WinogradPath.configuredTile, conv.winogradCandidate(weightShape: weight.shape) {
-                fused.winograd = WinogradPath(tile: tile, store: filterStore)
+            if options.contains(.winograd), let tiles = WinogradPath.inferenceTiles, conv.winogradCandidate(weightShape: weight.shape) {
+                fused.winograd = WinogradPath(tiles: tiles, store: filterStore)
                 changed = true
             }
             guard changed else { continue }

@@ -185,7 +185,7 @@ final class WinogradTests: XCTestCase {
             let training = ExecutionContext(training: true, threads: 2), inference = ExecutionContext(threads: 2)
             let l = try op.layout(x.shape, w.shape, bias: b.shape)
             let shape = ConvolutionShape(batch: 2, channels: c, filters: m, group: 1, geometry: l.geometry)
-            XCTAssertTrue(WinogradPath.training?.chooses(shape) ?? false, "\(pads): forward takes the Winograd path")
+            XCTAssertEqual(WinogradPath.training?.tile(for: shape), .f2x2, "\(pads): forward takes the Winograd path")
             XCTAssertNotNil(op.transposedWinograd(l, w), "\(pads): dX takes the Winograd path")
             let fast = try op.forward([x, w, b], training), direct = try op.forward([x, w, b], inference)
             XCTAssertNotEqual(fast.outputs[0].floats, direct.outputs[0].floats, "different rounding: the paths differ")
@@ -211,20 +211,26 @@ final class WinogradTests: XCTestCase {
         let w = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 12).map { $0 * 0.06 })
         let l = try op.layout(x.shape, w.shape, bias: nil)
         let filterBytes = 36 * m * c * 4
-        let roomy = WinogradPath(tile: .f4x4, store: WinogradFilterStore(budgetBytes: filterBytes))
-        let perCall = WinogradPath(tile: .f4x4)
-        let tight = WinogradPath(tile: .f4x4, store: WinogradFilterStore(budgetBytes: filterBytes - 1))
+        let roomy = WinogradPath(tiles: [.f4x4], store: WinogradFilterStore(budgetBytes: filterBytes))
+        let perCall = WinogradPath(tiles: [.f4x4])
+        let tight = WinogradPath(tiles: [.f4x4], store: WinogradFilterStore(budgetBytes: filterBytes - 1))
         let shape = ConvolutionShape(batch: 4, channels: c, filters: m, group: 1, geometry: l.geometry)
-        XCTAssertTrue(roomy.chooses(shape))
+        XCTAssertEqual(roomy.tile(for: shape), .f4x4)
+        // Too few F(4x4) tiles for one image (16) but enough F(2x2) ones (64): the preference
+        // list falls back to F(2x2); with F(4x4) alone the call stays direct.
+        var one = shape
+        one.batch = 1
+        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: one), .f2x2)
+        XCTAssertNil(WinogradPath(tiles: [.f4x4]).tile(for: one))
         func run(_ p: WinogradPath) -> [Float] {
             Conv.convolve(x, w, bias: nil, l, group: 1, relu: false, threads: 2, count: x.count, winograd: p)
         }
         let reference = run(perCall)
         XCTAssertEqual(run(roomy), reference)
-        XCTAssertNotNil(roomy.keptFilters(w, threads: 1), "fits the budget: kept")
+        XCTAssertNotNil(roomy.keptFilters(w, tile: .f4x4, threads: 1), "fits the budget: kept")
         XCTAssertEqual(run(roomy), reference, "second run from the kept filters")
         XCTAssertEqual(run(tight), reference)
-        XCTAssertNil(tight.keptFilters(w, threads: 1), "one byte over the budget: transformed per call")
+        XCTAssertNil(tight.keptFilters(w, tile: .f4x4, threads: 1), "one byte over the budget: transformed per call")
         assertClose(reference, try op.forward([x, w], ExecutionContext(threads: 2)).outputs[0].floats, rtol: 1e-4, atol: 1e-4)
     }
 

@@ -84,14 +84,14 @@ public struct Conv: Operator {
                          threads: Int, count: Int, winograd: WinogradPath? = nil) -> [Float] {
         let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: group,
                                      geometry: l.geometry)
-        if let winograd, winograd.chooses(shape) {
-            let kept = winograd.keptFilters(w, threads: threads)
+        if let winograd, let tile = winograd.tile(for: shape) {
+            let kept = winograd.keptFilters(w, tile: tile, threads: threads)
             return [Float].filled(count: count) { yp in
                 x.floats.withUnsafeBufferPointer { xb in
                     w.floats.withUnsafeBufferPointer { wb in
                         (kept ?? []).withUnsafeBufferPointer { kb in
                             let run = { (b: UnsafePointer<Float>?) in
-                                Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: winograd.tile,
+                                Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: tile,
                                              transformed: kept == nil ? nil : kb.baseAddress, bias: b, yp, shape,
                                              relu: relu, threads: threads)
                             }
@@ -163,11 +163,11 @@ public struct Conv: Operator {
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
         // flipped); the Winograd path computes it where it pays in training.
         let winogradDX = needX && context.training ? transposedWinograd(l, w) : nil
-        if let (shape, path, flipped) = winogradDX {
+        if let (shape, tile, flipped) = winogradDX {
             dy.withUnsafeBufferPointer { dyb in
                 flipped.withUnsafeBufferPointer { fb in
                     dX.withUnsafeMutableBufferPointer { dXb in
-                        Winograd.run(dyb.baseAddress!, fb.baseAddress!, tile: path.tile, bias: nil, dXb.baseAddress!, shape,
+                        Winograd.run(dyb.baseAddress!, fb.baseAddress!, tile: tile, bias: nil, dXb.baseAddress!, shape,
                                      relu: false, threads: threads)
                     }
                 }
@@ -259,7 +259,7 @@ extension Conv {
     /// For dX of this convolution by Winograd: the shape of dX = conv(dY, W') with W'[c, m] =
     /// W[m, c] rotated by 180 degrees and pads 2 - p, the path, and W'; nil when the training
     /// Winograd path is off or does not take that shape (stride/dilation not 1, groups, pads > 2).
-    func transposedWinograd(_ l: Layout, _ w: Tensor) -> (ConvolutionShape, WinogradPath, [Float])? {
+    func transposedWinograd(_ l: Layout, _ w: Tensor) -> (ConvolutionShape, WinogradTile, [Float])? {
         let g = l.geometry
         guard let path = WinogradPath.training, group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1,
               g.dH == 1, g.dW == 1, [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }) else { return nil }
@@ -267,7 +267,7 @@ extension Conv {
                                padsBegin: [2 - g.pH, 2 - g.pW], padsEnd: [2 - g.pHEnd, 2 - g.pWEnd], dilations: [1, 1],
                                output: [g.inH, g.inW])
         let shape = ConvolutionShape(batch: l.batch, channels: l.filters, filters: l.channels, group: 1, geometry: t)
-        guard path.chooses(shape) else { return nil }
+        guard let tile = path.tile(for: shape) else { return nil }
         let (M, C) = (l.filters, l.channels)
         let flipped = [Float](unsafeUninitializedCapacity: w.count) { out, count in
             w.floats.withUnsafeBufferPointer { wb in
@@ -280,70 +280,75 @@ extension Conv {
             }
             count = w.count
         }
-        return (shape, path, flipped)
+        return (shape, tile, flipped)
     }
 }
 
-/// Which Winograd tile one fused inference convolution uses, by call shape, and its transformed
+/// Which Winograd tile (if any) one convolution takes, by call shape, and its transformed
 /// filters when the plan's `WinogradFilterStore` has room for them (otherwise `Winograd.run`
-/// transforms them per call). It lives in a fused inference plan, which the executor drops
-/// when an initializer changes, so kept filters never outlive the weights they came from.
+/// transforms them per call). An inference path lives in a fused plan, which the executor
+/// drops when an initializer changes, so kept filters never outlive the weights they came from.
 final class WinogradPath: @unchecked Sendable {
-    let tile: WinogradTile
+    /// The tiles this path may take, most preferred first.
+    let tiles: [WinogradTile]
     let store: WinogradFilterStore?
     private let lock = NSLock()
-    private var kept: [Float]?
+    private var kept: [WinogradTile: [Float]] = [:]
 
-    init(tile: WinogradTile, store: WinogradFilterStore? = nil) {
-        self.tile = tile
+    init(tiles: [WinogradTile], store: WinogradFilterStore? = nil) {
+        self.tiles = tiles
         self.store = store
     }
 
-    /// The transformed filters of `weight` [M, C, 3, 3] if kept (made now when the store has
-    /// room), else nil.
-    func keptFilters(_ weight: Tensor, threads: Int) -> [Float]? {
-        lock.lock()
-        defer { lock.unlock() }
-        if let kept { return kept }
-        let (filters, channels) = (weight.shape[0], weight.shape[1])
-        guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
-        kept = weight.floats.withUnsafeBufferPointer {
-            Winograd.transformFilters($0.baseAddress!, filters: filters, channels: channels, tile: tile, threads: threads)
-        }
-        return kept
-    }
-
-    /// The tile to use from `MANET_CONV` (`direct` turns Winograd off; `winograd2` picks
-    /// F(2x2,3x3); default F(4x4,3x3)), or nil for the direct path. F(4x4) is the default: on
-    /// full MA-Net at batch 16 it takes ~30% less CPU than F(2x2) on every layer shape with the
+    /// Inference's path from `MANET_CONV`: by default F(4x4,3x3) where it has enough tiles, else
+    /// F(2x2,3x3) where that has (e.g. the 28x28 layers at batch 1), else direct; `winograd4`
+    /// or `winograd2` allow only that tile; `direct` turns Winograd off (nil). F(4x4) comes first:
+    /// on full MA-Net at batch 16 it takes ~30% less CPU than F(2x2) on every layer shape with the
     /// vectorised transforms (docs/PERFORMANCE.md), at ~10x F(2x2)'s rounding error (still
     /// ~5e-6 of max |y| per layer against float64, see WinogradTests).
-    /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3),
-    /// as accurate as the direct path (so training parity is unchanged), nil with `MANET_CONV=direct`.
-    static let training: WinogradPath? = configuredTile == nil ? nil : WinogradPath(tile: .f2x2)
-
-    static let configuredTile: WinogradTile? = {
+    static let inferenceTiles: [WinogradTile]? = {
         switch ProcessInfo.processInfo.environment["MANET_CONV"] {
         case "direct": return nil
-        case "winograd2": return .f2x2
-        default: return .f4x4
+        case "winograd2": return [.f2x2]
+        case "winograd4": return [.f4x4]
+        default: return [.f4x4, .f2x2]
         }
     }()
 
+    /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3)
+    /// only, as accurate as the direct path (so training parity is unchanged); nil with
+    /// `MANET_CONV=direct`.
+    static let training: WinogradPath? = inferenceTiles == nil ? nil : WinogradPath(tiles: [.f2x2])
+
     /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
-    /// many tiles over the batch, or the 16/36 GEMMs are too thin and transforming the filters
-    /// per call costs more than the multiplies saved (batch 1 at 7x7 is 4 tiles); and at least
-    /// this many channels and filters.
+    /// many tiles over the batch, or the 16/36 GEMMs are too thin for the transforms to pay
+    /// (batch 1 at 7x7 is 4 tiles); and at least this many channels and filters.
     static let minimumTiles = 64
     static let minimumChannels = 64
 
-    /// Whether a call of this shape takes the Winograd path.
-    func chooses(_ s: ConvolutionShape) -> Bool {
-        guard Winograd.applies(s) else { return false }
-        let m = tile == .f2x2 ? 2 : 4
-        let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
-        return tiles >= WinogradPath.minimumTiles && s.channels >= WinogradPath.minimumChannels
-            && s.filters >= WinogradPath.minimumChannels
+    /// The tile a call of this shape takes, or nil for the direct path.
+    func tile(for s: ConvolutionShape) -> WinogradTile? {
+        guard Winograd.applies(s), s.channels >= WinogradPath.minimumChannels,
+              s.filters >= WinogradPath.minimumChannels else { return nil }
+        return tiles.first { tile in
+            let m = tile == .f2x2 ? 2 : 4
+            return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= WinogradPath.minimumTiles
+        }
+    }
+
+    /// The transformed filters of `weight` [M, C, 3, 3] for `tile` if kept (made now when the
+    /// store has room), else nil.
+    func keptFilters(_ weight: Tensor, tile: WinogradTile, threads: Int) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made = kept[tile] { return made }
+        let (filters, channels) = (weight.shape[0], weight.shape[1])
+        guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
+        let made = weight.floats.withUnsafeBufferPointer {
+            Winograd.transformFilters($0.baseAddress!, filters: filters, channels: channels, tile: tile, threads: threads)
+        }
+        kept[tile] = made
+        return made
     }
 }
 
@@ -396,7 +401,7 @@ extension FusedConv: ProfiledOperator {
         var path = "direct"
         if let winograd, let l = try? conv.layout(x.shape, weight.shape, bias: bias?.shape) {
             let s = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: conv.group, geometry: l.geometry)
-            if winograd.chooses(s) { path = winograd.tile == .f2x2 ? "winograd2" : "winograd4" }
+            if let tile = winograd.tile(for: s) { path = tile == .f2x2 ? "winograd2" : "winograd4" }
         }
         return Conv.describe(x: x.shape, w: weight.shape, window: conv.window, path: path)
     }
