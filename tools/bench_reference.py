@@ -4,12 +4,18 @@ Usage (one measurement per process, so that each peak RSS is its own):
   python tools/bench_reference.py ort MODEL.onnx --batch N --iterations K [--warmup W] [--threads T]
   python tools/bench_reference.py torch-infer --batch N --iterations K [--width 64] [--threads T]
   python tools/bench_reference.py torch-train --batch N --iterations K [--width 64] [--threads T]
+  python tools/bench_reference.py memory-bound MODEL.onnx --batch N
 
 Prints one JSON object with the same keys as `manet bench --json`: iterations_ms, min_ms, median_ms,
 images_per_second, peak_rss_bytes (VmHWM of this process), cpu_median_ms (process CPU per iteration). `ort` needs onnxruntime (tools/.venv);
 the torch modes need torch (the torch venv) and tools/manet_reference.py. Inputs are uniform [0, 1)
 from a fixed seed. Training is the authors' step: both heads' cross-entropy weighted by beta,
 backward, SGD(lr 0.01, momentum 0.9, weight decay 1e-4), in train mode (BN batch statistics).
+
+`memory-bound` prints the performance issue's inference RSS bound instead: 1.3 x (weight bytes +
+one batch's activations), the weights being the initializers' bytes and the activations every
+value the graph computes (onnx shape inference with the batch dim set to N; values whose shape
+stays unknown are counted in values_unknown and left out, which only lowers the bound).
 """
 
 from __future__ import annotations
@@ -113,9 +119,36 @@ def run_torch_train(args) -> dict:
     return report("torch-train", args.batch, args.threads, measure(step, args.warmup, args.iterations))
 
 
+def memory_bound(args) -> dict:
+    import numpy as np
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(args.model), load_external_data=False)
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) > 0 and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = args.batch
+    del model.graph.value_info[:]
+    inferred = shape_inference.infer_shapes(model, data_prop=True)  # propagates computed Reshape shapes
+    itemsize = lambda t: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t)).itemsize
+    weights = sum(int(np.prod(t.dims, dtype=np.int64)) * itemsize(t.data_type) for t in inferred.graph.initializer)
+    activations, counted, unknown = 0, 0, 0
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        tt = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if not tt.HasField("shape") or None in dims:
+            unknown += 1
+            continue
+        activations += int(np.prod(dims, dtype=np.int64)) * itemsize(tt.elem_type)
+        counted += 1
+    return {"mode": "memory-bound", "batch": args.batch, "weights_bytes": weights, "activation_bytes": activations,
+            "values_counted": counted, "values_unknown": unknown, "bound_bytes": int(1.3 * (weights + activations))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["ort", "torch-infer", "torch-train"])
+    parser.add_argument("mode", choices=["ort", "torch-infer", "torch-train", "memory-bound"])
     parser.add_argument("model", nargs="?", type=Path)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=10)
@@ -124,9 +157,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--input-size", type=int, default=224)
     args = parser.parse_args()
-    if args.mode == "ort" and args.model is None:
-        parser.error("ort needs MODEL.onnx")
-    result = {"ort": run_ort, "torch-infer": run_torch_infer, "torch-train": run_torch_train}[args.mode](args)
+    if args.mode in ("ort", "memory-bound") and args.model is None:
+        parser.error(f"{args.mode} needs MODEL.onnx")
+    result = {"ort": run_ort, "torch-infer": run_torch_infer, "torch-train": run_torch_train,
+              "memory-bound": memory_bound}[args.mode](args)
     print(json.dumps(result))
 
 
