@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make sanitize`: the test suite under AddressSanitizer (Swift and the C/C++ layer) and
-# UndefinedBehaviorSanitizer (the C/C++ layer: _CONNX, _CImageCodec), in its own scratch path.
+# UndefinedBehaviorSanitizer (the C/C++ layer: _CONNX, _CImageCodec, _CKernels), in its own scratch path.
 # Fails on any sanitizer report, including reports from the `manet` processes the CLI tests start
 # (every report goes to a log file, because a test that expects a non-zero exit would otherwise
 # take a sanitizer abort for the error it wanted).
@@ -25,7 +25,7 @@ swift build "${flags[@]}" --build-tests || exit 1
 # The C/C++ objects must really carry the instrumentation: SwiftPM forwards the flags to clang,
 # and this would silently test nothing if it stopped doing so.
 objects="$scratch/release"
-for object in "$objects"/_CONNX.build/*.o "$objects"/_CImageCodec.build/*.o; do
+for object in "$objects"/_CONNX.build/*.o "$objects"/_CImageCodec.build/*.o "$objects"/_CKernels.build/*.o; do
     undefined=$(nm -u "$object")
     if ! grep -q '__asan_report' <<<"$undefined" || ! grep -q '__ubsan_handle' <<<"$undefined"; then
         echo "sanitize: $object is not instrumented with ASan and UBSan" >&2
@@ -36,7 +36,7 @@ if ! grep -q '__asan_report' <<<"$(nm -u "$objects"/Runtime.build/Tensor.swift.o
     echo "sanitize: the Swift objects are not instrumented with ASan" >&2
     exit 1
 fi
-echo "sanitize: _CONNX and _CImageCodec objects carry ASan and UBSan checks, Swift objects ASan's"
+echo "sanitize: _CONNX, _CImageCodec and _CKernels objects carry ASan and UBSan checks, Swift objects ASan's"
 
 reports="$PWD/$scratch/sanitizer-reports"
 rm -rf "$reports" && mkdir -p "$reports"
