@@ -46,13 +46,24 @@ public struct Concat: Operator {
     }
 
     /// out: the inputs' [outer, dim_i * inner] slabs interleaved along the axis.
+    /// One block copy per slab through raw pointers (concatenating along a late axis makes
+    /// many short slabs, where per-slab array slicing cost more than the copying).
     private func join<T>(_ parts: [[T]], _ rows: [Int], outer: Int) -> [T] {
-        var out: [T] = []
-        out.reserveCapacity(rows.reduce(0, +) * outer)
-        for o in 0..<outer {
-            for (p, r) in zip(parts, rows) { out.append(contentsOf: p[(o * r)..<((o + 1) * r)]) }
+        let total = rows.reduce(0, +)
+        let n = total * outer
+        guard n > 0 else { return [] }
+        return [T](unsafeUninitializedCapacity: n) { out, count in
+            var column = 0
+            for (p, r) in zip(parts, rows) where r > 0 {
+                p.withUnsafeBufferPointer { src in
+                    for o in 0..<outer {
+                        (out.baseAddress! + o * total + column).initialize(from: src.baseAddress! + o * r, count: r)
+                    }
+                }
+                column += r
+            }
+            count = n
         }
-        return out
     }
 
     public func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {

@@ -96,7 +96,54 @@ public struct Slice: Operator {
         let x = try label.required(inputs, 0)
         let p = try parameters(inputs)
         let w = try window(shape: x.shape, starts: p.starts, ends: p.ends, axes: p.axes, steps: p.steps)
+        if let runs = contiguousRuns(w) {
+            let y = x.dtype == .float32 ? Tensor(shape: w.shape, floats: copyRuns(x.floats, w.base, runs))
+                                        : Tensor(shape: w.shape, ints: copyRuns(x.ints, w.base, runs))
+            return ForwardResult([y], saved: w)
+        }
         return ForwardResult([x.strided(base: w.base, strides: w.strides, shape: w.shape)], saved: w)
+    }
+
+    /// A window whose innermost dim is read with step 1, as runs of contiguous elements:
+    /// trailing dims merged while they are taken whole (so slicing [N, C, H, W] along H reads
+    /// runs of whole rows), the outer dims left to walk. `nil` when the innermost step is not 1.
+    func contiguousRuns(_ w: Window) -> (outer: [Int], strides: [Int], run: Int)? {
+        guard let last = w.shape.indices.last, w.strides[last] == 1 || w.shape[last] == 1 else { return nil }
+        var run = w.shape[last], d = last - 1
+        // Dim d joins the run when its step in x is exactly the run's length (or it has one element).
+        while d >= 0, w.strides[d] == run || w.shape[d] == 1 {
+            run *= w.shape[d]
+            d -= 1
+        }
+        return (Array(w.shape[0..<(d + 1)]), Array(w.strides[0..<(d + 1)]), run)
+    }
+
+    /// Copies each run (`runs.run` elements from `base` plus the outer dims' offsets) into a
+    /// new array, in output order: one block copy per run instead of one step per element.
+    func copyRuns<T>(_ x: [T], _ base: Int, _ runs: (outer: [Int], strides: [Int], run: Int)) -> [T] {
+        let rows = runs.outer.reduce(1, *), n = rows * runs.run
+        guard n > 0 else { return [] }
+        return x.withUnsafeBufferPointer { px in
+            [T](unsafeUninitializedCapacity: n) { out, count in
+                let rank = runs.outer.count
+                var index = [Int](repeating: 0, count: rank)
+                var offset = base
+                for r in 0..<rows {
+                    (out.baseAddress! + r * runs.run).initialize(from: px.baseAddress! + offset, count: runs.run)
+                    // Odometer over the outer dims, carrying the offset incrementally.
+                    var k = rank - 1
+                    while k >= 0 {
+                        index[k] += 1
+                        offset += runs.strides[k]
+                        if index[k] < runs.outer[k] { break }
+                        offset -= runs.strides[k] * runs.outer[k]
+                        index[k] = 0
+                        k -= 1
+                    }
+                }
+                count = n
+            }
+        }
     }
 
     // dx = zeros with dy written back where forward read (windows never overlap themselves).
