@@ -9,6 +9,17 @@ import ONNXIR
 protocol ElementFormula {
     associatedtype Element
     func callAsFunction(_ a: Element, _ b: Element) -> Element
+    /// `acc` combined with x[0], x[1], ..., x[count - 1] in that order (a reduction's run).
+    func fold(_ acc: Element, _ x: UnsafePointer<Element>, _ count: Int) -> Element
+}
+
+extension ElementFormula {
+    @inline(__always)
+    func fold(_ acc: Element, _ x: UnsafePointer<Element>, _ count: Int) -> Element {
+        var a = acc
+        for k in 0..<count { a = self(a, x[k]) }
+        return a
+    }
 }
 
 /// A closure as a formula, for callers that run on one thread.

@@ -109,10 +109,7 @@ enum Reduction {
                         }
                         let xr = x0 + r * inner, or = o0 + oo
                         switch io {
-                        case 0:
-                            var acc = or[0]
-                            for k in 0..<inner { acc = combine(acc, xr[k]) }
-                            or[0] = acc
+                        case 0: or[0] = combine.fold(or[0], xr, inner)
                         case 1: for k in 0..<inner { or[k] = combine(or[k], xr[k]) }
                         default: for k in 0..<inner { or[k * io] = combine(or[k * io], xr[k]) }
                         }

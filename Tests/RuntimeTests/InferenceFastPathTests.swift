@@ -203,6 +203,23 @@ final class InferenceFastPathTests: XCTestCase {
         try checkReductions([2, 24, 9, 11], axes: [2, 3])  // spatial pool: reduced innermost run
         try checkReductions([4, 64, 28, 28], axes: [2, 3])  // large: rows split over threads
         try checkReductions([4, 64, 28, 28], axes: [1], keepDims: 0)
+        try checkReductions([3, 67, 30, 30], axes: [2, 3])  // rows in fours with a remainder per thread
+        try checkReductions([3, 5, 40], axes: [2], keepDims: 0)
+    }
+
+    func testReduceMaxKeepsTheFirstZeroAndNaN() throws {
+        // Rows whose maximum is a zero (+0 and -0 both present) or NaN: the first in scan order wins.
+        var v = pseudoRandom(3 * 5 * 70, seed: 21).map { -abs($0) - 0.5 }
+        for i in v.indices where i % 9 == 4 { v[i] = i % 2 == 0 ? 0 : -0.0 }
+        for i in v.indices where i % 211 == 30 { v[i] = Float(bitPattern: 0x7fc0_0000 | UInt32(i)) }  // NaN payloads
+        let x = Tensor(shape: [3, 5, 70], floats: v)
+        let want = naiveReduce(x, axes: [2], initial: -.infinity) { m, v in (v > m || v.isNaN) && !m.isNaN ? v : m }
+        XCTAssertTrue(want.contains { $0.isNaN } && want.contains { $0 == 0 && $0.sign == .minus } && want.contains { $0.bitPattern == 0 })
+        for threads in [1, 2] {
+            let y = try makeOp("ReduceMax", inputs: 1, attributes: [attr("axes", [2]), attr("keepdims", 1)])
+                .forward([x], ExecutionContext(threads: threads)).outputs[0]
+            XCTAssertEqual(bits(y.floats), bits(want))
+        }
     }
 
     func testOtherReductions() throws {
