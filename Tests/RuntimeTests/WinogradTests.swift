@@ -175,7 +175,7 @@ final class WinogradTests: XCTestCase {
     /// dW and dB are the direct path's bits.
     func testTrainingForwardAndInputGradientMatchDirect() throws {
         for pads in [[1, 1, 1, 1], [0, 2, 2, 0]] {
-            let c = 64, m = 72
+            let c = 128, m = 136
             let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
                             attributes: [attr("pads", pads)])
             let op = try Conv(node: node, opset: 17)

@@ -295,9 +295,13 @@ final class WinogradPath: @unchecked Sendable {
     private let lock = NSLock()
     private var kept: [WinogradTile: [Float]] = [:]
 
-    init(tiles: [WinogradTile], store: WinogradFilterStore? = nil) {
+    /// Fewer input channels or filters than this take the direct path.
+    let minimumChannels: Int
+
+    init(tiles: [WinogradTile], store: WinogradFilterStore? = nil, minimumChannels: Int = WinogradPath.minimumChannels) {
         self.tiles = tiles
         self.store = store
+        self.minimumChannels = minimumChannels
     }
 
     /// Inference's path from `MANET_CONV`: by default F(4x4,3x3) where it has enough tiles, else
@@ -318,7 +322,9 @@ final class WinogradPath: @unchecked Sendable {
     /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3)
     /// only, as accurate as the direct path (so training parity is unchanged); nil with
     /// `MANET_CONV=direct`.
-    static let training: WinogradPath? = inferenceTiles == nil ? nil : WinogradPath(tiles: [.f2x2])
+    /// Only from 128 channels: the 64-channel layers' transforms (56x56 planes at batch 16) are
+    /// memory-bound and cost about what they save (docs/PERFORMANCE.md).
+    static let training: WinogradPath? = inferenceTiles == nil ? nil : WinogradPath(tiles: [.f2x2], minimumChannels: 128)
 
     /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
     /// many tiles over the batch, or the 16/36 GEMMs are too thin for the transforms to pay
@@ -328,8 +334,7 @@ final class WinogradPath: @unchecked Sendable {
 
     /// The tile a call of this shape takes, or nil for the direct path.
     func tile(for s: ConvolutionShape) -> WinogradTile? {
-        guard Winograd.applies(s), s.channels >= WinogradPath.minimumChannels,
-              s.filters >= WinogradPath.minimumChannels else { return nil }
+        guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
         return tiles.first { tile in
             let m = tile == .f2x2 ? 2 : 4
             return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= WinogradPath.minimumTiles
