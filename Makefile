@@ -41,13 +41,17 @@ build: deps
 
 # The test suite: Swift unit and end-to-end tests, with the onnx package's model zoo and node
 # conformance data made available from the tools venv.
+# The tests are built by `swift build --build-tests` and run with `--skip-build`: letting `swift test`
+# build them itself uses other build parameters, so that the next `swift build` (e.g. `make demo`)
+# recompiled every target, and the other way round.
 test: build
+	swift build $(SWIFT_CONFIG) --build-tests
 	@$(PY) tools/gen_node_tests.py .build/onnx-node-tests
 	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
 	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
-	swift test $(SWIFT_CONFIG) --disable-swift-testing
+	swift test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
 
 demo: build
 	@bash tools/demo.sh "$(MANET)"
