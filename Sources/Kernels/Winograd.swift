@@ -1,6 +1,6 @@
 // Winograd convolution F(m x m, 3 x 3) for stride-1, dilation-1, ungrouped 3x3 2-D convolutions
-// at inference: input/filter/output transforms around one batched GEMM per transform point.
-// The input and output transforms are C (`_CKernels`), vectorised over blocks of 8 channels.
+// (inference, and training's forward and dX): filter/input/output transforms around one GEMM per
+// transform point. The transforms are C (`_CKernels`), vectorised over blocks of 8 channels.
 
 import _CKernels
 
@@ -42,10 +42,11 @@ public enum Winograd {
     static let scratchLimit = 16 << 20
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
-    /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. Without `transformed` the filter
-    /// transform is made per call into a temporary (16/9 or 36/9 of the weight bytes). Deterministic for any thread count: every output element
-    /// is computed by one fixed sequence of operations (GEMMs never split their summed dimension).
-    /// `transformed`, when given, is `transformFilters(w, ...)` made earlier (then w is not read).
+    /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. `transformed`, when given, is
+    /// `transformFilters(w, ...)` made earlier (then w is not read); without it the filters are
+    /// transformed per call into a temporary (16/9 or 36/9 of the weight bytes). Deterministic
+    /// for any thread count: every output element is computed by one fixed sequence of
+    /// operations (GEMMs never split their summed dimension).
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, tile: WinogradTile,
                            transformed: UnsafePointer<Float>? = nil,
                            bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape,

@@ -1,4 +1,5 @@
-// Conv: N-D convolution (1-, 2- or 3-D) through im2col + sgemm, with groups, and its backward.
+// Conv: N-D convolution (1-, 2- or 3-D) through im2col + sgemm, with groups, and its backward;
+// stride-1 3x3 2-D convolutions take the Winograd path where it pays (`WinogradPath`).
 
 import Foundation
 import Kernels
