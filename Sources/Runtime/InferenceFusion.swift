@@ -90,8 +90,8 @@ extension Plan {
                 || options.contains(.fuseAddRelu) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
-        let filterStore = WinogradFilterStore.forPlan(weightBytes: values.values.reduce(0) { $0 + $1.count * 4 })
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
+        let filterStore = WinogradFilterStore.forPlan(weightBytes: values.values.reduce(0) { $0 + $1.count * 4 })
         var producerStep: [Int: Int] = [:]
         for (i, step) in steps.enumerated() { for case let s? in step.outputs { producerStep[s] = i } }
         func only(_ slot: Int, readBy opType: String) -> Int? {

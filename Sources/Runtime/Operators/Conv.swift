@@ -160,21 +160,21 @@ public struct Conv: Operator {
         if !needX && !needW { return Array([nil, nil, dB].prefix(record.inputs.count)) }
 
         var dW = needW ? [Float](repeating: 0, count: w.count) : []
-        var dX = needX ? [Float](repeating: 0, count: x.count) : []
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
-        // flipped); the Winograd path computes it where it pays in training.
+        // flipped); the Winograd path computes it where it pays in training, writing all of it.
         let winogradDX = needX && context.training ? transposedWinograd(l, w) : nil
+        let gemmDX = needX && winogradDX == nil   // whether the GEMM paths below compute dX (accumulating)
+        var dX = gemmDX ? [Float](repeating: 0, count: x.count) : []
         if let (shape, tile, flipped) = winogradDX {
-            dy.withUnsafeBufferPointer { dyb in
-                flipped.withUnsafeBufferPointer { fb in
-                    dX.withUnsafeMutableBufferPointer { dXb in
-                        Winograd.run(dyb.baseAddress!, fb.baseAddress!, tile: tile, bias: nil, dXb.baseAddress!, shape,
+            dX = [Float].filled(count: x.count) { dXp in
+                dy.withUnsafeBufferPointer { dyb in
+                    flipped.withUnsafeBufferPointer { fb in
+                        Winograd.run(dyb.baseAddress!, fb.baseAddress!, tile: tile, bias: nil, dXp, shape,
                                      relu: false, threads: threads)
                     }
                 }
             }
         }
-        let gemmDX = needX && winogradDX == nil   // whether the GEMM paths below compute dX
         x.floats.withUnsafeBufferPointer { xb in
         w.floats.withUnsafeBufferPointer { wb in
         dy.withUnsafeBufferPointer { dyb in
