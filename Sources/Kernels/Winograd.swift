@@ -47,36 +47,45 @@ public enum Winograd {
     /// transformed per call into a temporary (16/9 or 36/9 of the weight bytes). Deterministic
     /// for any thread count: every output element is computed by one fixed sequence of
     /// operations (GEMMs never split their summed dimension).
+    /// `filtersPacked`: w is in `PackedFilters`' layout instead of [M, C, 3, 3].
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, tile: WinogradTile,
                            transformed: UnsafePointer<Float>? = nil,
                            bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape,
-                           relu: Bool, threads: Int) {
+                           relu: Bool, threads: Int, filtersPacked: Bool = false) {
         precondition(applies(s))
+        let packedChannels = filtersPacked ? s.channels : 0
         switch tile {
-        case .f2x2: run(x, w, transformed, bias: bias, y, s, relu: relu, threads: threads, WinogradF2.self)
-        case .f4x4: run(x, w, transformed, bias: bias, y, s, relu: relu, threads: threads, WinogradF4.self)
+        case .f2x2: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, WinogradF2.self)
+        case .f4x4: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, WinogradF4.self)
         }
     }
 
-    /// The transformed filters u[p][M][C] of w [M, C, 3, 3] (alpha^2 * M * C floats).
+    /// The transformed filters u[p][M][C] of w [M, C, 3, 3] (alpha^2 * M * C floats), or of w in
+    /// `PackedFilters`' layout when `packed`.
     public static func transformFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, tile: WinogradTile,
-                                        threads: Int) -> [Float] {
+                                        threads: Int, packed: Bool = false) -> [Float] {
         let count = filters * channels, m = tile == .f2x2 ? 2 : 4
         return [Float](unsafeUninitializedCapacity: tile.alpha * tile.alpha * count) { u, n in
-            transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads)
+            transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads,
+                             packedChannels: packed ? channels : 0)
             n = tile.alpha * tile.alpha * count
         }
     }
 
     static func transformFilters(_ w: UnsafePointer<Float>, count: Int, m: Int, into u: UnsafeMutablePointer<Float>,
-                                 threads: Int) {
+                                 threads: Int, packedChannels: Int = 0) {
         forEachWorkerRange((count + 7) / 8, threads: threads, scratch: 0) { lo, hi, _ in
-            manet_winograd_filter(Int32(m), w, lo * 8, min(hi * 8, count), u, count)
+            if packedChannels > 0 {
+                manet_winograd_filter_packed(Int32(m), w, packedChannels, lo * 8, min(hi * 8, count), u, count)
+            } else {
+                manet_winograd_filter(Int32(m), w, lo * 8, min(hi * 8, count), u, count)
+            }
         }
     }
 
     static func run<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                          _ transformed: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                          _ transformed: UnsafePointer<Float>?, _ packedChannels: Int,
+                                          bias: UnsafePointer<Float>?,
                                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool,
                                           threads: Int, _: T.Type) {
         let g = s.geometry
@@ -98,7 +107,7 @@ public enum Winograd {
         // u[p][M][C]: the transformed filters, each point one row-major M x C matrix.
         let made = transformed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
         defer { made?.deallocate() }
-        if let made { transformFilters(w, count: M * C, m: T.m, into: made, threads: threads) }
+        if let made { transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels) }
         let u = UnsafePointer(made) ?? transformed!
         var start = 0
         while start < s.batch {

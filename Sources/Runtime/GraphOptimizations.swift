@@ -24,6 +24,12 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// one pass and one tensor fewer, the same bits.
     public static let fuseAddRelu = GraphOptimizations(rawValue: 1 << 4)
 
+    /// Convolution filters packed once, when the plan is made, into the layout of the
+    /// packed-filter GEMM (`Kernels/PackedFilters.swift`), replacing the weights (not a second
+    /// copy); no call re-packs them. `MANET_PACKED=0` leaves them to OpenBLAS as written.
+    public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
+
     public static let none: GraphOptimizations = []
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches, .winograd, .fuseAddRelu]
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches, .winograd, .fuseAddRelu,
+                                                       .packFilters]
 }

@@ -1,6 +1,7 @@
 // Inference-time plan rewrites: Conv -> BatchNormalization (-> Relu) becomes one fused convolution,
 // Add -> Relu one fused add.
 
+import Foundation
 import Kernels
 import ONNXIR
 
@@ -9,37 +10,104 @@ import ONNXIR
 /// `Plan.fusedForInference`, never from a file: it has no attributes and no backward.
 struct FusedConv: Operator {
     let conv: Conv
-    /// Folded weights [M, C/group, k...] and bias [M].
-    let weight: Tensor
+    /// [M, C/group, k...] of the folded weights.
+    let weightShape: [Int]
+    /// The folded weights: as a tensor, or (ungrouped convolutions with at least 16 filters)
+    /// packed once for the packed-filter GEMM, which then holds the only copy.
+    let filters: Filters
+    /// Folded bias [M].
     let bias: Tensor?
     let relu: Bool
     /// Set when the Winograd path may run this convolution (3x3, stride 1): the tile it takes
     /// for the call shapes where it pays.
     var winograd: WinogradPath?
 
+    enum Filters {
+        case plain(Tensor)
+        case packed(PackedFilters)
+    }
+
+    /// Ungrouped convolutions with at least this many filters get packed filters (fewer would
+    /// be mostly the zero rows that pad a block of 16).
+    static let minimumPackedFilters = 16
+
+    /// `MANET_PACKED=0` turns packing off (for A/B measurements): filters stay as written and
+    /// go through OpenBLAS.
+    static let packingEnabled = ProcessInfo.processInfo.environment["MANET_PACKED"] != "0"
+
     init(node: Node, opset: Int64) throws {
         throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
     }
 
-    init(conv: Conv, weight: Tensor, bias: Tensor?, relu: Bool) {
+    /// `pack`: pack the weights if the convolution qualifies, taking `weight`'s buffer (packed
+    /// in place when nothing else holds it; `weight` is left empty).
+    init(conv: Conv, weight: inout Tensor, bias: Tensor?, relu: Bool, pack: Bool) {
         self.conv = conv
-        self.weight = weight
+        self.weightShape = weight.shape
         self.bias = bias
         self.relu = relu
+        if pack && conv.group == 1 && weight.rank >= 3 && weight.shape[0] >= Self.minimumPackedFilters {
+            let filters = weight.shape[0], columns = weight.count / weight.shape[0]
+            self.filters = .packed(PackedFilters(taking: &weight.floats, filters: filters, columns: columns))
+        } else {
+            self.filters = .plain(weight)
+        }
+    }
+
+    /// The folded weights [M, C/group, k...] (unpacked again if packed).
+    var weight: Tensor {
+        switch filters {
+        case .plain(let t): return t
+        case .packed(let p): return Tensor(shape: weightShape, floats: p.unpacked())
+        }
     }
 
     func inferShapes(_ inputs: [ValueShape?]) throws -> [ValueShape] {
-        try conv.inferShapes([inputs.first ?? nil, ValueShape(dtype: .float32, dims: weight.shape.map { $0 })])
+        try conv.inferShapes([inputs.first ?? nil, ValueShape(dtype: .float32, dims: weightShape.map { $0 })])
     }
 
     func forward(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> ForwardResult {
         try conv.label.checkCount(inputs, 1...1)
         let x = try conv.label.float(inputs, 0)
-        let l = try conv.layout(x.shape, weight.shape, bias: bias?.shape)
+        let l = try conv.layout(x.shape, weightShape, bias: bias?.shape)
         let count = try conv.label.count(l.outputShape)
-        let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads, count: count,
-                              winograd: winograd)
-        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+        switch filters {
+        case .plain(let weight):
+            let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads,
+                                  count: count, winograd: winograd)
+            return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+        case .packed(let packed):
+            let y = convolve(x, packed, l, threads: context.threads, count: count)
+            return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+        }
+    }
+
+    /// The forward with packed filters: the Winograd path where it applies (filters transformed
+    /// from the packed layout), else the packed-filter GEMM.
+    private func convolve(_ x: Tensor, _ w: PackedFilters, _ l: Conv.Layout, threads: Int, count: Int) -> [Float] {
+        let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: 1,
+                                     geometry: l.geometry)
+        let tile = winograd?.tile(for: shape)
+        return w.withPointer { wp in
+            let kept = tile.flatMap {
+                winograd?.keptFilters(wp, filters: l.filters, channels: l.channels, packed: true, tile: $0, threads: threads)
+            }
+            return [Float].filled(count: count) { yp in
+                x.floats.withUnsafeBufferPointer { xb in
+                    (kept ?? []).withUnsafeBufferPointer { kb in
+                        let run = { (b: UnsafePointer<Float>?) in
+                            if let tile {
+                                Winograd.run(xb.baseAddress!, wp, tile: tile, transformed: kept == nil ? nil : kb.baseAddress,
+                                             bias: b, yp, shape, relu: relu, threads: threads, filtersPacked: true)
+                            } else {
+                                ConvolutionForward.runPacked(xb.baseAddress!, w, bias: b, yp, shape, relu: relu, threads: threads)
+                            }
+                        }
+                        if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -87,7 +155,7 @@ extension Plan {
     /// weights are never held twice. The plan as written cannot run on `values` afterwards.
     func fusedForInference(values: inout [Int: Tensor], options: GraphOptimizations, releasingOriginals: Bool) -> Plan {
         guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd)
-                || options.contains(.fuseAddRelu) else { return self }
+                || options.contains(.fuseAddRelu) || options.contains(.packFilters) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
@@ -147,7 +215,13 @@ extension Plan {
                 relu = true
                 changed = true
             }
-            var fused = FusedConv(conv: conv, weight: weight, bias: bias, relu: relu)
+            let pack = options.contains(.packFilters) && FusedConv.packingEnabled && conv.group == 1
+                && filters >= FusedConv.minimumPackedFilters
+            // Packed filters replace the weights: release the original when only this Conv read
+            // it, so that they are packed in its buffer.
+            if pack && releasingOriginals, let w = step.inputs[1], readers[w] == 1 { values[w] = nil }
+            var fused = FusedConv(conv: conv, weight: &weight, bias: bias, relu: relu, pack: pack)
+            if pack { changed = true }
             if options.contains(.winograd), let tiles = WinogradPath.inferenceTiles, conv.winogradCandidate(weightShape: weight.shape) {
                 fused.winograd = WinogradPath(tiles: tiles, store: filterStore)
                 changed = true

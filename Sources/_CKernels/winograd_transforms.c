@@ -90,15 +90,24 @@ static inline __attribute__((always_inline)) void filter_f4(const v8 *g, size_t 
     o[5 * os] = g2;
 }
 
-MULTIVERSION
-void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
+// Filter k's tap t: w[k * 9 + t] ([M, C, 3, 3]), or, when packedChannels (C) is not 0, the
+// packed layout of packed_gemm.h (16-row blocks of the [M, C * 9] matrix).
+static inline __attribute__((always_inline)) float filter_tap(const float *w, size_t k, int tap, size_t packedChannels) {
+    if (!packedChannels) return w[k * 9 + tap];
+    const size_t f = k / packedChannels, c = k % packedChannels;
+    return w[(f / 16) * packedChannels * 9 * 16 + (c * 9 + tap) * 16 + f % 16];
+}
+
+static inline __attribute__((always_inline)) void filter_transform(int m, const float *w, size_t packedChannels,
+                                                                   size_t begin, size_t end, float *u,
+                                                                   size_t pointStride) {
     const int a = m + 2;
     for (size_t k = begin; k < end; k += 8) {
         const int lanes = end - k < 8 ? (int)(end - k) : 8;
         v8 g[9], t[18], o[36];   // g[tap], t = G g (a x 3), o = (G g) G^T (a x a)
         for (int tap = 0; tap < 9; tap++) {
             g[tap] = splat(0);
-            for (int l = 0; l < lanes; l++) g[tap][l] = w[(k + l) * 9 + tap];
+            for (int l = 0; l < lanes; l++) g[tap][l] = filter_tap(w, k + l, tap, packedChannels);
         }
         if (m == 2) {
             for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);       // columns: t[r][j]
@@ -114,6 +123,17 @@ void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, floa
                 for (int l = 0; l < lanes; l++) u[p * pointStride + k + l] = o[p][l];
         }
     }
+}
+
+MULTIVERSION
+void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
+    filter_transform(m, w, 0, begin, end, u, pointStride);
+}
+
+MULTIVERSION
+void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t begin, size_t end, float *u,
+                                  size_t pointStride) {
+    filter_transform(m, w, channels, begin, end, u, pointStride);
 }
 
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {

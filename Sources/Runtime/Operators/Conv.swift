@@ -345,14 +345,21 @@ final class WinogradPath: @unchecked Sendable {
     /// The transformed filters of `weight` [M, C, 3, 3] for `tile` if kept (made now when the
     /// store has room), else nil.
     func keptFilters(_ weight: Tensor, tile: WinogradTile, threads: Int) -> [Float]? {
+        weight.floats.withUnsafeBufferPointer {
+            keptFilters($0.baseAddress!, filters: weight.shape[0], channels: weight.shape[1], packed: false,
+                        tile: tile, threads: threads)
+        }
+    }
+
+    /// The same for filters at `w`, [M, C, 3, 3] or in `PackedFilters`' layout (`packed`).
+    func keptFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, packed: Bool, tile: WinogradTile,
+                     threads: Int) -> [Float]? {
         lock.lock()
         defer { lock.unlock() }
         if let made = kept[tile] { return made }
-        let (filters, channels) = (weight.shape[0], weight.shape[1])
         guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
-        let made = weight.floats.withUnsafeBufferPointer {
-            Winograd.transformFilters($0.baseAddress!, filters: filters, channels: channels, tile: tile, threads: threads)
-        }
+        let made = Winograd.transformFilters(w, filters: filters, channels: channels, tile: tile, threads: threads,
+                                             packed: packed)
         kept[tile] = made
         return made
     }
@@ -405,10 +412,10 @@ extension FusedConv: ProfiledOperator {
     func profileDetail(_ inputs: [Tensor?]) -> String {
         guard let x = inputs.first ?? nil else { return "Conv" }
         var path = "direct"
-        if let winograd, let l = try? conv.layout(x.shape, weight.shape, bias: bias?.shape) {
+        if let winograd, let l = try? conv.layout(x.shape, weightShape, bias: bias?.shape) {
             let s = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: conv.group, geometry: l.geometry)
             if let tile = winograd.tile(for: s) { path = tile == .f2x2 ? "winograd2" : "winograd4" }
         }
-        return Conv.describe(x: x.shape, w: weight.shape, window: conv.window, path: path)
+        return Conv.describe(x: x.shape, w: weightShape, window: conv.window, path: path)
     }
 }

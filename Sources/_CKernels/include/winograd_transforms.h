@@ -33,6 +33,11 @@ typedef struct {
 /// (alpha * alpha of them) and filter k. m is the output tile side, 2 or 4.
 void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride);
 
+/// The same for filters packed as packed_gemm.h's 16-row blocks of the [M, C * 9] matrix
+/// (C = channels): filter k = m * C + c.
+void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t begin, size_t end, float *u,
+                                  size_t pointStride);
+
 /// Floats of scratch one worker needs for the input transform: (tilesH*m + 2) * (tilesW*m + 2) * 8.
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g);
 /// Floats of scratch one worker needs for the output transform: tilesH*m * tilesW*m * 8.

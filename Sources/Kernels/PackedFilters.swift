@@ -1,0 +1,148 @@
+// Convolution filters packed once into 16-row blocks (`_CKernels/packed_gemm.h`), and the
+// inference convolution over them: im2col columns (or the input itself for 1x1 convolutions)
+// times the packed filters, with bias and ReLU in the store. Nothing is re-packed per call.
+
+import _CKernels
+
+/// The [M, K] filter matrix of an ungrouped convolution (K = C * kernel volume) in 16-row blocks:
+/// element (m, k) at `(m / 16) * K * 16 + k * 16 + m % 16`, rows past M zero. Owns its storage;
+/// made once per inference plan, it replaces the [M, C, k...] weights rather than copying them.
+public final class PackedFilters: @unchecked Sendable {
+    public let filters: Int
+    public let columns: Int
+    let storage: [Float]
+
+    /// Packs `w` ([filters, columns], row-major) into a new buffer.
+    public init(_ w: UnsafePointer<Float>, filters: Int, columns: Int) {
+        self.filters = filters
+        self.columns = columns
+        storage = [Float](unsafeUninitializedCapacity: manet_packed_size(filters, columns)) { b, n in
+            manet_pack_rows(w, filters, columns, columns, b.baseAddress!)
+            n = manet_packed_size(filters, columns)
+        }
+    }
+
+    /// Packs `w` ([filters, columns], row-major), taking its buffer: in place when `filters` is
+    /// a multiple of 16 (no second copy when the caller held the only reference), else into a
+    /// new, padded one. `w` is left empty.
+    public init(taking w: inout [Float], filters: Int, columns: Int) {
+        precondition(w.count == filters * columns)
+        self.filters = filters
+        self.columns = columns
+        var floats: [Float] = []
+        swap(&floats, &w)
+        if filters % 16 == 0 {
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 16 * columns))
+            defer { scratch.deallocate() }
+            floats.withUnsafeMutableBufferPointer { manet_pack_rows_in_place($0.baseAddress!, filters, columns, scratch) }
+            storage = floats
+        } else {
+            storage = [Float](unsafeUninitializedCapacity: manet_packed_size(filters, columns)) { b, n in
+                floats.withUnsafeBufferPointer { manet_pack_rows($0.baseAddress!, filters, columns, columns, b.baseAddress!) }
+                n = manet_packed_size(filters, columns)
+            }
+        }
+    }
+
+    /// Floats held (with the zero rows that round `filters` up to a multiple of 16).
+    public var count: Int { storage.count }
+
+    /// Calls `body` with the packed floats.
+    public func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// The filters back in [filters, columns] row-major order.
+    public func unpacked() -> [Float] {
+        [Float](unsafeUninitializedCapacity: filters * columns) { b, n in
+            if let base = b.baseAddress { withPointer { manet_unpack_rows($0, filters, columns, base, columns) } }
+            n = filters * columns
+        }
+    }
+
+    /// Row blocks of 16.
+    var blocks: Int { (filters + 15) / 16 }
+
+    /// out(m, n) = relu?(sum_k filters(m, k) * b(k, n) + bias[m]) for `images` right-hand sides,
+    /// b(k, n) of image i at `b[i * bi + k * bk + n * bn]`, out(m, n) of image i at
+    /// `c[i * ci + m * cm + n * cn]`; row blocks spread over `threads` (static ranges, so the
+    /// result is the same bits for any thread count: every element is one fixed sum over k).
+    /// B is read where it lies: best when each column is contiguous in k (bk == 1).
+    public func multiply(_ b: UnsafePointer<Float>, bk: Int, bn: Int, n: Int, images: Int = 1, bi: Int = 0,
+                         _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int = 0,
+                         bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
+        if n == 0 || images == 0 || filters == 0 { return }
+        withPointer { pointer in
+            forEachBlockRange(threads: threads) { lo, hi in
+                manet_packed_gemm(pointer, filters, columns, lo, hi, b, bk, bn, n, images, bi, c, cm, cn, ci, bias, relu ? 1 : 0)
+            }
+        }
+    }
+
+    /// The same with B first copied into blocks of 6 columns, [K][6] each (`manet_pack_columns`,
+    /// spread over the threads): for B whose rows are contiguous (im2col columns, NCHW planes),
+    /// where reading 6 columns in place would touch a new cache line at every k.
+    public func multiplyPackingColumns(_ b: UnsafePointer<Float>, bk: Int, bn: Int, n: Int, images: Int = 1, bi: Int = 0,
+                                       _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int = 0,
+                                       bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
+        if n == 0 || images == 0 || filters == 0 { return }
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(columns, n, images))
+        defer { packed.deallocate() }
+        let items = images * ((n + 5) / 6)
+        let workers = min(max(1, threads), items)
+        parallelFor(workers, threads: workers) { w in
+            manet_pack_columns(b, bk, bn, columns, n, bi, w * items / workers, (w + 1) * items / workers, packed)
+        }
+        withPointer { pointer in
+            forEachBlockRange(threads: threads) { lo, hi in
+                manet_packed_gemm_packed_columns(pointer, filters, columns, lo, hi, packed, n, images, c, cm, cn, ci,
+                                                 bias, relu ? 1 : 0)
+            }
+        }
+    }
+
+    /// Row-block ranges, one per worker (static: worker w always gets the same blocks).
+    private func forEachBlockRange(threads: Int, _ body: (Int, Int) -> Void) {
+        let workers = min(max(1, threads), blocks)
+        parallelFor(workers, threads: workers) { w in body(w * blocks / workers, (w + 1) * blocks / workers) }
+    }
+}
+
+extension ConvolutionForward {
+    /// `run` for an ungrouped convolution whose filters were packed once: y[n, m, p] =
+    /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). Chunks of images share one im2col buffer
+    /// (side by side, so each packed filter block is read once per chunk), copied into blocks
+    /// of 6 columns for the GEMM; the filter blocks are split over threads. 1x1 stride-1
+    /// unpadded convolutions read x directly.
+    public static func runPacked(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
+                                 _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
+        precondition(s.group == 1 && w.filters == s.filters && w.columns == s.columnRows)
+        let g = s.geometry
+        let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
+        if s.batch == 0 || s.filters == 0 || plane == 0 { return }
+        if g.isPointwise {
+            w.multiplyPackingColumns(x, bk: inPlane, bn: 1, n: plane, images: s.batch, bi: s.channels * inPlane,
+                                     y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads)
+            return
+        }
+        // Columns and their packed copy: about twice rows * plane floats per image.
+        let chunk = max(1, min(s.batch, scratchLimit / max(1, 2 * rows * (plane + 5))))
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
+        defer { columns.deallocate() }
+        var start = 0
+        while start < s.batch {
+            let images = min(chunk, s.batch - start)
+            let cols = images * plane
+            // Column i * P + p of row r reads image start + i; the row stride is `cols`.
+            parallelFor(images * s.channels, threads: threads) { t in
+                let i = t / s.channels, c = t % s.channels
+                im2col(x + (start + i) * s.channels * inPlane, columns + i * plane, rowStride: cols,
+                       channels: c..<(c + 1), g)
+            }
+            w.multiplyPackingColumns(columns, bk: cols, bn: 1, n: plane, images: images, bi: plane,
+                                     y + start * s.filters * plane, cm: plane, cn: 1, ci: s.filters * plane,
+                                     bias: bias, relu: relu, threads: threads)
+            start += images
+        }
+    }
+}

@@ -1,0 +1,63 @@
+// A single-precision GEMM whose left matrix (convolution filters, or Winograd-transformed
+// filters) is packed once into blocks of 16 rows, for the inference convolution paths.
+//
+// out(m, n) = sum_k A[m, k] * B[k, n] (+ bias[m]) (then max(., 0) if relu), with
+//   A packed: ap[(m / 16) * K * 16 + k * 16 + m % 16] (rows past M zero),
+//   B read in place: B[k, n] = b[k * bk + n * bn] (im2col columns: bk = N, bn = 1; Winograd's
+//     transformed inputs v[tile][C]: bk = 1, bn = C),
+//   out written in place: out(m, n) = c[m * cm + n * cn] (NCHW planes: cm = P, cn = 1; Winograd's
+//     results r[tile][M]: cm = 1, cn = M).
+// Each output element is one sum over k in increasing k order with fused multiply-adds on CPUs with
+// AVX2 and FMA (a portable scalar loop elsewhere), so results do not depend on how rows are split
+// over threads.
+
+#ifndef MANET_PACKED_GEMM_H
+#define MANET_PACKED_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Rows of one packed block.
+#define MANET_PACKED_ROWS 16
+
+/// Floats of the packed form of an M x K matrix: ceil(M / 16) * 16 * K.
+size_t manet_packed_size(size_t M, size_t K);
+
+/// Packs rows [0, M) of A (row stride lda, K columns) into ap (manet_packed_size(M, K) floats).
+void manet_pack_rows(const float *a, size_t M, size_t K, size_t lda, float *ap);
+
+/// Packs A ([M, K] row-major, M a multiple of 16) where it lies, with a scratch of 16 * K floats.
+void manet_pack_rows_in_place(float *a, size_t M, size_t K, float *scratch);
+
+/// Unpacks ap into A (row stride lda): the inverse of manet_pack_rows.
+void manet_unpack_rows(const float *ap, size_t M, size_t K, float *a, size_t lda);
+
+/// The product for row blocks [blockBegin, blockEnd) (rows 16 * blockBegin ..< min(16 * blockEnd, M))
+/// and all N columns, for `images` independent right-hand sides: image i reads b + i * bi and
+/// writes c + i * ci (one A block stays in cache across them). bias may be NULL.
+void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+                       const float *b, size_t bk, size_t bn, size_t N, size_t images, size_t bi,
+                       float *c, size_t cm, size_t cn, size_t ci, const float *bias, int relu);
+
+/// Floats of `images` right-hand sides K x N in packed-column form: ceil(N / 6) blocks of [K][6].
+size_t manet_packed_columns_size(size_t K, size_t N, size_t images);
+
+/// Packs column blocks [begin, end) (block = image * ceil(N / 6) + q: columns 6q ..< 6q + 6 of
+/// that image, zero past N) of B (b(k, n) of image i at b[i * bi + k * bk + n * bn]) into bp.
+void manet_pack_columns(const float *b, size_t bk, size_t bn, size_t K, size_t N, size_t bi, size_t begin, size_t end,
+                        float *bp);
+
+/// manet_packed_gemm with B in packed-column form (manet_pack_columns): each 16 x 6 tile reads
+/// one contiguous [K][6] block.
+void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+                                      const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
+                                      size_t ci, const float *bias, int relu);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,271 @@
+// Packed-filter GEMM (see packed_gemm.h): a 16 x 6 register tile (12 AVX2 accumulators, 16 rows
+// of A as two 8-lane vectors times 6 broadcast columns of B) over the whole K, then bias, ReLU and
+// the store. Filters are packed once when an inference plan is made, so no call re-packs them;
+// B is read where it lies (strided broadcasts), so no call packs it either.
+
+#include "packed_gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MR MANET_PACKED_ROWS
+#define NR 6
+
+size_t manet_packed_size(size_t M, size_t K) { return (M + MR - 1) / MR * MR * K; }
+
+void manet_pack_rows(const float *a, size_t M, size_t K, size_t lda, float *ap) {
+    const size_t blocks = (M + MR - 1) / MR;
+    for (size_t blk = 0; blk < blocks; blk++) {
+        float *dst = ap + blk * K * MR;
+        for (size_t i = 0; i < MR; i++) {
+            const size_t m = blk * MR + i;
+            if (m < M) {
+                const float *src = a + m * lda;
+                for (size_t k = 0; k < K; k++) dst[k * MR + i] = src[k];
+            } else {
+                for (size_t k = 0; k < K; k++) dst[k * MR + i] = 0;
+            }
+        }
+    }
+}
+
+void manet_pack_rows_in_place(float *a, size_t M, size_t K, float *scratch) {
+    for (size_t blk = 0; blk < M / MR; blk++) {
+        float *block = a + blk * K * MR;
+        memcpy(scratch, block, K * MR * sizeof(float));
+        for (size_t i = 0; i < MR; i++)
+            for (size_t k = 0; k < K; k++) block[k * MR + i] = scratch[i * K + k];
+    }
+}
+
+void manet_unpack_rows(const float *ap, size_t M, size_t K, float *a, size_t lda) {
+    for (size_t m = 0; m < M; m++) {
+        const float *src = ap + m / MR * K * MR + m % MR;
+        float *dst = a + m * lda;
+        for (size_t k = 0; k < K; k++) dst[k] = src[k * MR];
+    }
+}
+
+// Stores a finished 16 x nr tile held as t[j][16] (column j of the tile = 16 rows) with the
+// epilogue: rows m0 ..< m0 + rows, columns n0 ..< n0 + nr.
+static inline void store_tile(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
+                              size_t cn, const float *bias, int relu) {
+    for (int j = 0; j < nr; j++) {
+        for (size_t i = 0; i < rows; i++) {
+            float v = t[j * MR + i];
+            if (bias) v += bias[m0 + i];
+            if (relu) v = 0 >= v ? 0 : v;  // Swift's max(v, 0): +0 for v <= 0, NaN stays NaN
+            c[(m0 + i) * cm + (n0 + j) * cn] = v;
+        }
+    }
+}
+
+// ---- portable path -------------------------------------------------------------------------
+
+// t[j][16] (+)= sum over kc of a[k][16] * b(k, j), b(k, j) = b[k * bk + j * bn].
+static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
+                         int accumulate) {
+    if (!accumulate) memset(t, 0, sizeof(float) * NR * MR);
+    for (size_t k = 0; k < kc; k++) {
+        for (int j = 0; j < nr; j++) {
+            const float x = b[k * bk + j * bn];
+            for (int i = 0; i < MR; i++) t[j * MR + i] = __builtin_fmaf(a[k * MR + i], x, t[j * MR + i]);
+        }
+    }
+}
+
+static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
+                          size_t cn, const float *bias, int relu) {
+    store_tile(t, nr, m0, rows, n0, c, cm, cn, bias, relu);
+}
+
+// ---- AVX2 + FMA path -----------------------------------------------------------------------
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// One 16 x NRC tile over kc values of k, added to t when accumulating; NRC (and, for packed
+// columns, the strides 6 and 1) are constants in every instantiation, so the accumulators stay
+// in registers and the loads use fixed offsets.
+#define TILE(NAME, NRC, BK, BN)                                                                            \
+    static AVX2 void NAME(const float *a, size_t kc, const float *b, size_t bk, size_t bn, float *t,       \
+                          int accumulate) {                                                               \
+        (void)bk; (void)bn;                                                                               \
+        __m256 lo[NRC], hi[NRC];                                                                          \
+        for (int j = 0; j < NRC; j++) {                                                                   \
+            lo[j] = accumulate ? _mm256_loadu_ps(t + j * MR) : _mm256_setzero_ps();                       \
+            hi[j] = accumulate ? _mm256_loadu_ps(t + j * MR + 8) : _mm256_setzero_ps();                   \
+        }                                                                                                 \
+        for (size_t k = 0; k < kc; k++) {                                                                 \
+            const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                            \
+            for (int j = 0; j < NRC; j++) {                                                               \
+                const __m256 x = _mm256_broadcast_ss(b + j * (BN));                                       \
+                lo[j] = _mm256_fmadd_ps(a0, x, lo[j]);                                                    \
+                hi[j] = _mm256_fmadd_ps(a1, x, hi[j]);                                                    \
+            }                                                                                             \
+            a += MR;                                                                                      \
+            b += (BK);                                                                                    \
+        }                                                                                                 \
+        for (int j = 0; j < NRC; j++) {                                                                   \
+            _mm256_storeu_ps(t + j * MR, lo[j]);                                                          \
+            _mm256_storeu_ps(t + j * MR + 8, hi[j]);                                                      \
+        }                                                                                                 \
+    }
+TILE(strided_1, 1, bk, bn)
+TILE(strided_2, 2, bk, bn)
+TILE(strided_3, 3, bk, bn)
+TILE(strided_4, 4, bk, bn)
+TILE(strided_5, 5, bk, bn)
+TILE(strided_6, 6, bk, bn)
+TILE(packed_6, 6, NR, 1)
+
+static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
+                           int accumulate) {
+    if (nr == NR && bk == NR && bn == 1) { packed_6(a, kc, b, bk, bn, t, accumulate); return; }
+    switch (nr) {
+    case 6: strided_6(a, kc, b, bk, bn, t, accumulate); break;
+    case 5: strided_5(a, kc, b, bk, bn, t, accumulate); break;
+    case 4: strided_4(a, kc, b, bk, bn, t, accumulate); break;
+    case 3: strided_3(a, kc, b, bk, bn, t, accumulate); break;
+    case 2: strided_2(a, kc, b, bk, bn, t, accumulate); break;
+    default: strided_1(a, kc, b, bk, bn, t, accumulate); break;
+    }
+}
+
+// The store with 8-lane vectors when a whole block's rows are contiguous in out (cm == 1).
+static AVX2 void store_avx2(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
+                            size_t cn, const float *bias, int relu) {
+    if (cm != 1 || rows != MR) {
+        store_tile(t, nr, m0, rows, n0, c, cm, cn, bias, relu);
+        return;
+    }
+    const __m256 b0 = bias ? _mm256_loadu_ps(bias + m0) : _mm256_setzero_ps();
+    const __m256 b1 = bias ? _mm256_loadu_ps(bias + m0 + 8) : _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps();
+    for (int j = 0; j < nr; j++) {
+        __m256 v0 = _mm256_loadu_ps(t + j * MR), v1 = _mm256_loadu_ps(t + j * MR + 8);
+        if (bias) { v0 = _mm256_add_ps(v0, b0); v1 = _mm256_add_ps(v1, b1); }
+        // Swift's max(v, 0): lanes with v <= 0 (ordered) become +0, NaN stays NaN.
+        if (relu) {
+            v0 = _mm256_andnot_ps(_mm256_cmp_ps(v0, zero, _CMP_LE_OQ), v0);
+            v1 = _mm256_andnot_ps(_mm256_cmp_ps(v1, zero, _CMP_LE_OQ), v1);
+        }
+        _mm256_storeu_ps(c + (n0 + j) * cn + m0, v0);
+        _mm256_storeu_ps(c + (n0 + j) * cn + m0 + 8, v1);
+    }
+}
+
+static int use_avx2(void) {
+    static int chosen = -1;
+    if (chosen < 0) {
+        __builtin_cpu_init();
+        chosen = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return chosen;
+}
+#endif
+
+// Columns per chunk on wide planes: a chunk of B (K x 96) stays in cache while every filter block
+// passes over it. Narrow planes (N <= 384) keep one filter block in cache across all images instead.
+#define WIDE_CHUNK 96
+// k values per pass: a 16 x 256 slice of a filter block (16 KB) stays in L1 while the tiles of
+// all columns pass over it; the tiles' sums wait in a buffer between passes.
+#define KC 256
+
+static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
+                        size_t bk, size_t bn, int packedB, size_t N, size_t images, size_t bi, float *c, size_t cm,
+                        size_t cn, size_t ci, const float *bias, int relu) {
+    void (*tile)(const float *, size_t, const float *, size_t, size_t, int, float *, int) = tile_generic;
+    void (*store)(const float *, int, size_t, size_t, size_t, float *, size_t, size_t, const float *, int) =
+        store_generic;
+#if defined(__x86_64__)
+    if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
+#endif
+    const size_t qs = (N + NR - 1) / NR;
+    // Tile sums of one pass: every tile of all images (narrow planes) or of one chunk (wide).
+    const size_t tiles = N <= 384 ? images * qs : WIDE_CHUNK / NR;
+    float *sums = aligned_alloc(32, tiles * NR * MR * sizeof(float));
+    if (!sums) return;  // not reached in practice: a few hundred KB at most
+    // B of tile (img, column n0) and its strides within the tile: packed columns are one [K][6]
+    // block per tile (image i, block q at b + (i * qs + q) * K * 6).
+#define B_AT(img, n0) (packedB ? b + ((img) * qs + (n0) / NR) * K * NR : b + (img) * bi + (n0) * bn)
+    const size_t tbk = packedB ? NR : bk, tbn = packedB ? 1 : bn;
+    if (N <= 384) {
+        for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+            const float *a = ap + blk * K * MR;
+            const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
+            for (size_t k0 = 0; k0 < K; k0 += KC) {
+                const size_t kc = K - k0 < KC ? K - k0 : KC;
+                for (size_t img = 0; img < images; img++)
+                    for (size_t q = 0; q < qs; q++) {
+                        const size_t n0 = q * NR;
+                        const int nr = N - n0 < NR ? (int)(N - n0) : NR;
+                        tile(a + k0 * MR, kc, B_AT(img, n0) + k0 * tbk, tbk, tbn, nr,
+                             sums + (img * qs + q) * NR * MR, k0 > 0);
+                    }
+            }
+            for (size_t img = 0; img < images; img++)
+                for (size_t q = 0; q < qs; q++) {
+                    const size_t n0 = q * NR;
+                    const int nr = N - n0 < NR ? (int)(N - n0) : NR;
+                    store(sums + (img * qs + q) * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
+                }
+        }
+    } else {
+        for (size_t img = 0; img < images; img++)
+            for (size_t c0 = 0; c0 < N; c0 += WIDE_CHUNK) {
+                const size_t c1 = N - c0 < WIDE_CHUNK ? N : c0 + WIDE_CHUNK;
+                for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+                    const float *a = ap + blk * K * MR;
+                    const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
+                    for (size_t k0 = 0; k0 < K; k0 += KC) {
+                        const size_t kc = K - k0 < KC ? K - k0 : KC;
+                        for (size_t n0 = c0; n0 < c1; n0 += NR) {
+                            const int nr = c1 - n0 < NR ? (int)(c1 - n0) : NR;
+                            tile(a + k0 * MR, kc, B_AT(img, n0) + k0 * tbk, tbk, tbn, nr,
+                                 sums + (n0 - c0) / NR * NR * MR, k0 > 0);
+                        }
+                    }
+                    for (size_t n0 = c0; n0 < c1; n0 += NR) {
+                        const int nr = c1 - n0 < NR ? (int)(c1 - n0) : NR;
+                        store(sums + (n0 - c0) / NR * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
+                    }
+                }
+            }
+    }
+#undef B_AT
+    free(sums);
+}
+
+void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
+                       size_t bk, size_t bn, size_t N, size_t images, size_t bi, float *c, size_t cm, size_t cn,
+                       size_t ci, const float *bias, int relu) {
+    gemm_driver(ap, M, K, blockBegin, blockEnd, b, bk, bn, 0, N, images, bi, c, cm, cn, ci, bias, relu);
+}
+
+size_t manet_packed_columns_size(size_t K, size_t N, size_t images) { return images * ((N + NR - 1) / NR) * NR * K; }
+
+void manet_pack_columns(const float *b, size_t bk, size_t bn, size_t K, size_t N, size_t bi, size_t begin, size_t end,
+                        float *bp) {
+    const size_t qs = (N + NR - 1) / NR;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / qs, q = item % qs, n0 = q * NR;
+        const int nr = N - n0 < NR ? (int)(N - n0) : NR;
+        const float *src = b + img * bi + n0 * bn;
+        float *dst = bp + item * K * NR;
+        if (nr == NR && bn == 1) {
+            for (size_t k = 0; k < K; k++) memcpy(dst + k * NR, src + k * bk, NR * sizeof(float));
+        } else {
+            for (size_t k = 0; k < K; k++)
+                for (int j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? src[k * bk + j * bn] : 0;
+        }
+    }
+}
+
+void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+                                      const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
+                                      size_t ci, const float *bias, int relu) {
+    gemm_driver(ap, M, K, blockBegin, blockEnd, bp, 0, 0, 1, N, images, 0, c, cm, cn, ci, bias, relu);
+}

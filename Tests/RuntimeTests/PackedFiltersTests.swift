@@ -1,0 +1,227 @@
+// The packed-filter GEMM (Kernels/PackedFilters.swift, _CKernels/packed_gemm.c): packing round
+// trips, products against float64 for every B and output layout it serves, the convolution over
+// it against the OpenBLAS path, the same bits for any thread count, and the inference plan using it.
+
+import Foundation
+import Kernels
+import ONNXIR
+@testable import Runtime
+import TestSupport
+import XCTest
+
+final class PackedFiltersTests: XCTestCase {
+    func testPackingRoundTripsInPlaceAndPadded() {
+        for (filters, columns) in [(48, 37), (20, 9), (16, 1), (1, 5)] {
+            let w = pseudoRandom(filters * columns, seed: UInt64(filters))
+            let copied = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: filters, columns: columns) }
+            var taken = w
+            let packed = PackedFilters(taking: &taken, filters: filters, columns: columns)
+            XCTAssertTrue(taken.isEmpty, "the buffer is taken")
+            XCTAssertEqual(copied.unpacked(), w)
+            XCTAssertEqual(packed.unpacked(), w)
+            XCTAssertEqual(packed.count, (filters + 15) / 16 * 16 * columns, "rows padded to a block of 16")
+            // Element (m, k) sits at (m / 16) * K * 16 + k * 16 + m % 16.
+            let m = filters - 1, k = columns - 1
+            packed.withPointer { XCTAssertEqual($0[(m / 16) * columns * 16 + k * 16 + m % 16], w[m * columns + k]) }
+        }
+    }
+
+    /// out(m, n) for every image from the definition, in float64.
+    func reference(_ a: [Float], filters: Int, k: Int, b: (Int, Int, Int) -> Float, n: Int, images: Int,
+                   bias: [Float]?, relu: Bool) -> [[Double]] {
+        (0..<images).map { i in
+            var out = [Double](repeating: 0, count: filters * n)
+            for m in 0..<filters {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for kk in 0..<k { sum += Double(a[m * k + kk]) * Double(b(i, kk, j)) }
+                    sum += Double(bias?[m] ?? 0)
+                    out[m * n + j] = relu ? max(sum, 0) : sum
+                }
+            }
+            return out
+        }
+    }
+
+    /// Every layout pair the convolution paths use, remainders of 1...5 columns, a partial last
+    /// block of rows, wide planes (> 384 columns, chunked) and narrow ones.
+    func testProductMatchesFloat64ForEveryLayout() {
+        for (filters, k, n, images) in [(32, 70, 49, 2), (20, 9, 13, 1), (16, 300, 7, 3), (48, 27, 500, 2), (17, 5, 1, 1)] {
+            let a = pseudoRandom(filters * k, seed: 11)
+            let bias = pseudoRandom(filters, seed: 12)
+            let packed = a.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: filters, columns: k) }
+            // B [images][K][N] (rows contiguous) and the same values as [images][N][K] (columns contiguous).
+            let rowsB = pseudoRandom(images * k * n, seed: 13)
+            var colsB = [Float](repeating: 0, count: rowsB.count)
+            for i in 0..<images { for kk in 0..<k { for j in 0..<n { colsB[(i * n + j) * k + kk] = rowsB[(i * k + kk) * n + j] } } }
+            for relu in [false, true] {
+                let expected = reference(a, filters: filters, k: k, b: { rowsB[($0 * k + $1) * n + $2] }, n: n, images: images,
+                                         bias: bias, relu: relu)
+                let scale = max(1, expected.joined().map(abs).max()!)
+                for layout in ["rows", "columns", "packed"] {
+                    for threads in [1, 2] {
+                        // Output [images][M][N] (NCHW) for rows/packed, [images][N][M] for columns.
+                        var out = [Float](repeating: .nan, count: images * filters * n)
+                        let mn = layout == "columns"
+                        bias.withUnsafeBufferPointer { bb in
+                            out.withUnsafeMutableBufferPointer { ob in
+                                let (cm, cn) = mn ? (1, filters) : (n, 1)
+                                switch layout {
+                                case "rows":
+                                    packed.multiply(rowsB, bk: n, bn: 1, n: n, images: images, bi: k * n, ob.baseAddress!,
+                                                    cm: cm, cn: cn, ci: filters * n, bias: bb.baseAddress, relu: relu, threads: threads)
+                                case "columns":
+                                    packed.multiply(colsB, bk: 1, bn: k, n: n, images: images, bi: k * n, ob.baseAddress!,
+                                                    cm: cm, cn: cn, ci: filters * n, bias: bb.baseAddress, relu: relu, threads: threads)
+                                default:
+                                    packed.multiplyPackingColumns(rowsB, bk: n, bn: 1, n: n, images: images, bi: k * n,
+                                                                  ob.baseAddress!, cm: cm, cn: cn, ci: filters * n,
+                                                                  bias: bb.baseAddress, relu: relu, threads: threads)
+                                }
+                            }
+                        }
+                        var worst = 0.0
+                        for i in 0..<images {
+                            for m in 0..<filters {
+                                for j in 0..<n {
+                                    let got = out[i * filters * n + (mn ? j * filters + m : m * n + j)]
+                                    worst = max(worst, abs(Double(got) - expected[i][m * n + j]) / scale)
+                                    if relu { XCTAssertGreaterThanOrEqual(got, 0) }
+                                }
+                            }
+                        }
+                        XCTAssertLessThan(worst, 1e-6, "M \(filters) K \(k) N \(n) x\(images) \(layout) relu \(relu) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A NaN sum stays NaN through the fused ReLU, like Relu's max(x, 0).
+    func testReluKeepsNaN() {
+        var a = [Float](repeating: 1, count: 16 * 2)
+        a[3 * 2] = .nan
+        let packed = a.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 16, columns: 2) }
+        let b: [Float] = [-1, 0.5, -2, 0.25]  // [K = 2][N = 2]
+        var out = [Float](repeating: 7, count: 32)
+        out.withUnsafeMutableBufferPointer {
+            packed.multiplyPackingColumns(b, bk: 2, bn: 1, n: 2, $0.baseAddress!, cm: 2, cn: 1, bias: nil, relu: true, threads: 1)
+        }
+        XCTAssertTrue(out[3 * 2].isNaN && out[3 * 2 + 1].isNaN)
+        XCTAssertEqual(out[0], 0)  // -1 - 2 = -3 -> 0
+        XCTAssertEqual(out[1], 0.75)
+    }
+
+    func geometry(side: Int, kernel: Int, stride: Int, pad: Int) -> WindowGeometry {
+        let out = (side + 2 * pad - kernel) / stride + 1
+        return WindowGeometry(input: [side, side], kernel: [kernel, kernel], strides: [stride, stride], padsBegin: [pad, pad],
+                              padsEnd: [pad, pad], dilations: [1, 1], output: [out, out])
+    }
+
+    /// The packed convolution against the OpenBLAS one on MA-Net's kinds of layers (3x3 on 7x7,
+    /// stride 2, 1x1, the 7x7/2 stem on a wide plane), batch 1 and 3; 1 and 2 threads give the same bits.
+    func testConvolutionMatchesTheOpenBLASPath() {
+        let cases: [(channels: Int, filters: Int, side: Int, kernel: Int, stride: Int, pad: Int)] = [
+            (64, 32, 7, 3, 1, 1), (32, 48, 14, 3, 2, 1), (32, 64, 7, 1, 1, 0), (16, 32, 14, 1, 2, 0), (3, 16, 64, 7, 2, 3),
+        ]
+        for c in cases {
+            for batch in [1, 3] {
+                let g = geometry(side: c.side, kernel: c.kernel, stride: c.stride, pad: c.pad)
+                let s = ConvolutionShape(batch: batch, channels: c.channels, filters: c.filters, group: 1, geometry: g)
+                let x = pseudoRandom(batch * c.channels * g.inputPlane, seed: 21)
+                let w = pseudoRandom(c.filters * s.columnRows, seed: 22)
+                let bias = pseudoRandom(c.filters, seed: 23)
+                let count = batch * c.filters * g.outputPlane
+                var expected = [Float](repeating: 0, count: count)
+                x.withUnsafeBufferPointer { xb in w.withUnsafeBufferPointer { wb in bias.withUnsafeBufferPointer { bb in
+                    expected.withUnsafeMutableBufferPointer {
+                        ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: bb.baseAddress, $0.baseAddress!, s,
+                                               relu: true, threads: 2)
+                    }
+                } } }
+                var taken = w
+                let packed = PackedFilters(taking: &taken, filters: c.filters, columns: s.columnRows)
+                var results: [[Float]] = []
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: count)
+                    x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
+                        y.withUnsafeMutableBufferPointer {
+                            ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: bb.baseAddress, $0.baseAddress!, s,
+                                                         relu: true, threads: threads)
+                        }
+                    } }
+                    assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
+                    results.append(y)
+                }
+                XCTAssertEqual(results[0], results[1], "same bits for 1 and 2 threads: \(c) batch \(batch)")
+            }
+        }
+    }
+
+    /// Winograd reading packed filters gives the same bits as reading [M, C, 3, 3].
+    func testWinogradReadsPackedFilters() {
+        let g = geometry(side: 7, kernel: 3, stride: 1, pad: 1)
+        let s = ConvolutionShape(batch: 2, channels: 24, filters: 32, group: 1, geometry: g)
+        let x = pseudoRandom(2 * 24 * 49, seed: 31), w = pseudoRandom(32 * 24 * 9, seed: 32)
+        var taken = w
+        let packed = PackedFilters(taking: &taken, filters: 32, columns: 24 * 9)
+        for tile in [WinogradTile.f2x2, .f4x4] {
+            var plain = [Float](repeating: 0, count: 2 * 32 * 49), fromPacked = plain
+            x.withUnsafeBufferPointer { xb in
+                w.withUnsafeBufferPointer { wb in
+                    plain.withUnsafeMutableBufferPointer {
+                        Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: tile, bias: nil, $0.baseAddress!, s, relu: false, threads: 2)
+                    }
+                }
+                packed.withPointer { wp in
+                    fromPacked.withUnsafeMutableBufferPointer {
+                        Winograd.run(xb.baseAddress!, wp, tile: tile, bias: nil, $0.baseAddress!, s, relu: false, threads: 2,
+                                     filtersPacked: true)
+                    }
+                }
+            }
+            XCTAssertEqual(plain, fromPacked, "\(tile)")
+            let kept = packed.withPointer {
+                Winograd.transformFilters($0, filters: 32, channels: 24, tile: tile, threads: 1, packed: true)
+            }
+            let keptPlain = w.withUnsafeBufferPointer {
+                Winograd.transformFilters($0.baseAddress!, filters: 32, channels: 24, tile: tile, threads: 1)
+            }
+            XCTAssertEqual(kept, keptPlain)
+        }
+    }
+
+    /// In a frozen inference plan, convolutions with >= 16 filters hold packed filters (no
+    /// original left in the executor's initializers), fewer keep theirs; results match the
+    /// graph as written.
+    func testFrozenPlanPacksFiltersOnce() throws {
+        func conv(_ name: String, _ input: String, _ w: String, pads: Int) -> Node {
+            Node(name: name, opType: "Conv", inputs: [input, w], outputs: [name], attributes: [attr("pads", [pads, pads, pads, pads])])
+        }
+        // Scaled by 1 / sqrt(fan-in) so that activations stay O(1) through the three layers.
+        func weights(_ count: Int, fanIn: Int, seed: UInt64) -> [Float] {
+            pseudoRandom(count, seed: seed).map { $0 / Float(fanIn).squareRoot() }
+        }
+        let w1 = weights(32 * 8 * 9, fanIn: 72, seed: 41)
+        let inits = [
+            TensorData(name: "w1", dims: [32, 8, 3, 3], floats: w1),
+            TensorData(name: "w2", dims: [20, 32, 1, 1], floats: weights(20 * 32, fanIn: 32, seed: 42)),
+            TensorData(name: "w3", dims: [4, 20, 3, 3], floats: weights(4 * 20 * 9, fanIn: 180, seed: 43)),
+        ]
+        let graph = Graph(name: "g", nodes: [conv("a", "x", "w1", pads: 1), conv("b", "a", "w2", pads: 0), conv("y", "b", "w3", pads: 1)],
+                          inputs: [ValueInfo.tensor("x", .float, nil)], outputs: [ValueInfo.tensor("y", .float, nil)],
+                          initializers: inits)
+        let model = Model(irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 17)], graph: graph)
+        let x = Tensor(shape: [2, 8, 9, 9], floats: pseudoRandom(2 * 8 * 81, seed: 44))
+        let plain = try Executor(model: model, context: ExecutionContext(threads: 2), options: .none)
+        let fused = try Executor(model: model, context: ExecutionContext(threads: 2), options: .inference)
+        fused.freezeForInference()
+        let convs = fused.inferencePlan().steps.compactMap { $0.op as? FusedConv }
+        XCTAssertEqual(convs.map { if case .packed = $0.filters { true } else { false } }, [true, true, false])
+        XCTAssertNil(fused.initializer("w1"), "packed filters replace w1")
+        XCTAssertNil(fused.initializer("w2"))
+        XCTAssertEqual(convs[0].weight.floats, w1, "unpacking gives the weights back")
+        assertClose(try fused.run(inputs: ["x": x])["y"]!.floats, try plain.run(inputs: ["x": x])["y"]!.floats,
+                    rtol: 1e-5, atol: 1e-5)
+    }
+}
