@@ -93,6 +93,16 @@ public final class PackedFilters: @unchecked Sendable {
         parallelFor(workers, threads: workers) { w in
             manet_pack_columns(b, bk, bn, columns, n, bi, w * items / workers, (w + 1) * items / workers, packed)
         }
+        multiplyPackedColumns(packed, n: n, images: images, c, cm: cm, cn: cn, ci: ci, bias: bias, relu: relu,
+                              threads: threads)
+    }
+
+    /// The product with B already in packed-column form (`manet_im2col_packed`,
+    /// `manet_pack_columns`: `images` times ceil(n / 6) blocks of [columns][6]).
+    public func multiplyPackedColumns(_ packed: UnsafePointer<Float>, n: Int, images: Int,
+                                      _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int,
+                                      bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
+        if n == 0 || images == 0 || filters == 0 { return }
         withPointer { pointer in
             forEachBlockRange(threads: threads) { lo, hi in
                 manet_packed_gemm_packed_columns(pointer, filters, columns, lo, hi, packed, n, images, c, cm, cn, ci,
@@ -110,10 +120,10 @@ public final class PackedFilters: @unchecked Sendable {
 
 extension ConvolutionForward {
     /// `run` for an ungrouped convolution whose filters were packed once: y[n, m, p] =
-    /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). Chunks of images share one im2col buffer
-    /// (side by side, so each packed filter block is read once per chunk), copied into blocks
-    /// of 6 columns for the GEMM; the filter blocks are split over threads. 1x1 stride-1
-    /// unpadded convolutions read x directly.
+    /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). A chunk of images is unfolded at once into
+    /// the GEMM's blocks of 6 columns (so each packed filter block is read once per chunk); the
+    /// filter blocks are split over threads. 1x1 stride-1 unpadded convolutions copy x's planes
+    /// into that form instead of unfolding.
     public static func runPacked(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                                  _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
         precondition(s.group == 1 && w.filters == s.filters && w.columns == s.columnRows)
@@ -125,23 +135,44 @@ extension ConvolutionForward {
                                      y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads)
             return
         }
-        // Columns and their packed copy: about twice rows * plane floats per image.
-        let chunk = max(1, min(s.batch, scratchLimit / max(1, 2 * rows * (plane + 5))))
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
-        defer { columns.deallocate() }
+        // 2-D windows are unfolded straight into the GEMM's packed-column form; other ranks go
+        // through im2col first.
+        let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
+        let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
+        let chunk = max(1, min(s.batch, scratchLimit / max(1, perImage)))
+        let columns = flat ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
+        let packed = flat ? UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, chunk)) : nil
+        defer { columns?.deallocate(); packed?.deallocate() }
+        var window = manet_window2d(channels: Int32(s.channels), inH: Int32(g.inH), inW: Int32(g.inW),
+                                    kH: Int32(g.kH), kW: Int32(g.kW), sH: Int32(g.sH), sW: Int32(g.sW),
+                                    pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
+                                    outH: Int32(g.outH), outW: Int32(g.outW))
         var start = 0
         while start < s.batch {
             let images = min(chunk, s.batch - start)
-            let cols = images * plane
-            // Column i * P + p of row r reads image start + i; the row stride is `cols`.
-            parallelFor(images * s.channels, threads: threads) { t in
-                let i = t / s.channels, c = t % s.channels
-                im2col(x + (start + i) * s.channels * inPlane, columns + i * plane, rowStride: cols,
-                       channels: c..<(c + 1), g)
+            let yChunk = y + start * s.filters * plane
+            if let packed {
+                let items = images * ((plane + 5) / 6)
+                let workers = min(max(1, threads), items)
+                let xChunk = x + start * s.channels * inPlane
+                parallelFor(workers, threads: workers) { t in
+                    manet_im2col_packed(&window, xChunk, s.channels * inPlane, t * items / workers,
+                                        (t + 1) * items / workers, packed)
+                }
+                w.multiplyPackedColumns(packed, n: plane, images: images, yChunk, cm: plane, cn: 1, ci: s.filters * plane,
+                                        bias: bias, relu: relu, threads: threads)
+            } else if let columns {
+                let cols = images * plane
+                // Column i * P + p of row r reads image start + i; the row stride is `cols`.
+                parallelFor(images * s.channels, threads: threads) { t in
+                    let i = t / s.channels, c = t % s.channels
+                    im2col(x + (start + i) * s.channels * inPlane, columns + i * plane, rowStride: cols,
+                           channels: c..<(c + 1), g)
+                }
+                w.multiplyPackingColumns(columns, bk: cols, bn: 1, n: plane, images: images, bi: plane,
+                                         yChunk, cm: plane, cn: 1, ci: s.filters * plane,
+                                         bias: bias, relu: relu, threads: threads)
             }
-            w.multiplyPackingColumns(columns, bk: cols, bn: 1, n: plane, images: images, bi: plane,
-                                     y + start * s.filters * plane, cm: plane, cn: 1, ci: s.filters * plane,
-                                     bias: bias, relu: relu, threads: threads)
             start += images
         }
     }

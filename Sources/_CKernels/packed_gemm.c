@@ -134,24 +134,61 @@ static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk,
     }
 }
 
-// The store with 8-lane vectors when a whole block's rows are contiguous in out (cm == 1).
+// Swift's max(v, 0): lanes with v <= 0 (ordered) become +0, NaN stays NaN.
+static AVX2 inline __m256 relu8(__m256 v) { return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v); }
+
+// 8 rows i0 ..< i0 + 8 of a tile to out rows with contiguous columns (cn == 1): an 8 x 8
+// transpose of t[j][i0 + r] (j < 6, two zero columns), bias and ReLU per row, 6-lane stores.
+static AVX2 void store_transposed8(const float *t, int nr, size_t i0, size_t m0, size_t n0, float *c, size_t cm,
+                                   const float *bias, int relu) {
+    __m256 v[8];
+    for (int j = 0; j < 8; j++) v[j] = j < nr ? _mm256_loadu_ps(t + j * MR + i0) : _mm256_setzero_ps();
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256 r[8];
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+    const __m256i mask = _mm256_setr_epi32(nr > 0 ? -1 : 0, nr > 1 ? -1 : 0, nr > 2 ? -1 : 0, nr > 3 ? -1 : 0,
+                                           nr > 4 ? -1 : 0, nr > 5 ? -1 : 0, 0, 0);
+    for (int i = 0; i < 8; i++) {
+        __m256 x = r[i];
+        if (bias) x = _mm256_add_ps(x, _mm256_broadcast_ss(bias + m0 + i0 + i));
+        if (relu) x = relu8(x);
+        _mm256_maskstore_ps(c + (m0 + i0 + i) * cm + n0, mask, x);
+    }
+}
+
+// The store with 8-lane vectors: straight when a whole block's rows are contiguous in out
+// (cm == 1), transposed when its columns are (cn == 1, NCHW planes).
 static AVX2 void store_avx2(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
                             size_t cn, const float *bias, int relu) {
+    if (cn == 1 && rows == MR) {
+        store_transposed8(t, nr, 0, m0, n0, c, cm, bias, relu);
+        store_transposed8(t, nr, 8, m0, n0, c, cm, bias, relu);
+        return;
+    }
     if (cm != 1 || rows != MR) {
         store_tile(t, nr, m0, rows, n0, c, cm, cn, bias, relu);
         return;
     }
     const __m256 b0 = bias ? _mm256_loadu_ps(bias + m0) : _mm256_setzero_ps();
     const __m256 b1 = bias ? _mm256_loadu_ps(bias + m0 + 8) : _mm256_setzero_ps();
-    const __m256 zero = _mm256_setzero_ps();
     for (int j = 0; j < nr; j++) {
         __m256 v0 = _mm256_loadu_ps(t + j * MR), v1 = _mm256_loadu_ps(t + j * MR + 8);
         if (bias) { v0 = _mm256_add_ps(v0, b0); v1 = _mm256_add_ps(v1, b1); }
-        // Swift's max(v, 0): lanes with v <= 0 (ordered) become +0, NaN stays NaN.
-        if (relu) {
-            v0 = _mm256_andnot_ps(_mm256_cmp_ps(v0, zero, _CMP_LE_OQ), v0);
-            v1 = _mm256_andnot_ps(_mm256_cmp_ps(v1, zero, _CMP_LE_OQ), v1);
-        }
+        if (relu) { v0 = relu8(v0); v1 = relu8(v1); }
         _mm256_storeu_ps(c + (n0 + j) * cn + m0, v0);
         _mm256_storeu_ps(c + (n0 + j) * cn + m0 + 8, v1);
     }
@@ -256,10 +293,51 @@ void manet_pack_columns(const float *b, size_t bk, size_t bn, size_t K, size_t N
         const float *src = b + img * bi + n0 * bn;
         float *dst = bp + item * K * NR;
         if (nr == NR && bn == 1) {
-            for (size_t k = 0; k < K; k++) memcpy(dst + k * NR, src + k * bk, NR * sizeof(float));
+            for (size_t k = 0; k < K; k++) {
+                const float *row = src + k * bk;
+                float *to = dst + k * NR;
+                to[0] = row[0], to[1] = row[1], to[2] = row[2], to[3] = row[3], to[4] = row[4], to[5] = row[5];
+            }
         } else {
             for (size_t k = 0; k < K; k++)
                 for (int j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? src[k * bk + j * bn] : 0;
+        }
+    }
+}
+
+void manet_im2col_packed(const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
+                         float *bp) {
+    const size_t N = (size_t)g->outH * g->outW, qs = (N + NR - 1) / NR;
+    const size_t kk = (size_t)g->kH * g->kW, K = (size_t)g->channels * kk, plane = (size_t)g->inH * g->inW;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / qs, n0 = item % qs * NR;
+        const float *xi = x + img * imageStride;
+        float *dst = bp + item * K * NR;
+        int ih0[NR], iw0[NR], live[NR];
+        for (int j = 0; j < NR; j++) {
+            const size_t n = n0 + j;
+            live[j] = n < N;
+            ih0[j] = live[j] ? (int)(n / g->outW) * g->sH - g->pH : 0;
+            iw0[j] = live[j] ? (int)(n % g->outW) * g->sW - g->pW : 0;
+        }
+        for (int kh = 0; kh < g->kH; kh++) {
+            for (int kw = 0; kw < g->kW; kw++) {
+                // Where each of the 6 positions reads for this tap; positions in the padding (or
+                // past N) read nothing and give 0.
+                size_t off[NR];
+                int valid[NR];
+                for (int j = 0; j < NR; j++) {
+                    const int ih = ih0[j] + kh * g->dH, iw = iw0[j] + kw * g->dW;
+                    valid[j] = live[j] && ih >= 0 && ih < g->inH && iw >= 0 && iw < g->inW;
+                    off[j] = valid[j] ? (size_t)ih * g->inW + iw : 0;
+                }
+                float *to = dst + (size_t)(kh * g->kW + kw) * NR;
+                for (size_t c = 0; c < (size_t)g->channels; c++) {
+                    const float *xc = xi + c * plane;
+                    float *t = to + c * kk * NR;
+                    for (int j = 0; j < NR; j++) t[j] = valid[j] ? xc[off[j]] : 0.0f;
+                }
+            }
         }
     }
 }

@@ -158,6 +158,27 @@ final class PackedFiltersTests: XCTestCase {
         }
     }
 
+    /// 3-D windows take im2col and then the column copy (2-D ones unfold straight into blocks).
+    func testThreeDimensionalConvolution() {
+        let g = WindowGeometry(input: [4, 5, 6], kernel: [2, 3, 3], strides: [1, 2, 1], padsBegin: [0, 1, 1],
+                               padsEnd: [0, 1, 1], dilations: [1, 1, 1], output: [3, 3, 6])
+        let s = ConvolutionShape(batch: 2, channels: 5, filters: 18, group: 1, geometry: g)
+        let x = pseudoRandom(2 * 5 * g.inputPlane, seed: 51), w = pseudoRandom(18 * s.columnRows, seed: 52)
+        var expected = [Float](repeating: 0, count: 2 * 18 * g.outputPlane), y = expected
+        x.withUnsafeBufferPointer { xb in
+            w.withUnsafeBufferPointer { wb in
+                expected.withUnsafeMutableBufferPointer {
+                    ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 2)
+                }
+            }
+            let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 18, columns: s.columnRows) }
+            y.withUnsafeMutableBufferPointer {
+                ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false, threads: 2)
+            }
+        }
+        assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
+    }
+
     /// Winograd reading packed filters gives the same bits as reading [M, C, 3, 3].
     func testWinogradReadsPackedFilters() {
         let g = geometry(side: 7, kernel: 3, stride: 1, pad: 1)

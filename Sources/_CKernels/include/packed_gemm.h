@@ -50,6 +50,20 @@ size_t manet_packed_columns_size(size_t K, size_t N, size_t images);
 void manet_pack_columns(const float *b, size_t bk, size_t bn, size_t K, size_t N, size_t bi, size_t begin, size_t end,
                         float *bp);
 
+/// A 2-D convolution window over one image [channels, inH, inW].
+typedef struct {
+    int channels, inH, inW;
+    int kH, kW, sH, sW, pH, pW, dH, dW;
+    int outH, outW;
+} manet_window2d;
+
+/// im2col straight into packed-column form: items [begin, end), item = image * ceil(P / 6) + q
+/// (P = outH * outW), each the [K][6] block of output positions 6q ..< 6q + 6 of image
+/// x + image * imageStride (K = channels * kH * kW in im2col's row order; zero for padding and
+/// for positions past P).
+void manet_im2col_packed(const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
+                         float *bp);
+
 /// manet_packed_gemm with B in packed-column form (manet_pack_columns): each 16 x 6 tile reads
 /// one contiguous [K][6] block.
 void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
