@@ -60,17 +60,26 @@ public enum Winograd {
         }
     }
 
-    /// The transformed filters u[p][M][C] of w [M, C, 3, 3] (alpha^2 * M * C floats), or of w in
-    /// `PackedFilters`' layout when `packed`.
+    /// The transformed filters of w [M, C, 3, 3]: u[p][M][C] (alpha^2 * M * C floats). With
+    /// `packed`, w is in `PackedFilters`' layout, and when M is a multiple of 16 so is each
+    /// point's [M, C] matrix (the packed-filter GEMM's A, see `usesPackedGEMM`).
     public static func transformFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, tile: WinogradTile,
                                         threads: Int, packed: Bool = false) -> [Float] {
         let count = filters * channels, m = tile == .f2x2 ? 2 : 4
         return [Float](unsafeUninitializedCapacity: tile.alpha * tile.alpha * count) { u, n in
-            transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads,
-                             packedChannels: packed ? channels : 0)
+            if packed && usesPackedGEMM(filters: filters) {
+                transformFiltersToBlocks(w, filters: filters, channels: channels, m: m, into: u.baseAddress!, threads: threads)
+            } else {
+                transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads,
+                                 packedChannels: packed ? channels : 0)
+            }
             n = tile.alpha * tile.alpha * count
         }
     }
+
+    /// Whether a call with packed filters multiplies with the packed-filter GEMM (each point's
+    /// transformed filters in 16-row blocks) rather than OpenBLAS: when M is a multiple of 16.
+    public static func usesPackedGEMM(filters: Int) -> Bool { filters % 16 == 0 }
 
     static func transformFilters(_ w: UnsafePointer<Float>, count: Int, m: Int, into u: UnsafeMutablePointer<Float>,
                                  threads: Int, packedChannels: Int = 0) {
@@ -80,6 +89,13 @@ public enum Winograd {
             } else {
                 manet_winograd_filter(Int32(m), w, lo * 8, min(hi * 8, count), u, count)
             }
+        }
+    }
+
+    static func transformFiltersToBlocks(_ w: UnsafePointer<Float>, filters: Int, channels: Int, m: Int,
+                                         into u: UnsafeMutablePointer<Float>, threads: Int) {
+        forEachWorkerRange(filters / 8 * channels, threads: threads, scratch: 0) { lo, hi, _ in
+            manet_winograd_filter_packed_blocks(Int32(m), w, filters, channels, lo, hi, u, filters * channels)
         }
     }
 
@@ -104,11 +120,30 @@ public enum Winograd {
         let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * maxTiles)
         defer { v.deallocate(); r.deallocate() }
         let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
-        // u[p][M][C]: the transformed filters, each point one row-major M x C matrix.
+        // u[p][M][C]: the transformed filters, each point one row-major M x C matrix, or (packed
+        // filters, M a multiple of 16) one matrix in 16-row blocks for the packed-filter GEMM.
+        let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
         let made = transformed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
         defer { made?.deallocate() }
-        if let made { transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels) }
+        if let made {
+            if packedGEMM {
+                transformFiltersToBlocks(w, filters: M, channels: C, m: T.m, into: made, threads: threads)
+            } else {
+                transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels)
+            }
+        }
         let u = UnsafePointer(made) ?? transformed!
+        // R_p = V_p U_p^T for point p, one single-threaded GEMM.
+        func multiply(_ p: Int, tiles: Int) {
+            if packedGEMM {
+                // out(m, tile) = sum_c U_p(m, c) V_p(tile, c), written as r[tile][m].
+                manet_packed_gemm(u + p * M * C, M, C, 0, M / 16, v + p * tiles * C, 1, C, tiles, 1, 0,
+                                  r + p * tiles * M, 1, M, 0, nil, 0)
+            } else {
+                GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
+                           c: r + p * tiles * M, ldc: M, threads: 1)
+            }
+        }
         var start = 0
         while start < s.batch {
             let images = min(chunk, s.batch - start)
@@ -118,20 +153,10 @@ public enum Winograd {
                 manet_winograd_input(&geometry, xChunk, lo, hi, v, tiles * C, scratch)
             }
             // R_p[tiles, M] = V_p[tiles, C] x U_p[M, C]^T for every transform point p.
-            if threads > 1 {
-                // Transform points over threads, one single-threaded GEMM each: no fork/join
-                // inside the 16 or 36 GEMMs (measured faster than threaded GEMMs one by one).
-                GEMM.setThreads(1)
-                parallelFor(points, threads: threads) { p in
-                    GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
-                               c: r + p * tiles * M, ldc: M, threads: 1)
-                }
-            } else {
-                for p in 0..<points {
-                    GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
-                               c: r + p * tiles * M, ldc: M, threads: threads)
-                }
-            }
+            // Transform points over threads, one single-threaded GEMM each: no fork/join inside
+            // the 16 or 36 GEMMs (measured faster than threaded GEMMs one by one).
+            if !packedGEMM { GEMM.setThreads(1) }
+            parallelFor(points, threads: threads) { p in multiply(p, tiles: tiles) }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
                 manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
             }

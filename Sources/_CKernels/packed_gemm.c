@@ -204,11 +204,11 @@ static int use_avx2(void) {
 }
 #endif
 
-// Columns per chunk on wide planes: a chunk of B (K x 96) stays in cache while every filter block
-// passes over it. Narrow planes (N <= 384) keep one filter block in cache across all images instead.
-#define WIDE_CHUNK 96
-// k values per pass: a 16 x 256 slice of a filter block (16 KB) stays in L1 while the tiles of
-// all columns pass over it; the tiles' sums wait in a buffer between passes.
+// Tiles (of 6 columns) per chunk: the chunk's B slice for one pass of k (16 x 256 x 6 floats,
+// 96 KB) stays in L2 while every filter block of the range passes over it.
+#define CHUNK_TILES 16
+// k values per pass: a 16 x 256 slice of a filter block (16 KB) stays in L1 while the chunk's
+// tiles pass over it; the tiles' sums wait in a buffer between passes.
 #define KC 256
 
 static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
@@ -220,59 +220,40 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
 #if defined(__x86_64__)
     if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
 #endif
-    const size_t qs = (N + NR - 1) / NR;
-    // Tile sums of one pass: every tile of all images (narrow planes) or of one chunk (wide).
-    const size_t tiles = N <= 384 ? images * qs : WIDE_CHUNK / NR;
-    float *sums = aligned_alloc(32, tiles * NR * MR * sizeof(float));
-    if (!sums) return;  // not reached in practice: a few hundred KB at most
-    // B of tile (img, column n0) and its strides within the tile: packed columns are one [K][6]
-    // block per tile (image i, block q at b + (i * qs + q) * K * 6).
-#define B_AT(img, n0) (packedB ? b + ((img) * qs + (n0) / NR) * K * NR : b + (img) * bi + (n0) * bn)
+    if (blockEnd <= blockBegin || N == 0 || images == 0) return;
+    // Tiles are numbered image by image: tile t is columns 6q ..< 6q + 6 of image t / qs (q = t % qs).
+    const size_t qs = (N + NR - 1) / NR, total = images * qs, blocks = blockEnd - blockBegin;
+    // Every block's sums for one chunk of tiles (a few hundred KB at most).
+    float *sums = aligned_alloc(32, blocks * CHUNK_TILES * NR * MR * sizeof(float));
+    if (!sums) return;  // not reached in practice
+    // B of tile (img, q) and its strides within the tile: packed columns are one [K][6] block
+    // per tile (image i, block q at b + (i * qs + q) * K * 6).
     const size_t tbk = packedB ? NR : bk, tbn = packedB ? 1 : bn;
-    if (N <= 384) {
-        for (size_t blk = blockBegin; blk < blockEnd; blk++) {
-            const float *a = ap + blk * K * MR;
-            const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
-            for (size_t k0 = 0; k0 < K; k0 += KC) {
-                const size_t kc = K - k0 < KC ? K - k0 : KC;
-                for (size_t img = 0; img < images; img++)
-                    for (size_t q = 0; q < qs; q++) {
-                        const size_t n0 = q * NR;
-                        const int nr = N - n0 < NR ? (int)(N - n0) : NR;
-                        tile(a + k0 * MR, kc, B_AT(img, n0) + k0 * tbk, tbk, tbn, nr,
-                             sums + (img * qs + q) * NR * MR, k0 > 0);
-                    }
-            }
-            for (size_t img = 0; img < images; img++)
-                for (size_t q = 0; q < qs; q++) {
-                    const size_t n0 = q * NR;
+    for (size_t t0 = 0; t0 < total; t0 += CHUNK_TILES) {
+        const size_t t1 = total - t0 < CHUNK_TILES ? total : t0 + CHUNK_TILES;
+        for (size_t k0 = 0; k0 < K; k0 += KC) {
+            const size_t kc = K - k0 < KC ? K - k0 : KC;
+            for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+                const float *a = ap + blk * K * MR + k0 * MR;
+                float *blockSums = sums + (blk - blockBegin) * CHUNK_TILES * NR * MR;
+                for (size_t t = t0; t < t1; t++) {
+                    const size_t img = t / qs, n0 = t % qs * NR;
                     const int nr = N - n0 < NR ? (int)(N - n0) : NR;
-                    store(sums + (img * qs + q) * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
-                }
-        }
-    } else {
-        for (size_t img = 0; img < images; img++)
-            for (size_t c0 = 0; c0 < N; c0 += WIDE_CHUNK) {
-                const size_t c1 = N - c0 < WIDE_CHUNK ? N : c0 + WIDE_CHUNK;
-                for (size_t blk = blockBegin; blk < blockEnd; blk++) {
-                    const float *a = ap + blk * K * MR;
-                    const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
-                    for (size_t k0 = 0; k0 < K; k0 += KC) {
-                        const size_t kc = K - k0 < KC ? K - k0 : KC;
-                        for (size_t n0 = c0; n0 < c1; n0 += NR) {
-                            const int nr = c1 - n0 < NR ? (int)(c1 - n0) : NR;
-                            tile(a + k0 * MR, kc, B_AT(img, n0) + k0 * tbk, tbk, tbn, nr,
-                                 sums + (n0 - c0) / NR * NR * MR, k0 > 0);
-                        }
-                    }
-                    for (size_t n0 = c0; n0 < c1; n0 += NR) {
-                        const int nr = c1 - n0 < NR ? (int)(c1 - n0) : NR;
-                        store(sums + (n0 - c0) / NR * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
-                    }
+                    const float *bt = packedB ? b + t * K * NR : b + img * bi + n0 * bn;
+                    tile(a, kc, bt + k0 * tbk, tbk, tbn, nr, blockSums + (t - t0) * NR * MR, k0 > 0);
                 }
             }
+        }
+        for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+            const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
+            const float *blockSums = sums + (blk - blockBegin) * CHUNK_TILES * NR * MR;
+            for (size_t t = t0; t < t1; t++) {
+                const size_t img = t / qs, n0 = t % qs * NR;
+                const int nr = N - n0 < NR ? (int)(N - n0) : NR;
+                store(blockSums + (t - t0) * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
+            }
+        }
     }
-#undef B_AT
     free(sums);
 }
 

@@ -136,6 +136,30 @@ void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t
     filter_transform(m, w, channels, begin, end, u, pointStride);
 }
 
+MULTIVERSION
+void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, size_t channels, size_t begin,
+                                         size_t end, float *u, size_t pointStride) {
+    const int a = m + 2;
+    (void)filters;
+    for (size_t item = begin; item < end; item++) {
+        // 8 filters f0 ..< f0 + 8 (one half of a 16-row block) of channel c: contiguous in the
+        // packed layout on both sides.
+        const size_t f0 = item / channels * 8, c = item % channels;
+        const size_t in = (f0 / 16) * channels * 9 * 16 + c * 9 * 16 + f0 % 16;
+        const size_t out = (f0 / 16) * channels * 16 + c * 16 + f0 % 16;
+        v8 g[9], t[18], o[36];
+        for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + in + tap * 16);
+        if (m == 2) {
+            for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);
+            for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);
+        } else {
+            for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
+            for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
+        }
+        for (int p = 0; p < a * a; p++) *(v8u *)(u + p * pointStride + out) = o[p];
+    }
+}
+
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
     return (size_t)(g->tilesH * g->m + 2) * (size_t)(g->tilesW * g->m + 2) * 8;
 }

@@ -38,6 +38,12 @@ void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, floa
 void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t begin, size_t end, float *u,
                                   size_t pointStride);
 
+/// Filters packed as packed_gemm.h's 16-row blocks of [M, C * 9] (M = filters, a multiple of 16)
+/// to transformed filters in the same block layout per point: u[p * pointStride + (f / 16) * C * 16
+/// + c * 16 + f % 16], ready for manet_packed_gemm. Items [begin, end): item = (f / 8) * C + c.
+void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, size_t channels, size_t begin,
+                                         size_t end, float *u, size_t pointStride);
+
 /// Floats of scratch one worker needs for the input transform: (tilesH*m + 2) * (tilesW*m + 2) * 8.
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g);
 /// Floats of scratch one worker needs for the output transform: tilesH*m * tilesW*m * 8.
