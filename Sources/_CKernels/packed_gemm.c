@@ -65,13 +65,14 @@ static inline void store_tile(const float *t, int nr, size_t m0, size_t rows, si
 // t[j][16] (+)= sum over kc of a[k][16] * b(k, j), b(k, j) = b[k * bk + j * bn].
 static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
                          int accumulate) {
-    if (!accumulate) memset(t, 0, sizeof(float) * NR * MR);
+    float pass[NR * MR] = {0};
     for (size_t k = 0; k < kc; k++) {
         for (int j = 0; j < nr; j++) {
             const float x = b[k * bk + j * bn];
-            for (int i = 0; i < MR; i++) t[j * MR + i] = __builtin_fmaf(a[k * MR + i], x, t[j * MR + i]);
+            for (int i = 0; i < MR; i++) pass[j * MR + i] = __builtin_fmaf(a[k * MR + i], x, pass[j * MR + i]);
         }
     }
+    for (int e = 0; e < NR * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
 }
 
 static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
@@ -94,10 +95,7 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
                           int accumulate) {                                                               \
         (void)bk; (void)bn;                                                                               \
         __m256 lo[NRC], hi[NRC];                                                                          \
-        for (int j = 0; j < NRC; j++) {                                                                   \
-            lo[j] = accumulate ? _mm256_loadu_ps(t + j * MR) : _mm256_setzero_ps();                       \
-            hi[j] = accumulate ? _mm256_loadu_ps(t + j * MR + 8) : _mm256_setzero_ps();                   \
-        }                                                                                                 \
+        for (int j = 0; j < NRC; j++) lo[j] = hi[j] = _mm256_setzero_ps();                                \
         for (size_t k = 0; k < kc; k++) {                                                                 \
             const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                            \
             for (int j = 0; j < NRC; j++) {                                                               \
@@ -109,6 +107,10 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
             b += (BK);                                                                                    \
         }                                                                                                 \
         for (int j = 0; j < NRC; j++) {                                                                   \
+            if (accumulate) {                                                                             \
+                lo[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR), lo[j]);                                \
+                hi[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR + 8), hi[j]);                            \
+            }                                                                                             \
             _mm256_storeu_ps(t + j * MR, lo[j]);                                                          \
             _mm256_storeu_ps(t + j * MR + 8, hi[j]);                                                      \
         }                                                                                                 \
@@ -208,7 +210,8 @@ static int use_avx2(void) {
 // 96 KB) stays in L2 while every filter block of the range passes over it.
 #define CHUNK_TILES 16
 // k values per pass: a 16 x 256 slice of a filter block (16 KB) stays in L1 while the chunk's
-// tiles pass over it; the tiles' sums wait in a buffer between passes.
+// tiles pass over it. Each pass sums from zero and is then added to the tile's running sum (two
+// levels: rounding error grows with 256 + K / 256 terms, not K, as with OpenBLAS's blocking).
 #define KC 256
 
 static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,

@@ -74,6 +74,30 @@ final class WinogradTests: XCTestCase {
         return y
     }
 
+    /// The inference path with filters packed once (`PackedFilters`): Winograd with the packed-filter
+    /// GEMM when `tile` is given, else the packed direct convolution.
+    func runPacked(_ d: (x: [Float], w: [Float], b: [Float]), _ s: ConvolutionShape, tile: WinogradTile?, threads: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+        var w = d.w
+        let packed = PackedFilters(taking: &w, filters: s.filters, columns: s.columnRows)
+        d.x.withUnsafeBufferPointer { xb in
+            d.b.withUnsafeBufferPointer { bb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    if let tile {
+                        packed.withPointer {
+                            Winograd.run(xb.baseAddress!, $0, tile: tile, bias: bb.baseAddress, yb.baseAddress!, s, relu: false,
+                                         threads: threads, filtersPacked: true)
+                        }
+                    } else {
+                        ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: bb.baseAddress, yb.baseAddress!, s,
+                                                     relu: false, threads: threads)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
     func runDirect(_ d: (x: [Float], w: [Float], b: [Float]), _ s: ConvolutionShape, threads: Int) -> [Float] {
         var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
         d.x.withUnsafeBufferPointer { xb in
@@ -141,6 +165,14 @@ final class WinogradTests: XCTestCase {
                          c.channels, c.filters, c.height, c.width, direct.abs, direct.rel, f2.abs, f2.rel, f4.abs, f4.rel))
             XCTAssertLessThan(f2.rel, 1e-5, "F(2x2) \(c)")
             XCTAssertLessThan(f4.rel, 1e-5, "F(4x4) \(c)")
+            // The same with filters packed once (inference): the packed-filter GEMM.
+            let pDirect = error(runPacked(d, s, tile: nil, threads: 2), ref)
+            let pf2 = error(runPacked(d, s, tile: .f2x2, threads: 2), ref)
+            let pf4 = error(runPacked(d, s, tile: .f4x4, threads: 2), ref)
+            print(String(format: "  packed filters: direct rel %.2e, F(2x2) rel %.2e, F(4x4) rel %.2e", pDirect.rel, pf2.rel, pf4.rel))
+            XCTAssertLessThan(pDirect.rel, 1e-6, "packed direct \(c)")
+            XCTAssertLessThan(pf2.rel, 1e-5, "packed F(2x2) \(c)")
+            XCTAssertLessThan(pf4.rel, 1e-5, "packed F(4x4) \(c)")
         }
     }
 

@@ -7,9 +7,9 @@
 //     transformed inputs v[tile][C]: bk = 1, bn = C),
 //   out written in place: out(m, n) = c[m * cm + n * cn] (NCHW planes: cm = P, cn = 1; Winograd's
 //     results r[tile][M]: cm = 1, cn = M).
-// Each output element is one sum over k in increasing k order with fused multiply-adds on CPUs with
-// AVX2 and FMA (a portable scalar loop elsewhere), so results do not depend on how rows are split
-// over threads.
+// Each output element is a fixed sum over k (fused multiply-adds over passes of 256 k in increasing
+// order, the passes' sums added in order) on CPUs with AVX2 and FMA, the same sum in a portable
+// scalar loop elsewhere: results do not depend on how rows are split over threads.
 
 #ifndef MANET_PACKED_GEMM_H
 #define MANET_PACKED_GEMM_H
