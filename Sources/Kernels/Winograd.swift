@@ -122,8 +122,17 @@ public enum Winograd {
         let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
         // u[p][M][C]: the transformed filters, each point one row-major M x C matrix, or (packed
         // filters, M a multiple of 16) one matrix in 16-row blocks for the packed-filter GEMM.
+        // With packed filters (M a multiple of 16) the packed-filter GEMM multiplies one block of
+        // 16 filters at a time for every point, and filters not kept are transformed block by
+        // block right before (into a worker's scratch, which stays in cache) instead of all at
+        // once into a 16/9 or 4x weight-sized buffer.
+        // That order re-reads every point's transformed inputs once per block, so it is taken only
+        // when they are smaller than the transformed filters (MA-Net's 7x7 layers at batch 16);
+        // otherwise (many tiles, few filters) the filters are transformed first and each point's
+        // GEMM takes every block.
         let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
-        let made = transformed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
+        let byBlock = packedGEMM && min(chunk, s.batch) * perImage < M
+        let made = transformed == nil && !byBlock ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
         defer { made?.deallocate() }
         if let made {
             if packedGEMM {
@@ -132,16 +141,36 @@ public enum Winograd {
                 transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels)
             }
         }
-        let u = UnsafePointer(made) ?? transformed!
-        // R_p = V_p U_p^T for point p, one single-threaded GEMM.
+        // R_p = V_p U_p^T for point p, one single-threaded GEMM (u[p]: [M][C] row-major for
+        // OpenBLAS, or in 16-row blocks for the packed-filter GEMM).
         func multiply(_ p: Int, tiles: Int) {
+            let u = UnsafePointer(made) ?? transformed!
             if packedGEMM {
-                // out(m, tile) = sum_c U_p(m, c) V_p(tile, c), written as r[tile][m].
                 manet_packed_gemm(u + p * M * C, M, C, 0, M / 16, v + p * tiles * C, 1, C, tiles, 1, 0,
                                   r + p * tiles * M, 1, M, 0, nil, 0)
             } else {
                 GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
                            c: r + p * tiles * M, ldc: M, threads: 1)
+            }
+        }
+        // Filter blocks over workers: out(m, tile) = sum_c U_p(m, c) V_p(tile, c), written as
+        // r[p][tile][m], for the 16 filters of each block and every point p.
+        func multiplyBlocks(tiles: Int) {
+            forEachWorkerRange(M / 16, threads: threads, scratch: transformed == nil ? points * C * 16 : 0) { lo, hi, scratch in
+                for blk in lo..<hi {
+                    // Point p's [16, C] block: kept filters' point-major layout, or this block's transform.
+                    let a: UnsafePointer<Float>, pointStride: Int
+                    if let transformed {
+                        (a, pointStride) = (transformed + blk * C * 16, M * C)
+                    } else {
+                        manet_winograd_filter_block(Int32(T.m), w, C, blk, scratch)
+                        (a, pointStride) = (UnsafePointer(scratch), C * 16)
+                    }
+                    for p in 0..<points {
+                        manet_packed_gemm(a + p * pointStride, 16, C, 0, 1, v + p * tiles * C, 1, C, tiles, 1, 0,
+                                          r + p * tiles * M + blk * 16, 1, M, 0, nil, 0)
+                    }
+                }
             }
         }
         var start = 0
@@ -155,8 +184,12 @@ public enum Winograd {
             // R_p[tiles, M] = V_p[tiles, C] x U_p[M, C]^T for every transform point p.
             // Transform points over threads, one single-threaded GEMM each: no fork/join inside
             // the 16 or 36 GEMMs (measured faster than threaded GEMMs one by one).
-            if !packedGEMM { GEMM.setThreads(1) }
-            parallelFor(points, threads: threads) { p in multiply(p, tiles: tiles) }
+            if byBlock {
+                multiplyBlocks(tiles: tiles)
+            } else {
+                if !packedGEMM { GEMM.setThreads(1) }
+                parallelFor(points, threads: threads) { p in multiply(p, tiles: tiles) }
+            }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
                 manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
             }

@@ -27,9 +27,12 @@ struct FusedConv: Operator {
         case packed(PackedFilters)
     }
 
-    /// Ungrouped convolutions with at least this many filters get packed filters (fewer would
-    /// be mostly the zero rows that pad a block of 16).
+    /// Ungrouped convolutions with at least 16 filters get packed filters (fewer would
+    /// be mostly the zero rows that pad a block of 16), and at least 256 weights per filter:
+    /// below that (MA-Net's 7x7 stem, 147; its 1x1 downsampling convolutions) OpenBLAS was
+    /// faster (docs/PERFORMANCE.md).
     static let minimumPackedFilters = 16
+    static let minimumPackedColumns = 256
 
     /// `MANET_PACKED=0` turns packing off (for A/B measurements): filters stay as written and
     /// go through OpenBLAS.
@@ -46,12 +49,17 @@ struct FusedConv: Operator {
         self.weightShape = weight.shape
         self.bias = bias
         self.relu = relu
-        if pack && conv.group == 1 && weight.rank >= 3 && weight.shape[0] >= Self.minimumPackedFilters {
+        if pack && Self.packs(conv: conv, weightShape: weight.shape) {
             let filters = weight.shape[0], columns = weight.count / weight.shape[0]
             self.filters = .packed(PackedFilters(taking: &weight.floats, filters: filters, columns: columns))
         } else {
             self.filters = .plain(weight)
         }
+    }
+
+    /// Whether `pack` packs a convolution's weights.
+    static func packs(conv: Conv, weightShape w: [Int]) -> Bool {
+        conv.group == 1 && w.count >= 3 && w[0] >= minimumPackedFilters && w.dropFirst().reduce(1, *) >= minimumPackedColumns
     }
 
     /// The folded weights [M, C/group, k...] (unpacked again if packed).
@@ -215,8 +223,8 @@ extension Plan {
                 relu = true
                 changed = true
             }
-            let pack = options.contains(.packFilters) && FusedConv.packingEnabled && conv.group == 1
-                && filters >= FusedConv.minimumPackedFilters
+            let pack = options.contains(.packFilters) && FusedConv.packingEnabled
+                && FusedConv.packs(conv: conv, weightShape: weight.shape)
             // Packed filters replace the weights: release the original when only this Conv read
             // it, so that they are packed in its buffer.
             if pack && releasingOriginals, let w = step.inputs[1], readers[w] == 1 { values[w] = nil }

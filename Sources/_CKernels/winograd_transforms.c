@@ -160,6 +160,26 @@ void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, 
     }
 }
 
+MULTIVERSION
+void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t block, float *u) {
+    const int a = m + 2;
+    for (size_t half = 0; half < 2; half++) {
+        for (size_t c = 0; c < channels; c++) {
+            const size_t in = block * channels * 9 * 16 + c * 9 * 16 + half * 8;
+            v8 g[9], t[18], o[36];
+            for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + in + tap * 16);
+            if (m == 2) {
+                for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);
+                for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);
+            } else {
+                for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
+                for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
+            }
+            for (int p = 0; p < a * a; p++) *(v8u *)(u + p * channels * 16 + c * 16 + half * 8) = o[p];
+        }
+    }
+}
+
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
     return (size_t)(g->tilesH * g->m + 2) * (size_t)(g->tilesW * g->m + 2) * 8;
 }

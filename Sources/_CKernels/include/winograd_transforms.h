@@ -44,6 +44,10 @@ void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t
 void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, size_t channels, size_t begin,
                                          size_t end, float *u, size_t pointStride);
 
+/// The same for one block of 16 filters (`block`): u[p * C * 16 + c * 16 + f % 16] for every
+/// point p, the block's [16, C] matrix per point as the packed-filter GEMM reads it.
+void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t block, float *u);
+
 /// Floats of scratch one worker needs for the input transform: (tilesH*m + 2) * (tilesW*m + 2) * 8.
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g);
 /// Floats of scratch one worker needs for the output transform: tilesH*m * tilesW*m * 8.
