@@ -3,6 +3,7 @@
 // transform point. The transforms are C (`_CKernels`), vectorised over blocks of 8 channels.
 
 import _CKernels
+import Foundation
 
 /// One Winograd variant: output tile m x m from an input tile alpha x alpha (alpha = m + 2).
 /// The transforms themselves (filter G g G^T, input B^T d B, output A^T s A) are in
@@ -40,6 +41,10 @@ public enum Winograd {
 
     /// Upper bound on the scratch floats (transformed inputs + GEMM results), ~64 MiB.
     static let scratchLimit = 16 << 20
+    /// The same for the packed-filter path's image chunks (4 MiB: v and r stay in the L3 cache
+    /// between the transforms and the GEMMs; 64->64 56x56 at batch 16, one thread: 255 -> 165 ms
+    /// per batch, against 212 at 8 MiB and 252 at 16, docs/PERFORMANCE.md).
+    static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
     /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. `transformed`, when given, is
@@ -113,7 +118,18 @@ public enum Winograd {
             m: Int32(T.m), channels: Int32(C), filters: Int32(M), inH: Int32(g.inH), inW: Int32(g.inW),
             outH: Int32(g.outH), outW: Int32(g.outW), padTop: Int32(g.pH), padLeft: Int32(g.pW),
             tilesH: Int32(tilesH), tilesW: Int32(tilesW))
-        let chunk = max(1, min(s.batch, scratchLimit / max(1, points * (C + M) * perImage)))
+        // With packed filters (M a multiple of 16) the packed-filter GEMM multiplies one block of
+        // 16 filters at a time for every point, and filters not kept are transformed block by
+        // block right before (into a worker's scratch, which stays in cache) instead of all at
+        // once into a 16/9 or 4x weight-sized buffer. That order re-reads every point's
+        // transformed inputs once per block, so it is taken only when they are smaller than the
+        // transformed filters (MA-Net's 7x7 layers at batch 16); otherwise (many tiles, few
+        // filters) the filters are transformed first, each point's GEMM takes every block, and
+        // images go in chunks whose transformed inputs and results (v, r) stay in the L3 cache.
+        let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
+        let byBlock = packedGEMM && s.batch * perImage < M
+        let limit = packedGEMM && !byBlock ? cacheChunkLimit : scratchLimit
+        let chunk = max(1, min(s.batch, limit / max(1, points * (C + M) * perImage)))
         let maxTiles = chunk * perImage
         // v[p][tile][C] (transformed inputs) and r[p][tile][M] (GEMM results).
         let v = UnsafeMutablePointer<Float>.allocate(capacity: points * C * maxTiles)
@@ -122,16 +138,6 @@ public enum Winograd {
         let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
         // u[p][M][C]: the transformed filters, each point one row-major M x C matrix, or (packed
         // filters, M a multiple of 16) one matrix in 16-row blocks for the packed-filter GEMM.
-        // With packed filters (M a multiple of 16) the packed-filter GEMM multiplies one block of
-        // 16 filters at a time for every point, and filters not kept are transformed block by
-        // block right before (into a worker's scratch, which stays in cache) instead of all at
-        // once into a 16/9 or 4x weight-sized buffer.
-        // That order re-reads every point's transformed inputs once per block, so it is taken only
-        // when they are smaller than the transformed filters (MA-Net's 7x7 layers at batch 16);
-        // otherwise (many tiles, few filters) the filters are transformed first and each point's
-        // GEMM takes every block.
-        let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
-        let byBlock = packedGEMM && min(chunk, s.batch) * perImage < M
         let made = transformed == nil && !byBlock ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
         defer { made?.deallocate() }
         if let made {
