@@ -44,7 +44,7 @@ public enum Winograd {
     /// The same for the packed-filter path's image chunks (4 MiB: v and r stay in the L3 cache
     /// between the transforms and the GEMMs; 64->64 56x56 at batch 16, one thread: 255 -> 165 ms
     /// per batch, against 212 at 8 MiB and 252 at 16, docs/PERFORMANCE.md).
-    static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
+    public static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
     /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. `transformed`, when given, is

@@ -235,6 +235,35 @@ final class PackedFiltersTests: XCTestCase {
         }
     }
 
+    /// Wide planes on the packed path go through Winograd in chunks of images (transformed inputs
+    /// and results within 4 MiB): 64->64 at 48x48, batch 3, is three chunks; the result agrees
+    /// with the OpenBLAS path (one chunk) within the transforms' rounding.
+    func testWinogradImageChunks() {
+        let g = geometry(side: 48, kernel: 3, stride: 1, pad: 1)
+        let s = ConvolutionShape(batch: 3, channels: 64, filters: 64, group: 1, geometry: g)
+        XCTAssertLessThan(Winograd.cacheChunkLimit / (36 * 128 * 144), 2, "one image per chunk")
+        let x = pseudoRandom(3 * 64 * g.inputPlane, seed: 61).map { ($0 + 1) / 2 }
+        let w = pseudoRandom(64 * 64 * 9, seed: 62).map { $0 / 24 }
+        var taken = w
+        let packed = PackedFilters(taking: &taken, filters: 64, columns: 576)
+        var plain = [Float](repeating: 0, count: 3 * 64 * g.outputPlane), chunked = plain
+        x.withUnsafeBufferPointer { xb in
+            w.withUnsafeBufferPointer { wb in
+                plain.withUnsafeMutableBufferPointer {
+                    Winograd.run(xb.baseAddress!, wb.baseAddress!, tile: .f4x4, bias: nil, $0.baseAddress!, s, relu: false, threads: 2)
+                }
+            }
+            packed.withPointer { wp in
+                chunked.withUnsafeMutableBufferPointer {
+                    Winograd.run(xb.baseAddress!, wp, tile: .f4x4, bias: nil, $0.baseAddress!, s, relu: false, threads: 2,
+                                 filtersPacked: true)
+                }
+            }
+        }
+        let scale = plain.map(abs).max()!
+        XCTAssertLessThan(zip(chunked, plain).map { abs($0 - $1) }.max()! / scale, 1e-5)
+    }
+
     /// In a frozen inference plan, convolutions with >= 16 filters of >= 256 weights hold packed
     /// filters (no original left in the executor's initializers), others keep theirs; results
     /// match the graph as written.
