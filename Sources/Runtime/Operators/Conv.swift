@@ -328,9 +328,14 @@ final class WinogradPath: @unchecked Sendable {
     static let training: WinogradPath? = inferenceTiles == nil ? nil : WinogradPath(tiles: [.f2x2], minimumChannels: 128)
 
     /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
-    /// many tiles over the batch, or the 16/36 GEMMs are too thin for the transforms to pay
-    /// (batch 1 at 7x7 is 4 tiles); and at least this many channels and filters.
-    static let minimumTiles = 64
+    /// many tiles over the batch, or the 16/36 GEMMs are too thin for the transforms to pay, and
+    /// at least `minimumChannels` channels and filters. F(4x4) from 16 tiles (batch 1: 14x14 and
+    /// 28x28 planes, 2x faster than direct), F(2x2) from 64 (at batch 1 on 7x7 planes, 16 tiles,
+    /// F(2x2) lost to the packed direct path by 25%, F(4x4) with 4 tiles by 2.2x).
+    static func minimumTiles(_ tile: WinogradTile) -> Int {
+        if let forced = ProcessInfo.processInfo.environment["MANET_MIN_TILES"].flatMap({ Int($0) }) { return forced }
+        return tile == .f4x4 ? 16 : 64
+    }
     static let minimumChannels = 64
 
     /// The tile a call of this shape takes, or nil for the direct path.
@@ -338,7 +343,7 @@ final class WinogradPath: @unchecked Sendable {
         guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
         return tiles.first { tile in
             let m = tile == .f2x2 ? 2 : 4
-            return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= WinogradPath.minimumTiles
+            return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= WinogradPath.minimumTiles(tile)
         }
     }
 
