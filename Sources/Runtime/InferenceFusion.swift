@@ -85,38 +85,12 @@ struct FusedConv: Operator {
                                   count: count, winograd: winograd)
             return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
         case .packed(let packed):
-            let y = convolve(x, packed, l, threads: context.threads, count: count)
+            let y = Conv.convolve(x, packed, bias: bias, l, relu: relu, threads: context.threads, count: count,
+                                  winograd: winograd)
             return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
         }
     }
 
-    /// The forward with packed filters: the Winograd path where it applies (filters transformed
-    /// from the packed layout), else the packed-filter GEMM.
-    private func convolve(_ x: Tensor, _ w: PackedFilters, _ l: Conv.Layout, threads: Int, count: Int) -> [Float] {
-        let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: 1,
-                                     geometry: l.geometry)
-        let tile = winograd?.tile(for: shape)
-        return w.withPointer { wp in
-            let kept = tile.flatMap {
-                winograd?.keptFilters(wp, filters: l.filters, channels: l.channels, packed: true, tile: $0, threads: threads)
-            }
-            return [Float].filled(count: count) { yp in
-                x.floats.withUnsafeBufferPointer { xb in
-                    (kept ?? []).withUnsafeBufferPointer { kb in
-                        let run = { (b: UnsafePointer<Float>?) in
-                            if let tile {
-                                Winograd.run(xb.baseAddress!, wp, tile: tile, transformed: kept == nil ? nil : kb.baseAddress,
-                                             bias: b, yp, shape, relu: relu, threads: threads, filtersPacked: true)
-                            } else {
-                                ConvolutionForward.runPacked(xb.baseAddress!, w, bias: b, yp, shape, relu: relu, threads: threads)
-                            }
-                        }
-                        if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// An Add whose only reader was a Relu: y = max(a + b, 0) in one pass, with Add's

@@ -126,6 +126,35 @@ public struct Conv: Operator {
         }
     }
 
+    /// The forward with packed filters (`PackedFilters`, ungrouped): the Winograd path where it
+    /// applies (filters transformed from the packed layout), else the packed-filter GEMM.
+    static func convolve(_ x: Tensor, _ w: PackedFilters, bias: Tensor?, _ l: Layout, relu: Bool, threads: Int,
+                         count: Int, winograd: WinogradPath?) -> [Float] {
+        let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: 1,
+                                     geometry: l.geometry)
+        let tile = winograd?.tile(for: shape)
+        return w.withPointer { wp in
+            let kept = tile.flatMap {
+                winograd?.keptFilters(wp, filters: l.filters, channels: l.channels, packed: true, tile: $0, threads: threads)
+            }
+            return [Float].filled(count: count) { yp in
+                x.floats.withUnsafeBufferPointer { xb in
+                    (kept ?? []).withUnsafeBufferPointer { kb in
+                        let run = { (b: UnsafePointer<Float>?) in
+                            if let tile {
+                                Winograd.run(xb.baseAddress!, wp, tile: tile, transformed: kept == nil ? nil : kb.baseAddress,
+                                             bias: b, yp, shape, relu: relu, threads: threads, filtersPacked: true)
+                            } else {
+                                ConvolutionForward.runPacked(xb.baseAddress!, w, bias: b, yp, shape, relu: relu, threads: threads)
+                            }
+                        }
+                        if let bias { bias.floats.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                    }
+                }
+            }
+        }
+    }
+
     // dB[m] = sum_{n,p} dY;  dW_g += dY_g [Mg, P] x col_g^T [P, Cg*K] over images (in image
     // order, so the sum is the same bits every run);  dcol_g = W_g^T x dY_g, folded by col2im.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
