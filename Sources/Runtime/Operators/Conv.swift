@@ -69,7 +69,7 @@ public struct Conv: Operator {
         let count = try label.count(l.outputShape)
         let y = Conv.convolve(x, w, bias: bias, l, group: group, relu: false, threads: context.threads, count: count,
                               winograd: context.training ? WinogradPath.training : nil)
-        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)], backwardReads: .inputs)
     }
 
     /// Whether the Winograd path can compute this node for any input size: 2-D 3x3 kernel,
