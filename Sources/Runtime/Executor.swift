@@ -37,7 +37,8 @@ public final class Executor {
 
     /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
     public let optimizations: GraphOptimizations
-    /// When set, every run adds each step's wall time to it (`manet bench --profile`).
+    /// When set, every run adds each step's wall time to it, and every backward each step's
+    /// backward time (`manet bench --profile`, with or without `--train`).
     public var profile: ExecutionProfile?
 
     /// Takes the model over: when the caller hands it on (a temporary, or `consume model`), each
@@ -334,14 +335,26 @@ public final class Executor {
                 s.map { requires[$0] } == true && record.inputTypes[k] == .float32
             }
             if !needs.contains(true) { continue }
-            let inputGrads = try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+            let inputGrads: [Tensor?]
+            if let profile {
+                let detail = ((step.op as? ProfiledOperator)?.profileDetail(record.inputs)).map { $0 + " backward" }
+                inputGrads = try profile.time(step.node.opType + " backward", detail: detail) {
+                    try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+                }
+            } else {
+                inputGrads = try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+            }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
                 guard let shape = record.inputShapes[k], shape == g.shape else {
                     throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
                                                     reason: "backward gave input \(k) a gradient of shape \(g.shape) for an input of shape \(record.inputShapes[k] ?? [])")
                 }
-                try accumulate(&grads[slot], g, name: plan.slotNames[slot])
+                if let profile, grads[slot] != nil {
+                    try profile.time("(gradient sums)") { try accumulate(&grads[slot], g, name: plan.slotNames[slot]) }
+                } else {
+                    try accumulate(&grads[slot], g, name: plan.slotNames[slot])
+                }
             }
             // Gradients of this node's outputs are fully used now.
             for case let s? in step.outputs where !isTarget[s] { grads[s] = nil }

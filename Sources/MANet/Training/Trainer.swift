@@ -116,7 +116,7 @@ public final class Trainer {
         guard let local = pass.outputs["logits_local"], let global = pass.outputs["logits_global"] else {
             throw TrainingError.missingParameter("logits_local / logits_global outputs")
         }
-        let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: labels)
+        let result = timed("(loss)") { lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: labels) }
         globalStep += 1
         guard result.loss.isFinite else {
             throw TrainingError.nonFiniteLoss(epoch: epoch, step: stepInEpoch, globalStep: globalStep, value: result.loss)
@@ -126,16 +126,24 @@ public final class Trainer {
                                                                               "logits_global": result.gradientGlobal],
                                               wrt: roles.trainable)
         onGradients?(gradients)
-        for name in roles.trainable {
-            guard let current = executor.initializer(name), let gradient = gradients[name] else {
-                throw TrainingError.missingParameter(name)
+        try timed("(SGD update)") {
+            for name in roles.trainable {
+                guard let current = executor.initializer(name), let gradient = gradients[name] else {
+                    throw TrainingError.missingParameter(name)
+                }
+                var values = current.floats
+                optimizer.step(name, parameter: &values, gradient: gradient.floats)
+                try executor.setInitializer(name, Tensor(shape: current.shape, floats: values))
             }
-            var values = current.floats
-            optimizer.step(name, parameter: &values, gradient: gradient.floats)
-            try executor.setInitializer(name, Tensor(shape: current.shape, floats: values))
         }
         for module in roles.batchNormModules { batchesTracked[module, default: 0] += 1 }
         return result
+    }
+
+    /// `body`, its time added to the executor's profile when one is attached (`manet bench --train --profile`).
+    private func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        guard let profile = executor.profile else { return try body() }
+        return try profile.time(phase, body)
     }
 
     /// Inference-mode logits.
