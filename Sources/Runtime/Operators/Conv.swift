@@ -162,7 +162,7 @@ public struct Conv: Operator {
         var dW = needW ? [Float](repeating: 0, count: w.count) : []
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
         // flipped); the Winograd path computes it where it pays in training, writing all of it.
-        let winogradDX = needX && context.training ? transposedWinograd(l, w) : nil
+        let winogradDX = needX && context.training ? transposedWinograd(l, w, threads: threads) : nil
         let gemmDX = needX && winogradDX == nil   // whether the GEMM paths below compute dX (accumulating)
         var dX = gemmDX ? [Float](repeating: 0, count: x.count) : []
         if let (shape, tile, flipped) = winogradDX {
@@ -260,7 +260,7 @@ extension Conv {
     /// For dX of this convolution by Winograd: the shape of dX = conv(dY, W') with W'[c, m] =
     /// W[m, c] rotated by 180 degrees and pads 2 - p, the path, and W'; nil when the training
     /// Winograd path is off or does not take that shape (stride/dilation not 1, groups, pads > 2).
-    func transposedWinograd(_ l: Layout, _ w: Tensor) -> (ConvolutionShape, WinogradTile, [Float])? {
+    func transposedWinograd(_ l: Layout, _ w: Tensor, threads: Int) -> (ConvolutionShape, WinogradTile, [Float])? {
         let g = l.geometry
         guard let path = WinogradPath.training, group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1,
               g.dH == 1, g.dW == 1, [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }) else { return nil }
@@ -270,16 +270,16 @@ extension Conv {
         let shape = ConvolutionShape(batch: l.batch, channels: l.filters, filters: l.channels, group: 1, geometry: t)
         guard let tile = path.tile(for: shape) else { return nil }
         let (M, C) = (l.filters, l.channels)
-        let flipped = [Float](unsafeUninitializedCapacity: w.count) { out, count in
+        // One run of W' [c, :, :, :] per task, written in order (a plain copy: any split gives the same bits).
+        let flipped = [Float].filled(count: w.count) { out in
             w.floats.withUnsafeBufferPointer { wb in
-                for m in 0..<M {
-                    for c in 0..<C {
-                        let src = wb.baseAddress! + (m * C + c) * 9, dst = out.baseAddress! + (c * M + m) * 9
+                parallelFor(C, threads: threads) { c in
+                    for m in 0..<M {
+                        let src = wb.baseAddress! + (m * C + c) * 9, dst = out + (c * M + m) * 9
                         for k in 0..<9 { dst[k] = src[8 - k] }
                     }
                 }
             }
-            count = w.count
         }
         return (shape, tile, flipped)
     }
