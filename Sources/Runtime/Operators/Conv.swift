@@ -194,12 +194,12 @@ public struct Conv: Operator {
                         let dyg = dyp + (n * l.filters + grp * l.filtersPerGroup) * outPlane
                         let xg = xp + (n * l.channels + grp * l.channelsPerGroup) * inPlane
                         if needW {
-                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                            GEMM.sgemmColumnSplit(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
                                        a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
                                        c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows, threads: threads)
                         }
                         if gemmDX {
-                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                            GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
                                        a: wp + grp * l.filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
                                        c: dXb.baseAddress! + (n * l.channels + grp * l.channelsPerGroup) * inPlane,
                                        ldc: inPlane, threads: threads)
@@ -222,7 +222,7 @@ public struct Conv: Operator {
                     }
                     for i in 0..<images {
                         for grp in 0..<group {
-                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                            GEMM.sgemmColumnSplit(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
                                        a: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, lda: outPlane,
                                        b: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
                                        beta: 1, c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows,
@@ -234,7 +234,7 @@ public struct Conv: Operator {
                     // The columns are consumed; the same scratch now holds dcol.
                     for i in 0..<images {
                         for grp in 0..<group {
-                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                            GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
                                        a: wp + grp * l.filtersPerGroup * rows, lda: rows,
                                        b: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, ldb: outPlane,
                                        c: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldc: outPlane,
