@@ -122,6 +122,27 @@ public final class Executor {
         initializerValues[slot] = value
     }
 
+    /// Changes the float values of initializer `name` in place (no copy when nothing else
+    /// holds them, e.g. after a backward that consumed its pass): an optimizer's update.
+    /// `update` must keep the element count (a programmer error otherwise).
+    public func updateInitializer(_ name: String, _ update: (inout [Float]) -> Void) throws {
+        if frozen { throw RuntimeError.invalidGraph(Self.frozenMessage) }
+        guard let slot = plan.initializerSlots[name], var value = initializerValues[slot] else {
+            throw RuntimeError.missingValue(name)
+        }
+        guard value.dtype == .float32 else {
+            throw RuntimeError.invalidTensor(name: name, reason: "is \(value.dtype), not float")
+        }
+        initializerValues[slot] = nil
+        var floats = value.floats
+        value.floats = []  // `floats` is now the only reference: updated in place
+        let count = floats.count
+        update(&floats)
+        precondition(floats.count == count, "\(name): an update changed \(count) values to \(floats.count)")
+        value.floats = floats
+        initializerValues[slot] = value
+    }
+
     // MARK: - Running
 
     /// Inference: the graph outputs by name.

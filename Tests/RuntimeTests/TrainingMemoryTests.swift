@@ -144,6 +144,29 @@ final class TrainingMemoryTests: XCTestCase {
         XCTAssertTrue(grads["w1"]!.floats.contains { $0 != 0 })
     }
 
+    /// An optimizer's update changes an initializer in place: no copy when nothing else holds it.
+    func testUpdateInitializerInPlace() throws {
+        let w = TensorData(name: "w", dims: [2, 2], floats: [1, 2, 3, 4])
+        let graph = Graph(name: "g", nodes: [Node(name: "m", opType: "MatMul", inputs: ["x", "w"], outputs: ["y"])],
+                          inputs: [ValueInfo.tensor("x", .float, [.fixed(1), .fixed(2)])],
+                          outputs: [ValueInfo.tensor("y", .float, nil)], initializers: [w])
+        let executor = try Executor(model: Model(opsetImports: [OpsetImport(domain: "", version: 17)], graph: graph),
+                                    context: ExecutionContext(training: true, threads: 1))
+        func address() -> UnsafePointer<Float>? { executor.initializer("w")!.floats.withUnsafeBufferPointer { $0.baseAddress } }
+        let before = address()
+        try executor.updateInitializer("w") { values in
+            for i in values.indices { values[i] *= 2 }
+        }
+        XCTAssertEqual(executor.initializer("w")!.floats, [2, 4, 6, 8])
+        XCTAssertEqual(executor.initializer("w")!.shape, [2, 2])
+        XCTAssertEqual(address(), before, "updated where it was")
+        let held = executor.initializer("w")!  // someone else holds it now: the update copies
+        try executor.updateInitializer("w") { $0[0] = -1 }
+        XCTAssertEqual(held.floats, [2, 4, 6, 8])
+        XCTAssertEqual(executor.initializer("w")!.floats, [-1, 4, 6, 8])
+        XCTAssertEqual(errorText { try executor.updateInitializer("nothing") { _ in } }, "missing value 'nothing'")
+    }
+
     /// Add without broadcasting hands dC on unchanged; with broadcasting it still sums.
     func testAddGradientWithoutBroadcastingIsTheOutputGradient() throws {
         let g = Tensor(shape: [2, 3], floats: [1, -2, 3, -0.5, 0, 7])

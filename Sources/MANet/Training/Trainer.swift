@@ -128,12 +128,13 @@ public final class Trainer {
         onGradients?(gradients)
         try timed("(SGD update)") {
             for name in roles.trainable {
-                guard let current = executor.initializer(name), let gradient = gradients[name] else {
+                guard executor.initializer(name) != nil, let gradient = gradients[name] else {
                     throw TrainingError.missingParameter(name)
                 }
-                var values = current.floats
-                optimizer.step(name, parameter: &values, gradient: gradient.floats)
-                try executor.setInitializer(name, Tensor(shape: current.shape, floats: values))
+                // In place: backward consumed the pass, so the executor holds the only reference.
+                try executor.updateInitializer(name) {
+                    optimizer.step(name, parameter: &$0, gradient: gradient.floats, threads: options.threads)
+                }
             }
         }
         for module in roles.batchNormModules { batchesTracked[module, default: 0] += 1 }
