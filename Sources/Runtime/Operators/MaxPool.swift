@@ -56,11 +56,19 @@ public struct MaxPool: Operator {
             return ForwardResult([Tensor(shape: outShape, floats: y)])
         }
         var argmax = [Int32](repeating: -1, count: planes * outPlane)
+        let fast2D = maxPool2DApplies(g)
         let y = [Float].filled(count: planes * outPlane) { yp in
             x.floats.withUnsafeBufferPointer { xb in
                 argmax.withUnsafeMutableBufferPointer { ab in
                     parallelFor(planes, threads: context.threads) { p in
-                        maxPoolForward(xb.baseAddress! + p * inPlane, yp + p * outPlane, ab.baseAddress! + p * outPlane, g)
+                        let xp = xb.baseAddress! + p * inPlane, ypl = yp + p * outPlane, apl = ab.baseAddress! + p * outPlane
+                        if fast2D {
+                            // The branch-free kernel's y (same bits), then the argmax it implies.
+                            maxPool2DForward(xp, ypl, g)
+                            maxPool2DArgmax(xp, ypl, apl, g)
+                        } else {
+                            maxPoolForward(xp, ypl, apl, g)
+                        }
                     }
                 }
             }
