@@ -6,7 +6,8 @@ public enum ConvolutionBackward {
     /// width or depth 49 per image, far too thin for the GEMM kernel; over 16 images it is 784.
     /// dW: accumulated into (zeroed by the caller); dX: accumulated into (zeroed by the caller).
     /// Deterministic for a given thread count: chunks and groups run in a fixed order, and the
-    /// GEMM splits rows and columns, never its inner (summed) dimension.
+    /// GEMMs split their columns over the threads, never their inner (summed) dimension
+    /// (`GEMM.sgemmColumnSplit`: no OpenBLAS threads left spinning between the steps).
     public static func sharedGEMM(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   dW: UnsafeMutablePointer<Float>?, dX: UnsafeMutablePointer<Float>?,
                                   _ s: ConvolutionShape, threads: Int) {
@@ -35,7 +36,7 @@ public enum ConvolutionBackward {
                            channels: c..<(c + 1), g)
                 }
                 for grp in 0..<s.group {
-                    GEMM.sgemm(transB: true, m: s.filtersPerGroup, n: rows, k: cols,
+                    GEMM.sgemmColumnSplit(transB: true, m: s.filtersPerGroup, n: rows, k: cols,
                                a: gradients + grp * s.filtersPerGroup * cols, lda: cols,
                                b: columns + grp * rows * cols, ldb: cols, beta: 1,
                                c: dW + grp * s.filtersPerGroup * rows, ldc: rows, threads: threads)
@@ -43,7 +44,7 @@ public enum ConvolutionBackward {
             }
             if let dX {
                 for grp in 0..<s.group {
-                    GEMM.sgemm(transA: true, m: rows, n: cols, k: s.filtersPerGroup,
+                    GEMM.sgemmColumnSplit(transA: true, m: rows, n: cols, k: s.filtersPerGroup,
                                a: w + grp * s.filtersPerGroup * rows, lda: rows,
                                b: gradients + grp * s.filtersPerGroup * cols, ldb: cols,
                                c: columns + grp * rows * cols, ldc: cols, threads: threads)

@@ -109,6 +109,36 @@ public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
     }
 }
 
+/// The argmax `maxPoolForward` gives, for outputs `y` already computed by `maxPool2DForward`:
+/// the first element of each window, in scan order, equal to its output (or, for a NaN output,
+/// the first NaN). That is the element `maxPoolForward` picks, since it keeps the first of equal
+/// maxima and the first NaN; a window with no element gets -1. Training's MaxPool takes the
+/// branch-free forward plus this pass instead of the generic one. Requires `maxPool2DApplies(g)`.
+public func maxPool2DArgmax(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>,
+                            _ g: WindowGeometry) {
+    for oh in 0..<g.outH {
+        let (h0, h1) = windowRange(oh, stride: g.sH, pad: g.pH, dilation: 1, input: g.inH, kernel: g.kH)
+        let hBase = oh * g.sH - g.pH
+        for ow in 0..<g.outW {
+            let (w0, w1) = windowRange(ow, stride: g.sW, pad: g.pW, dilation: 1, input: g.inW, kernel: g.kW)
+            let wBase = ow * g.sW - g.pW
+            let o = oh * g.outW + ow, target = y[o]
+            var found: Int32 = -1
+            search: for kh in h0..<h1 {
+                let rowStart = (hBase + kh) * g.inW + wBase
+                for kw in w0..<w1 {
+                    let v = x[rowStart + kw]
+                    if v == target || (v.isNaN && target.isNaN) {
+                        found = Int32(rowStart + kw)
+                        break search
+                    }
+                }
+            }
+            argmax[o] = found
+        }
+    }
+}
+
 /// One window row of an edge output column (its window crosses the row's start or end).
 @inline(__always)
 func maxPoolEdgeColumn(_ row: UnsafePointer<Float>, _ yRow: UnsafeMutablePointer<Float>, _ ow: Int, _ g: WindowGeometry) {

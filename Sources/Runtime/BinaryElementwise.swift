@@ -140,6 +140,9 @@ enum BinaryElementwise {
 
     /// The gradients of a broadcasting binary op: `dA[ia] += fa(g, a, b)`, `dB[ib] += fb(g, a, b)`,
     /// summed over every output element — the reduction to each input's shape in one pass.
+    /// Inlined into each operator's backward so that `fa` and `fb` are inlined into the loop
+    /// (called through closure pointers, they cost a call per element and block vectorization).
+    @inline(__always)
     static func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ label: NodeLabel,
                          _ fa: (Float, Float, Float) -> Float,

@@ -1,4 +1,5 @@
-// Per-operator wall time of inference runs, collected by the executor when asked (`manet bench --profile`).
+// Per-operator wall time of inference runs and training steps (forward, backward per operator,
+// and the trainer's own phases), collected by the executor when asked (`manet bench --profile`).
 
 import Foundation
 
@@ -27,6 +28,17 @@ public final class ExecutionProfile {
         }
         count(&byOperator[op, default: Entry()])
         if let detail { count(&byConvolution[detail, default: Entry()]) }
+    }
+
+    /// Runs `body` and adds its wall and process CPU time to `name` (a backward, or a phase of
+    /// a training step outside the executor such as the SGD update).
+    public func time<T>(_ name: String, detail: String? = nil, _ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now, cpu = Self.processCPUSeconds()
+        let result = try body()
+        let d = (ContinuousClock.now - start).components
+        add(name, detail: detail, seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
+            cpuSeconds: Self.processCPUSeconds() - cpu)
+        return result
     }
 
     /// CPU seconds used by this process so far (all threads).

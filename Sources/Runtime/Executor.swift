@@ -37,7 +37,8 @@ public final class Executor {
 
     /// Inference-time rewrites (see `GraphOptimizations`); training runs never use them.
     public let optimizations: GraphOptimizations
-    /// When set, every run adds each step's wall time to it (`manet bench --profile`).
+    /// When set, every run adds each step's wall time to it, and every backward each step's
+    /// backward time (`manet bench --profile`, with or without `--train`).
     public var profile: ExecutionProfile?
 
     /// Takes the model over: when the caller hands it on (a temporary, or `consume model`), each
@@ -89,6 +90,10 @@ public final class Executor {
         frozen = true
     }
 
+    /// Training records keep every input and output, not only what backward reads (tests
+    /// compare the two).
+    var recordsEverything = false
+
     /// Set by `freezeForInference`.
     public private(set) var frozen = false
 
@@ -117,6 +122,27 @@ public final class Executor {
         initializerValues[slot] = value
     }
 
+    /// Changes the float values of initializer `name` in place (no copy when nothing else
+    /// holds them, e.g. after a backward that consumed its pass): an optimizer's update.
+    /// `update` must keep the element count (a programmer error otherwise).
+    public func updateInitializer(_ name: String, _ update: (inout [Float]) -> Void) throws {
+        if frozen { throw RuntimeError.invalidGraph(Self.frozenMessage) }
+        guard let slot = plan.initializerSlots[name], var value = initializerValues[slot] else {
+            throw RuntimeError.missingValue(name)
+        }
+        guard value.dtype == .float32 else {
+            throw RuntimeError.invalidTensor(name: name, reason: "is \(value.dtype), not float")
+        }
+        initializerValues[slot] = nil
+        var floats = value.floats
+        value.floats = []  // `floats` is now the only reference: updated in place
+        let count = floats.count
+        update(&floats)
+        precondition(floats.count == count, "\(name): an update changed \(count) values to \(floats.count)")
+        value.floats = floats
+        initializerValues[slot] = value
+    }
+
     // MARK: - Running
 
     /// Inference: the graph outputs by name.
@@ -131,15 +157,19 @@ public final class Executor {
         /// initializers (e.g. BN running statistics fed as graph inputs), by value name;
         /// initializers are updated in place instead.
         public let stateUpdates: [String: Tensor]
-        let records: [ForwardRecord?]
-        /// Values by slot: the gradient targets' shapes come from here.
+        /// Per step, what its backward reads (`BackwardReads`); backward drops each once used.
+        var records: [ForwardRecord?]
+        /// Values by slot, only graph inputs, initializers, constants and graph outputs (the
+        /// intermediate ones live in `records` as long as some backward reads them): the
+        /// gradient targets' shapes come from here.
         let values: [Tensor?]
         let context: ExecutionContext
     }
 
     /// Forward for training: outputs plus the records backward needs. In training mode
     /// (`context.training`) BatchNormalization running statistics are written back to the
-    /// initializers once the pass completes.
+    /// initializers once the pass completes. Each intermediate value is released after its
+    /// last reader, and held on only by the records whose backward reads it.
     public func forward(inputs: [String: Tensor]) throws -> ForwardPass {
         try execute(inputs: inputs, keepRecords: true)
     }
@@ -164,6 +194,14 @@ public final class Executor {
         let context = self.context
         var records = [ForwardRecord?](repeating: nil, count: keepRecords ? plan.steps.count : 0)
         var stateUpdates: [(Int, Tensor)] = []
+        // A training pass keeps the values backward may look up by slot (see `ForwardPass.values`).
+        var persistent: [Bool] = []
+        if keepRecords {
+            persistent = [Bool](repeating: false, count: values.count)
+            for (slot, _) in initializerValues { persistent[slot] = true }
+            for (slot, _) in plan.constants { persistent[slot] = true }
+            for input in plan.inputs { persistent[input.slot] = true }
+        }
         // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
             && profile == nil && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
@@ -199,7 +237,10 @@ public final class Executor {
                 stateUpdates.append((slot, t))
             }
             if keepRecords {
-                records[i] = ForwardRecord(inputs: args, outputs: result.outputs, saved: result.saved)
+                records[i] = ForwardRecord(inputs: args, outputs: result.outputs, saved: result.saved,
+                                           keeping: recordsEverything ? .everything : result.backwardReads)
+                for case let s? in step.inputs where plan.lastUse[s] == i && !persistent[s] { values[s] = nil }
+                for case let s? in step.outputs where plan.lastUse[s] < 0 && !persistent[s] { values[s] = nil }  // read by nothing
             } else {
                 for case let s? in step.inputs where plan.lastUse[s] == i { values[s] = nil }
             }
@@ -271,7 +312,11 @@ public final class Executor {
     /// Gradients of a loss with respect to `wrt` (initializers or graph inputs), given its
     /// gradients with respect to some graph outputs (`outputGradients`, by output name; other
     /// outputs contribute nothing). A name the loss does not depend on gets zeros.
-    public func backward(_ pass: ForwardPass, outputGradients: [String: Tensor], wrt: [String]) throws -> [String: Tensor] {
+    ///
+    /// Each step's record is released once its backward ran, so the forward's activations
+    /// shrink as the gradients grow: hand the pass over (`backward(consume pass, ...)`) for
+    /// that; a caller that keeps its own copy keeps every record until it drops it.
+    public func backward(_ pass: consuming ForwardPass, outputGradients: [String: Tensor], wrt: [String]) throws -> [String: Tensor] {
         guard pass.records.count == plan.steps.count else {
             throw RuntimeError.invalidGraph("backward needs a pass from forward(inputs:) of this executor")
         }
@@ -299,23 +344,38 @@ public final class Executor {
             }
             try accumulate(&grads[o.slot], g, name: name)
         }
+        var records = pass.records
+        pass.records = []
         for i in stride(from: plan.steps.count - 1, through: 0, by: -1) {
             let step = plan.steps[i]
-            guard let record = pass.records[i] else { continue }
+            guard let record = records[i] else { continue }
+            records[i] = nil
             let gradOutputs = step.outputs.map { $0.flatMap { grads[$0] } }
             if gradOutputs.allSatisfy({ $0 == nil }) { continue }
             let needs = step.inputs.enumerated().map { k, s in
-                s.map { requires[$0] } == true && record.inputs[k]?.dtype == .float32
+                s.map { requires[$0] } == true && record.inputTypes[k] == .float32
             }
             if !needs.contains(true) { continue }
-            let inputGrads = try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+            let inputGrads: [Tensor?]
+            if let profile {
+                let detail = ((step.op as? ProfiledOperator)?.profileDetail(record.inputs)).map { $0 + " backward" }
+                inputGrads = try profile.time(step.node.opType + " backward", detail: detail) {
+                    try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+                }
+            } else {
+                inputGrads = try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
+            }
             for (k, slot) in step.inputs.enumerated() {
                 guard let slot, needs[k], k < inputGrads.count, let g = inputGrads[k] else { continue }
-                guard let x = record.inputs[k], x.shape == g.shape else {
+                guard let shape = record.inputShapes[k], shape == g.shape else {
                     throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
-                                                    reason: "backward gave input \(k) a gradient of shape \(g.shape) for an input of shape \(record.inputs[k]?.shape ?? [])")
+                                                    reason: "backward gave input \(k) a gradient of shape \(g.shape) for an input of shape \(record.inputShapes[k] ?? [])")
                 }
-                try accumulate(&grads[slot], g, name: plan.slotNames[slot])
+                if let profile, grads[slot] != nil {
+                    try profile.time("(gradient sums)") { try accumulate(&grads[slot], g, name: plan.slotNames[slot]) }
+                } else {
+                    try accumulate(&grads[slot], g, name: plan.slotNames[slot])
+                }
             }
             // Gradients of this node's outputs are fully used now.
             for case let s? in step.outputs where !isTarget[s] { grads[s] = nil }

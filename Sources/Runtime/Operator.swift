@@ -33,23 +33,69 @@ public struct ForwardResult {
     /// New values for stateful inputs, by input index: BatchNormalization's running mean and
     /// variance in training mode. The executor writes them back to the initializers.
     public var stateUpdates: [Int: Tensor]
+    /// Which of this call's tensors its backward reads; the record keeps only those.
+    public var backwardReads: BackwardReads
 
-    public init(_ outputs: [Tensor], saved: Any? = nil, stateUpdates: [Int: Tensor] = [:]) {
+    public init(_ outputs: [Tensor], saved: Any? = nil, stateUpdates: [Int: Tensor] = [:],
+                backwardReads: BackwardReads = .everything) {
         self.outputs = outputs
         self.saved = saved
         self.stateUpdates = stateUpdates
+        self.backwardReads = backwardReads
     }
+}
+
+/// Which tensors of a forward call its backward reads the elements of. The training record
+/// keeps only these (and every input's shape and type), so an activation is freed as soon as
+/// neither a later forward step nor a pending backward needs it: e.g. the pre-activation
+/// input of a Relu, whose backward reads only its output.
+public struct BackwardReads: Sendable, Equatable {
+    /// Input indices whose tensors backward reads; nil: every input.
+    public var inputs: [Int]?
+    /// Whether backward reads the outputs.
+    public var outputs: Bool
+
+    public init(inputs: [Int]?, outputs: Bool) {
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    public static let everything = BackwardReads(inputs: nil, outputs: true)
+    /// The inputs, not the outputs (Conv, BatchNormalization, Mul).
+    public static let inputs = BackwardReads(inputs: nil, outputs: false)
+    /// The outputs, not the inputs (Relu, Sigmoid).
+    public static let outputs = BackwardReads(inputs: [], outputs: true)
+    /// Neither: input shapes (and `saved`) are enough (Add without broadcasting, pooling with saved argmax).
+    public static let shapes = BackwardReads(inputs: [], outputs: false)
 }
 
 /// A forward call as backward sees it.
 public struct ForwardRecord {
+    /// The inputs backward reads (nil for an omitted input, or one the forward said backward
+    /// does not read: see `BackwardReads`).
     public var inputs: [Tensor?]
+    /// The outputs, or none when backward does not read them.
     public var outputs: [Tensor]
     public var saved: Any?
+    /// Shape and element type of every input given (nil for an omitted one), kept when the tensor is not.
+    public let inputShapes: [[Int]?]
+    public let inputTypes: [DType?]
 
+    /// A record of everything the call saw.
     public init(inputs: [Tensor?], outputs: [Tensor], saved: Any?) {
-        self.inputs = inputs
-        self.outputs = outputs
+        self.init(inputs: inputs, outputs: outputs, saved: saved, keeping: .everything)
+    }
+
+    /// A record of what `reads` names, plus every input's shape and type.
+    public init(inputs: [Tensor?], outputs: [Tensor], saved: Any?, keeping reads: BackwardReads) {
+        inputShapes = inputs.map { $0?.shape }
+        inputTypes = inputs.map { $0?.dtype }
+        if let kept = reads.inputs {
+            self.inputs = inputs.indices.map { kept.contains($0) ? inputs[$0] : nil }
+        } else {
+            self.inputs = inputs
+        }
+        self.outputs = reads.outputs ? outputs : []
         self.saved = saved
     }
 }

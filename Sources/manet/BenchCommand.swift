@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
     var compareUnoptimized = false
     @Option(help: "Training: afterwards, write the trainer's checkpoint here (for `manet export`).")
     var saveCheckpoint: String?
-    @Flag(help: "Inference: print the time per operator type and per convolution shape of the timed runs (to stderr).")
+    @Flag(help: "Print the time per operator type and per convolution shape of the timed runs (to stderr); with --train, forward and backward of each, and the loss and SGD update.")
     var profile = false
     @Option(help: "Only write MA-Net of --width and --input-size, as the builder makes it, to this ONNX file (external data beside it).")
     var writeModel: String?
@@ -51,7 +51,6 @@ struct BenchCommand: ParsableCommand {
             guard !train && model == nil else { throw ValidationError("--write-model takes no MODEL and no --train") }
             return
         }
-        if profile && train { throw ValidationError("--profile times inference operators; it takes a MODEL, not --train") }
         if saveCheckpoint != nil && !train { throw ValidationError("--save-checkpoint needs --train") }
         if maxMemory != nil && model == nil { throw ValidationError("--max-memory applies to a MODEL") }
         if train && model != nil { throw ValidationError("--train builds its own MA-Net; give no MODEL") }
@@ -206,7 +205,13 @@ struct BenchCommand: ParsableCommand {
         let count = batch * 3 * inputSize * inputSize
         let images = Tensor(shape: [batch, 3, inputSize, inputSize], floats: (0..<count).map { _ in generator.nextUnitFloat() })
         let labels = (0..<batch).map { $0 % 7 }
-        let timings = try measure(warmup: warmup ?? 1) { try trainer.step(images: images, labels: labels) }
+        let profiler = profile ? ExecutionProfile() : nil
+        let timings = try measure(warmup: warmup ?? 1, afterWarmup: { trainer.executor.profile = profiler }) {
+            try trainer.step(images: images, labels: labels)
+        }
+        if let profiler {
+            FileHandle.standardError.write(Data((profiler.report(runs: iterations) + "\n").utf8))
+        }
         if let saveCheckpoint { try trainer.makeCheckpoint().write(to: saveCheckpoint) }
         return timings
     }

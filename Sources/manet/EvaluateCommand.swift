@@ -50,7 +50,7 @@ struct EvaluateCommand: ParsableCommand {
         options.threads = threads
         options.printFrequency = printFreq
         let graph = try MANetModel.build(numClasses: checkpoint.numClasses, width: checkpoint.width, inputSize: checkpoint.inputSize)
-        let trainer = try Trainer(model: graph, options: options, classNames: checkpoint.classNames,
+        let trainer = try Trainer(model: consume graph, options: options, classNames: checkpoint.classNames,
                                   generator: Xoshiro256(seed: 0), dataSeed: 0)
         try trainer.load(checkpoint, resume: false)
         let loader = try BatchLoader(dataset: testSet, options: BatchLoaderOptions(

@@ -147,7 +147,7 @@ struct TrainCommand: ParsableCommand {
                 throw TrainingError.invalidCheckpoint("\(resume): no generator state")
             }
             let model = try MANetModel.build(numClasses: numClasses, width: width, inputSize: options.inputSize, seed: 0)
-            trainer = try Trainer(model: model, options: options, classNames: trainSet.classNames,
+            trainer = try Trainer(model: consume model, options: options, classNames: trainSet.classNames,
                                   generator: generator, dataSeed: checkpoint.dataSeed)
             try trainer.load(checkpoint, resume: true)
             guard trainer.epochsCompleted < epochs else {

@@ -148,6 +148,31 @@ final class LogFormatTests: XCTestCase {
         XCTAssertEqual(p, [p1[0] + Float(-0.1) * buf[0], p1[1] + Float(-0.1) * buf[1]])
     }
 
+    /// A large parameter's update is split over threads: the same bits as one thread, steps 1 and 2.
+    func testSGDSameBitsOnAnyThreadCount() {
+        let n = (1 << 16) * 3 + 5
+        let p0: [Float] = (0..<n).map { i in Float((i * 7919) % 1000) / 500 - 1 }
+        let first: [Float] = (0..<n).map { i in Float((i * 104729) % 997) / 997 - 0.5 }
+        let second: [Float] = (0..<n).map { i in Float((i * 31) % 101) / 101 - 0.5 }
+        let grads = [first, second]
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            var sgd = SGD(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4)
+            var p = p0
+            for g in grads { sgd.step("w", parameter: &p, gradient: g, threads: threads) }
+            results.append(p + sgd.momentumBuffers["w"]!)
+        }
+        for r in results.dropFirst() { XCTAssertTrue(r.elementsEqual(results[0]) { $0.bitPattern == $1.bitPattern }) }
+        // Element 1000 by PyTorch's rule, in float32.
+        let i = 1000, wd: Float = 1e-4
+        let d1 = grads[0][i] + wd * p0[i]
+        let q1 = p0[i] + Float(-0.01) * d1
+        let d2 = grads[1][i] + wd * q1
+        let b2 = d1 * 0.9 + d2
+        XCTAssertEqual(results[0][i], q1 + Float(-0.01) * b2)
+        XCTAssertEqual(results[0][n + i], b2)
+    }
+
     func testStepLRBoundaries() {
         let s = StepLR(initialLearningRate: 0.01, stepSize: 15, gamma: 0.1)
         XCTAssertEqual((0..<15).map(s.learningRate(epoch:)), [Double](repeating: 0.01, count: 15))

@@ -132,9 +132,12 @@ final class TrainerTests: XCTestCase {
         let folder = try TemporaryFolder("manet-ck")
         defer { folder.remove() }
         let trainer = try Trainer(options: options(checkpointDir: nil, log: nil, epochs: 1), classNames: ["a", "b", "c"])
+        XCTAssertTrue(trainer.model.graph.initializers.allSatisfy { $0.bytes.isEmpty }, "the weights live once, in the executor")
         let images = Tensor(shape: [2, 3, 64, 64], floats: (0..<(2 * 3 * 64 * 64)).map { Float($0 % 97) / 97 })
         try trainer.step(images: images, labels: [0, 2])
         let checkpoint = try trainer.makeCheckpoint()
+        XCTAssertEqual(checkpoint.stateDict.filter { !$0.name.hasSuffix("num_batches_tracked") }.map(\.name),
+                       trainer.model.graph.initializers.map(\.name))
         XCTAssertEqual(checkpoint.momentumBuffers.count, trainer.roles.trainable.count)
         XCTAssertEqual(try TrainingCheckpoint.decode(try checkpoint.encoded()), checkpoint)
         let path = folder.file("c.pb")

@@ -90,7 +90,8 @@ func checkOpGradients(_ op: String, _ inputs: [Tensor?], outputs: Int = 1, attri
     }
     let targets = wrt ?? inputs.indices.filter { inputs[$0]?.dtype == .float32 }
     let needs = inputs.indices.map { targets.contains($0) }
-    let record = ForwardRecord(inputs: inputs, outputs: first.outputs, saved: first.saved)
+    // The record the executor keeps: only what the forward said its backward reads.
+    let record = ForwardRecord(inputs: inputs, outputs: first.outputs, saved: first.saved, keeping: first.backwardReads)
     let gradOutputs: [Tensor?] = first.outputs.enumerated().map { k, y in
         y.dtype == .float32 ? Tensor(shape: y.shape, floats: weights[k]) : nil
     }

@@ -218,7 +218,7 @@ final class WinogradTests: XCTestCase {
             let l = try op.layout(x.shape, w.shape, bias: b.shape)
             let shape = ConvolutionShape(batch: 2, channels: c, filters: m, group: 1, geometry: l.geometry)
             XCTAssertEqual(WinogradPath.training?.tile(for: shape), .f2x2, "\(pads): forward takes the Winograd path")
-            XCTAssertNotNil(op.transposedWinograd(l, w), "\(pads): dX takes the Winograd path")
+            XCTAssertNotNil(op.transposedWinograd(l, w, threads: 2), "\(pads): dX takes the Winograd path")
             let fast = try op.forward([x, w, b], training), direct = try op.forward([x, w, b], inference)
             XCTAssertNotEqual(fast.outputs[0].floats, direct.outputs[0].floats, "different rounding: the paths differ")
             assertClose(fast.outputs[0].floats, direct.outputs[0].floats, rtol: 1e-5, atol: 1e-5)

@@ -21,25 +21,35 @@ public struct SGD {
         self.weightDecay = weightDecay
     }
 
-    /// Updates `parameter` (named `name`) in place from its gradient.
-    public mutating func step(_ name: String, parameter: inout [Float], gradient: [Float]) {
+    /// Updates `parameter` (named `name`) in place from its gradient, in one pass per element
+    /// split into `threads` static chunks (each element's arithmetic is the same on any count).
+    public mutating func step(_ name: String, parameter: inout [Float], gradient: [Float], threads: Int = 1) {
         precondition(parameter.count == gradient.count, "\(name): \(parameter.count) values, \(gradient.count) gradients")
         let wd = Float(weightDecay), m = Float(momentum), negLR = Float(-learningRate)
-        var direction = gradient
-        if wd != 0 {
-            for i in direction.indices { direction[i] += wd * parameter[i] }
-        }
-        if m != 0 {
-            if var buffer = momentumBuffers[name] {
-                momentumBuffers[name] = nil  // drop the dictionary's reference: update in place
-                for i in buffer.indices { buffer[i] = buffer[i] * m + direction[i] }
-                direction = buffer
-                momentumBuffers[name] = buffer
-            } else {
-                momentumBuffers[name] = direction
+        let n = parameter.count
+        let first = m != 0 && momentumBuffers[name] == nil
+        var buffer = m == 0 ? [] : momentumBuffers.removeValue(forKey: name) ?? [Float](repeating: 0, count: n)
+        parameter.withUnsafeMutableBufferPointer { pb in
+        gradient.withUnsafeBufferPointer { gb in
+        buffer.withUnsafeMutableBufferPointer { bb in
+            let p = pb.baseAddress, g = gb.baseAddress, b = bb.baseAddress
+            // Small parameters (biases, BN) are not worth a dispatch.
+            let workers = n >= 1 << 16 ? max(1, threads) : 1
+            let chunk = { (w: Int) in
+                for i in (n * w / workers)..<(n * (w + 1) / workers) {
+                    var d = g![i]
+                    if wd != 0 { d += wd * p![i] }
+                    if m != 0 {
+                        // buf = g on the first step, momentum * buf + g after.
+                        b![i] = first ? d : b![i] * m + d
+                        d = b![i]
+                    }
+                    p![i] += negLR * d
+                }
             }
-        }
-        for i in parameter.indices { parameter[i] += negLR * direction[i] }
+            if workers == 1 { chunk(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: chunk) }
+        }}}
+        if m != 0 { momentumBuffers[name] = buffer }
     }
 }
 

@@ -44,6 +44,7 @@ public struct ParameterRoles: Sendable {
 /// Runs training; also the unit a parity test drives step by step (`step(images:labels:)`).
 public final class Trainer {
     public let options: TrainingOptions
+    /// The graph, its initializers reduced to name, type and dims (the values live once, in the executor).
     public let model: Model
     public let executor: Executor
     public let roles: ParameterRoles
@@ -81,19 +82,21 @@ public final class Trainer {
         let dataSeed = generator.next()
         let model = try MANetModel.build(numClasses: options.numClasses, width: options.width,
                                          inputSize: options.inputSize, seed: modelSeed)
-        try self.init(model: model, options: options, classNames: classNames, generator: generator, dataSeed: dataSeed)
+        try self.init(model: consume model, options: options, classNames: classNames, generator: generator, dataSeed: dataSeed)
     }
 
     /// A run over a given graph (built or imported), with its current initializer values.
-    public init(model: Model, options: TrainingOptions, classNames: [String], generator: Xoshiro256, dataSeed: UInt64) throws {
+    /// Takes the model over like `Executor.init`: handed on (`consume model`), its weight
+    /// bytes are freed as they are converted instead of staying alongside the executor's.
+    public init(model: consuming Model, options: TrainingOptions, classNames: [String], generator: Xoshiro256, dataSeed: UInt64) throws {
         self.options = options
-        self.model = model
         self.classNames = classNames
         self.generator = generator
         self.dataSeed = dataSeed
-        roles = ParameterRoles(model: model)
-        executor = try Executor(model: model, context: ExecutionContext(training: true, threads: options.threads,
-                                                                         deterministic: options.deterministic))
+        roles = ParameterRoles(model: copy model)
+        executor = try Executor(model: consume model, context: ExecutionContext(training: true, threads: options.threads,
+                                                                                 deterministic: options.deterministic))
+        self.model = executor.model
         optimizer = SGD(learningRate: options.recipe.learningRate, momentum: options.recipe.momentum,
                         weightDecay: options.recipe.weightDecay)
         schedule = StepLR(initialLearningRate: options.recipe.learningRate, stepSize: options.recipe.stepSize,
@@ -113,25 +116,35 @@ public final class Trainer {
         guard let local = pass.outputs["logits_local"], let global = pass.outputs["logits_global"] else {
             throw TrainingError.missingParameter("logits_local / logits_global outputs")
         }
-        let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: labels)
+        let result = timed("(loss)") { lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: labels) }
         globalStep += 1
         guard result.loss.isFinite else {
             throw TrainingError.nonFiniteLoss(epoch: epoch, step: stepInEpoch, globalStep: globalStep, value: result.loss)
         }
-        let gradients = try executor.backward(pass, outputGradients: ["logits_local": result.gradientLocal,
-                                                                      "logits_global": result.gradientGlobal],
+        // The pass is handed over, so backward frees each node's activations once it used them.
+        let gradients = try executor.backward(consume pass, outputGradients: ["logits_local": result.gradientLocal,
+                                                                              "logits_global": result.gradientGlobal],
                                               wrt: roles.trainable)
         onGradients?(gradients)
-        for name in roles.trainable {
-            guard let current = executor.initializer(name), let gradient = gradients[name] else {
-                throw TrainingError.missingParameter(name)
+        try timed("(SGD update)") {
+            for name in roles.trainable {
+                guard executor.initializer(name) != nil, let gradient = gradients[name] else {
+                    throw TrainingError.missingParameter(name)
+                }
+                // In place: backward consumed the pass, so the executor holds the only reference.
+                try executor.updateInitializer(name) {
+                    optimizer.step(name, parameter: &$0, gradient: gradient.floats, threads: options.threads)
+                }
             }
-            var values = current.floats
-            optimizer.step(name, parameter: &values, gradient: gradient.floats)
-            try executor.setInitializer(name, Tensor(shape: current.shape, floats: values))
         }
         for module in roles.batchNormModules { batchesTracked[module, default: 0] += 1 }
         return result
+    }
+
+    /// `body`, its time added to the executor's profile when one is attached (`manet bench --train --profile`).
+    private func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        guard let profile = executor.profile else { return try body() }
+        return try profile.time(phase, body)
     }
 
     /// Inference-mode logits.

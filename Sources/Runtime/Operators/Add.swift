@@ -20,13 +20,23 @@ public struct Add: Operator {
             // Wrapping, as numpy and onnxruntime do for integer overflow.
             return ForwardResult([Tensor(shape: shape, ints: BinaryElementwise.apply(a.ints, a.shape, b.ints, b.shape, shape) { $0 &+ $1 })])
         }
-        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape, threads: context.threads, FloatSum()))])
+        let c = Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape, threads: context.threads, FloatSum()))
+        // Without broadcasting, backward hands dC on as it is and reads neither input (the
+        // residual sums of a network, whose operands can then be freed).
+        return ForwardResult([c], backwardReads: a.shape == b.shape ? .shapes : .everything)
     }
 
     // dA = dC and dB = dC, each summed over the dims it was broadcast along.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
-        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
-                                       { g, a, b in g }, { g, a, b in g })
+        if record.inputShapes.count == 2, let shape = record.inputShapes[0], shape == record.inputShapes[1],
+           record.inputTypes[0] == .float32 {
+            // Same shapes: both gradients are dC itself (one shared buffer, copied only if
+            // someone later adds into it).
+            let g = gradOutputs.first.flatMap { $0 } ?? Tensor(zeros: shape)
+            return [needsGradient.count > 0 && needsGradient[0] ? g : nil, needsGradient.count > 1 && needsGradient[1] ? g : nil]
+        }
+        return try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
+                                              { g, a, b in g }, { g, a, b in g })
     }
 }

@@ -115,10 +115,11 @@ public struct BatchNormalization: Operator {
                 outputs.append(Tensor(shape: [c], floats: (0..<c).map { keep * runningMean[$0] + take * mean[$0] }))
                 outputs.append(Tensor(shape: [c], floats: (0..<c).map { keep * runningVar[$0] + take * variance[$0] }))
             }
-            return ForwardResult(outputs, saved: Saved(mean: mean, invStd: y.1, batchStatistics: true), stateUpdates: updates)
+            return ForwardResult(outputs, saved: Saved(mean: mean, invStd: y.1, batchStatistics: true), stateUpdates: updates,
+                                 backwardReads: .inputs)
         }
         let y = normalize(x, n: n, c: c, spatial: spatial, mean: mean, variance: variance, scale: scale, bias: bias, context)
-        return ForwardResult([y.0], saved: Saved(mean: mean, invStd: y.1, batchStatistics: false))
+        return ForwardResult([y.0], saved: Saved(mean: mean, invStd: y.1, batchStatistics: false), backwardReads: .inputs)
     }
 
     /// Y from X and per-channel statistics; also returns 1 / sqrt(variance + epsilon).

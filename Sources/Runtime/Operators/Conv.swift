@@ -69,7 +69,7 @@ public struct Conv: Operator {
         let count = try label.count(l.outputShape)
         let y = Conv.convolve(x, w, bias: bias, l, group: group, relu: false, threads: context.threads, count: count,
                               winograd: context.training ? WinogradPath.training : nil)
-        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)], backwardReads: .inputs)
     }
 
     /// Whether the Winograd path can compute this node for any input size: 2-D 3x3 kernel,
@@ -191,7 +191,7 @@ public struct Conv: Operator {
         var dW = needW ? [Float](repeating: 0, count: w.count) : []
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
         // flipped); the Winograd path computes it where it pays in training, writing all of it.
-        let winogradDX = needX && context.training ? transposedWinograd(l, w) : nil
+        let winogradDX = needX && context.training ? transposedWinograd(l, w, threads: threads) : nil
         let gemmDX = needX && winogradDX == nil   // whether the GEMM paths below compute dX (accumulating)
         var dX = gemmDX ? [Float](repeating: 0, count: x.count) : []
         if let (shape, tile, flipped) = winogradDX {
@@ -223,12 +223,12 @@ public struct Conv: Operator {
                         let dyg = dyp + (n * l.filters + grp * l.filtersPerGroup) * outPlane
                         let xg = xp + (n * l.channels + grp * l.channelsPerGroup) * inPlane
                         if needW {
-                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                            GEMM.sgemmColumnSplit(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
                                        a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
                                        c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows, threads: threads)
                         }
                         if gemmDX {
-                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                            GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
                                        a: wp + grp * l.filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
                                        c: dXb.baseAddress! + (n * l.channels + grp * l.channelsPerGroup) * inPlane,
                                        ldc: inPlane, threads: threads)
@@ -251,7 +251,7 @@ public struct Conv: Operator {
                     }
                     for i in 0..<images {
                         for grp in 0..<group {
-                            GEMM.sgemm(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
+                            GEMM.sgemmColumnSplit(transB: true, m: l.filtersPerGroup, n: rows, k: outPlane,
                                        a: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, lda: outPlane,
                                        b: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
                                        beta: 1, c: dWb.baseAddress! + grp * l.filtersPerGroup * rows, ldc: rows,
@@ -263,7 +263,7 @@ public struct Conv: Operator {
                     // The columns are consumed; the same scratch now holds dcol.
                     for i in 0..<images {
                         for grp in 0..<group {
-                            GEMM.sgemm(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
+                            GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: l.filtersPerGroup,
                                        a: wp + grp * l.filtersPerGroup * rows, lda: rows,
                                        b: dyp + ((start + i) * l.filters + grp * l.filtersPerGroup) * outPlane, ldb: outPlane,
                                        c: scratch.pointer + i * imageColumns + grp * rows * outPlane, ldc: outPlane,
@@ -289,7 +289,7 @@ extension Conv {
     /// For dX of this convolution by Winograd: the shape of dX = conv(dY, W') with W'[c, m] =
     /// W[m, c] rotated by 180 degrees and pads 2 - p, the path, and W'; nil when the training
     /// Winograd path is off or does not take that shape (stride/dilation not 1, groups, pads > 2).
-    func transposedWinograd(_ l: Layout, _ w: Tensor) -> (ConvolutionShape, WinogradTile, [Float])? {
+    func transposedWinograd(_ l: Layout, _ w: Tensor, threads: Int) -> (ConvolutionShape, WinogradTile, [Float])? {
         let g = l.geometry
         guard let path = WinogradPath.training, group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1,
               g.dH == 1, g.dW == 1, [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }) else { return nil }
@@ -299,16 +299,16 @@ extension Conv {
         let shape = ConvolutionShape(batch: l.batch, channels: l.filters, filters: l.channels, group: 1, geometry: t)
         guard let tile = path.tile(for: shape) else { return nil }
         let (M, C) = (l.filters, l.channels)
-        let flipped = [Float](unsafeUninitializedCapacity: w.count) { out, count in
+        // One run of W' [c, :, :, :] per task, written in order (a plain copy: any split gives the same bits).
+        let flipped = [Float].filled(count: w.count) { out in
             w.floats.withUnsafeBufferPointer { wb in
-                for m in 0..<M {
-                    for c in 0..<C {
-                        let src = wb.baseAddress! + (m * C + c) * 9, dst = out.baseAddress! + (c * M + m) * 9
+                parallelFor(C, threads: threads) { c in
+                    for m in 0..<M {
+                        let src = wb.baseAddress! + (m * C + c) * 9, dst = out + (c * M + m) * 9
                         for k in 0..<9 { dst[k] = src[8 - k] }
                     }
                 }
             }
-            count = w.count
         }
         return (shape, tile, flipped)
     }

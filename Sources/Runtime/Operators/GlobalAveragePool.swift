@@ -34,21 +34,22 @@ public struct GlobalAveragePool: Operator {
                 }
             }
         }
-        return ForwardResult([Tensor(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: y)])
+        return ForwardResult([Tensor(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: y)],
+                             backwardReads: .shapes)
     }
 
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
         guard needsGradient.first == true else { return [nil] }
-        let x = try recorded(record, 0, label)
-        let planes = x.shape[0] * x.shape[1], size = x.shape.dropFirst(2).reduce(1, *)
-        let dy = gradient(gradOutputs, 0, shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2))
-        let dx = [Float].filled(count: x.count) { dxp in
+        guard let xShape = record.inputShapes.first ?? nil else { throw label.error("backward needs the shape of X") }
+        let planes = xShape[0] * xShape[1], size = xShape.dropFirst(2).reduce(1, *)
+        let dy = gradient(gradOutputs, 0, shape: Array(xShape[0..<2]) + [Int](repeating: 1, count: xShape.count - 2))
+        let dx = [Float].filled(count: planes * size) { dxp in
             parallelFor(planes, threads: context.threads) { p in
                 let share = dy[p] / Float(size)
                 (dxp + p * size).update(repeating: share, count: size)
             }
         }
-        return [Tensor(shape: x.shape, floats: dx)]
+        return [Tensor(shape: xShape, floats: dx)]
     }
 }

@@ -41,18 +41,19 @@ public struct GlobalMaxPool: Operator {
                 }
             }
         }
-        return ForwardResult([Tensor(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: y)], saved: argmax)
+        return ForwardResult([Tensor(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: y)], saved: argmax,
+                             backwardReads: .shapes)
     }
 
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
         guard needsGradient.first == true else { return [nil] }
         guard let argmax = record.saved as? [Int32] else { throw label.error("backward needs the forward's argmax") }
-        let x = try recorded(record, 0, label)
-        let size = x.shape.dropFirst(2).reduce(1, *)
-        let dy = gradient(gradOutputs, 0, shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2))
-        var dx = [Float](repeating: 0, count: x.count)
+        guard let xShape = record.inputShapes.first ?? nil else { throw label.error("backward needs the shape of X") }
+        let size = xShape.dropFirst(2).reduce(1, *)
+        let dy = gradient(gradOutputs, 0, shape: Array(xShape[0..<2]) + [Int](repeating: 1, count: xShape.count - 2))
+        var dx = [Float](repeating: 0, count: xShape.reduce(1, *))
         for p in 0..<argmax.count { dx[p * size + Int(argmax[p])] += dy[p] }
-        return [Tensor(shape: x.shape, floats: dx)]
+        return [Tensor(shape: xShape, floats: dx)]
     }
 }

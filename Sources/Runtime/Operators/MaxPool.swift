@@ -56,17 +56,26 @@ public struct MaxPool: Operator {
             return ForwardResult([Tensor(shape: outShape, floats: y)])
         }
         var argmax = [Int32](repeating: -1, count: planes * outPlane)
+        let fast2D = maxPool2DApplies(g)
         let y = [Float].filled(count: planes * outPlane) { yp in
             x.floats.withUnsafeBufferPointer { xb in
                 argmax.withUnsafeMutableBufferPointer { ab in
                     parallelFor(planes, threads: context.threads) { p in
-                        maxPoolForward(xb.baseAddress! + p * inPlane, yp + p * outPlane, ab.baseAddress! + p * outPlane, g)
+                        let xp = xb.baseAddress! + p * inPlane, ypl = yp + p * outPlane, apl = ab.baseAddress! + p * outPlane
+                        if fast2D {
+                            // The branch-free kernel's y (same bits), then the argmax it implies.
+                            maxPool2DForward(xp, ypl, g)
+                            maxPool2DArgmax(xp, ypl, apl, g)
+                        } else {
+                            maxPoolForward(xp, ypl, apl, g)
+                        }
                     }
                 }
             }
         }
         // The argmax stays (backward reads it); the int64 Indices tensor only if the node has that output.
-        if !wantsIndices { return ForwardResult([Tensor(shape: outShape, floats: y)], saved: argmax) }
+        // With the argmax saved, backward needs only X's shape.
+        if !wantsIndices { return ForwardResult([Tensor(shape: outShape, floats: y)], saved: argmax, backwardReads: .shapes) }
         // Indices: positions in the whole flattened X, the spatial part in `storage_order`.
         var indices = [Int64](repeating: 0, count: argmax.count)
         for p in 0..<planes {
@@ -80,7 +89,8 @@ public struct MaxPool: Operator {
                 indices[p * outPlane + o] = local < 0 ? -1 : Int64(p * inPlane + index)
             }
         }
-        return ForwardResult([Tensor(shape: outShape, floats: y), Tensor(shape: outShape, ints: indices)], saved: argmax)
+        return ForwardResult([Tensor(shape: outShape, floats: y), Tensor(shape: outShape, ints: indices)], saved: argmax,
+                             backwardReads: .shapes)
     }
 
     /// The argmax of every output (plane offsets), for a backward whose forward took the
@@ -105,13 +115,13 @@ public struct MaxPool: Operator {
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
         guard needsGradient.first == true else { return [nil] }
-        let x = try recorded(record, 0, label)
-        let g = try geometry(x.shape)
-        let planes = x.shape[0] * x.shape[1]
+        guard let xShape = record.inputShapes.first ?? nil else { throw label.error("backward needs the shape of X") }
+        let g = try geometry(xShape)
+        let planes = xShape[0] * xShape[1]
         let inPlane = g.inputPlane, outPlane = g.outputPlane
-        let argmax = record.saved as? [Int32] ?? Self.argmax(x, g, threads: context.threads)
-        let dy = gradient(gradOutputs, 0, shape: Array(x.shape[0..<2]) + g.outputDims(rank: x.rank - 2))
-        let dx = [Float].accumulated(count: x.count) { dxp in
+        let argmax = try record.saved as? [Int32] ?? Self.argmax(recorded(record, 0, label), g, threads: context.threads)
+        let dy = gradient(gradOutputs, 0, shape: Array(xShape[0..<2]) + g.outputDims(rank: xShape.count - 2))
+        let dx = [Float].accumulated(count: planes * inPlane) { dxp in
             dy.withUnsafeBufferPointer { dyb in
                 argmax.withUnsafeBufferPointer { ab in
                     parallelFor(planes, threads: context.threads) { p in
@@ -121,6 +131,6 @@ public struct MaxPool: Operator {
                 }
             }
         }
-        return [Tensor(shape: x.shape, floats: dx)]
+        return [Tensor(shape: xShape, floats: dx)]
     }
 }

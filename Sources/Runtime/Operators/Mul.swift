@@ -19,7 +19,8 @@ public struct Mul: Operator {
         if a.dtype == .int64 {
             return ForwardResult([Tensor(shape: shape, ints: BinaryElementwise.apply(a.ints, a.shape, b.ints, b.shape, shape) { $0 &* $1 })])
         }
-        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape, threads: context.threads, FloatProduct()))])
+        return ForwardResult([Tensor(shape: shape, floats: BinaryElementwise.apply(a.floats, a.shape, b.floats, b.shape, shape, threads: context.threads, FloatProduct()))],
+                             backwardReads: .inputs)
     }
 
     // dA = dC * b, dB = dC * a, each summed over the dims it was broadcast along.

@@ -24,7 +24,7 @@ public struct Sigmoid: Operator {
             let e = expf(v)
             return e / (1 + e)
         }
-        return ForwardResult([Tensor(shape: x.shape, floats: y)])
+        return ForwardResult([Tensor(shape: x.shape, floats: y)], backwardReads: .outputs)
     }
 
     // dx = dy * y * (1 - y)
