@@ -120,7 +120,7 @@ public enum ConvolutionForward {
                        channels: c..<(c + 1), g)
             }
             for grp in 0..<s.group {
-                GEMM.sgemm(m: s.filtersPerGroup, n: cols, k: rows,
+                GEMM.sgemmColumnSplit(m: s.filtersPerGroup, n: cols, k: rows,
                            a: w + grp * s.filtersPerGroup * rows, lda: rows,
                            b: columns + grp * rows * cols, ldb: cols,
                            c: result, ldc: cols, threads: threads)
