@@ -82,7 +82,7 @@ public enum ConvolutionForward {
         }
         for grp in 0..<s.group {
             let b = g.isPointwise ? xn + grp * s.channelsPerGroup * inPlane : UnsafePointer(columns + grp * rows * plane)
-            GEMM.sgemm(m: s.filtersPerGroup, n: plane, k: rows,
+            GEMM.sgemmColumnSplit(m: s.filtersPerGroup, n: plane, k: rows,
                        a: w + grp * s.filtersPerGroup * rows, lda: rows, b: b, ldb: plane,
                        c: yn + grp * s.filtersPerGroup * plane, ldc: plane, threads: threads)
         }
