@@ -90,6 +90,27 @@ static inline __attribute__((always_inline)) void filter_f4(const v8 *g, size_t 
     o[5 * os] = g2;
 }
 
+// o = G g G^T for 8 filters at once: g[tap] (3 x 3) -> o[point] (a x a, a = m + 2).
+static inline __attribute__((always_inline)) void filter_points(int m, const v8 *g, v8 *o) {
+    v8 t[18];   // t = G g (a x 3)
+    if (m == 2) {
+        for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);       // columns: t[r][j]
+        for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);  // rows: o[r][q]
+    } else {
+        for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
+        for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
+    }
+}
+
+// Filters f0 ..< f0 + 8 of one channel from the packed layout (taps 16 floats apart, from w) to
+// u[p * pointStride] for every point p (8 contiguous floats each).
+static inline __attribute__((always_inline)) void filter_eight(int m, const float *w, float *u, size_t pointStride) {
+    v8 g[9], o[36];
+    for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + tap * 16);
+    filter_points(m, g, o);
+    for (int p = 0; p < (m + 2) * (m + 2); p++) *(v8u *)(u + p * pointStride) = o[p];
+}
+
 // Filter k's tap t: w[k * 9 + t] ([M, C, 3, 3]), or, when packedChannels (C) is not 0, the
 // packed layout of packed_gemm.h (16-row blocks of the [M, C * 9] matrix).
 static inline __attribute__((always_inline)) float filter_tap(const float *w, size_t k, int tap, size_t packedChannels) {
@@ -104,18 +125,12 @@ static inline __attribute__((always_inline)) void filter_transform(int m, const 
     const int a = m + 2;
     for (size_t k = begin; k < end; k += 8) {
         const int lanes = end - k < 8 ? (int)(end - k) : 8;
-        v8 g[9], t[18], o[36];   // g[tap], t = G g (a x 3), o = (G g) G^T (a x a)
+        v8 g[9], o[36];
         for (int tap = 0; tap < 9; tap++) {
             g[tap] = splat(0);
             for (int l = 0; l < lanes; l++) g[tap][l] = filter_tap(w, k + l, tap, packedChannels);
         }
-        if (m == 2) {
-            for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);       // columns: t[r][j]
-            for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);  // rows: o[r][q]
-        } else {
-            for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
-            for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
-        }
+        filter_points(m, g, o);
         if (lanes == 8) {
             for (int p = 0; p < a * a; p++) *(v8u *)(u + p * pointStride + k) = o[p];
         } else {
@@ -139,45 +154,21 @@ void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t
 MULTIVERSION
 void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, size_t channels, size_t begin,
                                          size_t end, float *u, size_t pointStride) {
-    const int a = m + 2;
     (void)filters;
     for (size_t item = begin; item < end; item++) {
         // 8 filters f0 ..< f0 + 8 (one half of a 16-row block) of channel c: contiguous in the
         // packed layout on both sides.
         const size_t f0 = item / channels * 8, c = item % channels;
-        const size_t in = (f0 / 16) * channels * 9 * 16 + c * 9 * 16 + f0 % 16;
-        const size_t out = (f0 / 16) * channels * 16 + c * 16 + f0 % 16;
-        v8 g[9], t[18], o[36];
-        for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + in + tap * 16);
-        if (m == 2) {
-            for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);
-            for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);
-        } else {
-            for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
-            for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
-        }
-        for (int p = 0; p < a * a; p++) *(v8u *)(u + p * pointStride + out) = o[p];
+        filter_eight(m, w + (f0 / 16) * channels * 9 * 16 + c * 9 * 16 + f0 % 16,
+                     u + (f0 / 16) * channels * 16 + c * 16 + f0 % 16, pointStride);
     }
 }
 
 MULTIVERSION
 void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t block, float *u) {
-    const int a = m + 2;
-    for (size_t half = 0; half < 2; half++) {
-        for (size_t c = 0; c < channels; c++) {
-            const size_t in = block * channels * 9 * 16 + c * 9 * 16 + half * 8;
-            v8 g[9], t[18], o[36];
-            for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + in + tap * 16);
-            if (m == 2) {
-                for (int j = 0; j < 3; j++) filter_f2(g + j, 3, t + j, 3);
-                for (int r = 0; r < 4; r++) filter_f2(t + r * 3, 1, o + r * 4, 1);
-            } else {
-                for (int j = 0; j < 3; j++) filter_f4(g + j, 3, t + j, 3);
-                for (int r = 0; r < 6; r++) filter_f4(t + r * 3, 1, o + r * 6, 1);
-            }
-            for (int p = 0; p < a * a; p++) *(v8u *)(u + p * channels * 16 + c * 16 + half * 8) = o[p];
-        }
-    }
+    for (size_t half = 0; half < 2; half++)
+        for (size_t c = 0; c < channels; c++)
+            filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + c * 16 + half * 8, channels * 16);
 }
 
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
