@@ -41,15 +41,16 @@ public enum Winograd {
 
     /// Upper bound on the scratch floats (transformed inputs + GEMM results), ~64 MiB.
     static let scratchLimit = 16 << 20
-    /// The same for the packed-filter path's image chunks (4 MiB: v and r stay in the L3 cache
-    /// between the transforms and the GEMMs; 64->64 56x56 at batch 16, one thread: 255 -> 165 ms
-    /// per batch, against 212 at 8 MiB and 252 at 16, docs/PERFORMANCE.md).
+    /// The same for the packed-filter path's per-point order (4 MiB: v and r stay in the L3
+    /// cache between the transforms and the GEMMs; 64->64 56x56 at batch 16, one thread: 255 ->
+    /// 101 ms per batch, against 146 / 212 / 252 at 2 / 8 / 16 MiB, docs/PERFORMANCE.md row (k)).
     public static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
     /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. `transformed`, when given, is
     /// `transformFilters(w, ...)` made earlier (then w is not read); without it the filters are
-    /// transformed per call into a temporary (16/9 or 36/9 of the weight bytes). Deterministic
+    /// transformed per call into a temporary (16/9 or 36/9 of the weight bytes), or, on the
+    /// packed path's block order, one block of 16 filters at a time. Deterministic
     /// for any thread count: every output element is computed by one fixed sequence of
     /// operations (GEMMs never split their summed dimension).
     /// `filtersPacked`: w is in `PackedFilters`' layout instead of [M, C, 3, 3].

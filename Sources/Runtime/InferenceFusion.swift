@@ -42,14 +42,15 @@ struct FusedConv: Operator {
         throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
     }
 
-    /// `pack`: pack the weights if the convolution qualifies, taking `weight`'s buffer (packed
-    /// in place when nothing else holds it; `weight` is left empty).
+    /// `pack` (only where `packs(conv:weightShape:)` holds): pack the weights, taking `weight`'s
+    /// buffer (packed in place when nothing else holds it; `weight` is left empty).
     init(conv: Conv, weight: inout Tensor, bias: Tensor?, relu: Bool, pack: Bool) {
+        precondition(!pack || Self.packs(conv: conv, weightShape: weight.shape))
         self.conv = conv
         self.weightShape = weight.shape
         self.bias = bias
         self.relu = relu
-        if pack && Self.packs(conv: conv, weightShape: weight.shape) {
+        if pack {
             let filters = weight.shape[0], columns = weight.count / weight.shape[0]
             self.filters = .packed(PackedFilters(taking: &weight.floats, filters: filters, columns: columns))
         } else {
