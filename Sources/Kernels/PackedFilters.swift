@@ -61,7 +61,7 @@ public final class PackedFilters: @unchecked Sendable {
     }
 
     /// Row blocks of 16.
-    var blocks: Int { (filters + 15) / 16 }
+    public var blocks: Int { (filters + 15) / 16 }
 
     /// out(m, n) = relu?(sum_k filters(m, k) * b(k, n) + bias[m]) for `images` right-hand sides,
     /// b(k, n) of image i at `b[i * bi + k * bk + n * bn]`, out(m, n) of image i at
@@ -119,6 +119,31 @@ public final class PackedFilters: @unchecked Sendable {
 }
 
 extension ConvolutionForward {
+    /// Bytes of one image's unfolded columns up to which each thread unfolds its own copy.
+    static let ownColumnsLimit = 1 << 20
+
+    /// `runPacked` for one image, each of `workers` threads unfolding it whole and taking its
+    /// share of the filter blocks (the same bits as the shared unfolding: every output element
+    /// is the same fixed sum over k).
+    static func runPackedOwnColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
+                                    _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int) {
+        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows
+        var window = manet_window2d(channels: Int32(s.channels), inH: Int32(g.inH), inW: Int32(g.inW),
+                                    kH: Int32(g.kH), kW: Int32(g.kW), sH: Int32(g.sH), sW: Int32(g.sW),
+                                    pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
+                                    outH: Int32(g.outH), outW: Int32(g.outW))
+        let size = manet_packed_columns_size(rows, plane, 1), items = (plane + 5) / 6, blocks = w.blocks
+        w.withPointer { wp in
+            parallelFor(workers, threads: workers) { t in
+                let packed = UnsafeMutablePointer<Float>.allocate(capacity: size)
+                defer { packed.deallocate() }
+                manet_im2col_packed(&window, x, 0, 0, items, packed)
+                manet_packed_gemm_packed_columns(wp, s.filters, rows, t * blocks / workers, (t + 1) * blocks / workers,
+                                                 packed, plane, 1, y, plane, 1, 0, bias, relu ? 1 : 0)
+            }
+        }
+    }
+
     /// `run` for an ungrouped convolution whose filters were packed once: y[n, m, p] =
     /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). A chunk of images is unfolded at once into
     /// the GEMM's blocks of 6 columns (so each packed filter block is read once per chunk); the
@@ -139,6 +164,15 @@ extension ConvolutionForward {
         // through im2col first.
         let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
         let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
+        // One small image over several threads (batch 1's 7x7 and 14x14 layers): each thread
+        // unfolds the whole image into its own buffer and multiplies its filter blocks, in one
+        // parallel call. Sharing one unfolding would need a second call, and each thread would
+        // then read the other's half from the other core's cache.
+        let workers = min(max(1, threads), w.blocks)
+        if flat && workers > 1 && s.batch == 1 && perImage * 4 <= ownColumnsLimit {
+            runPackedOwnColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
+            return
+        }
         let chunk = max(1, min(s.batch, scratchLimit / max(1, perImage)))
         let columns = flat ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
         let packed = flat ? UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, chunk)) : nil

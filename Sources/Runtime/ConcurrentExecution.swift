@@ -33,11 +33,14 @@ private final class ConcurrentRun: @unchecked Sendable {
     var running = 0, finished = 0
     var failure: Error?
     let condition = NSCondition()
+    /// Gets each step's wall and CPU time when attached (`manet bench --profile`).
+    let profile: ExecutionProfile?
 
-    init(plan: Plan, values: [Tensor?], context: ExecutionContext) {
+    init(plan: Plan, values: [Tensor?], context: ExecutionContext, profile: ExecutionProfile?) {
         self.plan = plan
         self.values = values
         self.context = context
+        self.profile = profile
         let steps = plan.steps
         for (i, step) in steps.enumerated() { for case let s? in step.outputs { producer[s] = i } }
         pending = [Int](repeating: 0, count: steps.count)
@@ -79,11 +82,21 @@ private final class ConcurrentRun: @unchecked Sendable {
             }
             condition.unlock()
             var result: ForwardResult?
+            // A step on one thread is timed by its thread's CPU clock (others run meanwhile); a
+            // step given all the threads runs alone, so the process's clock counts its helpers.
+            let alone = stepContext.threads > 1
+            let started = profile != nil ? (ContinuousClock.now, ExecutionProfile.cpuSeconds(processWide: alone)) : nil
             if error == nil {
                 do { result = try step.op.forward(args, stepContext) } catch let e { error = e }
             }
-            args = []
             condition.lock()
+            if let profile, let started, error == nil {
+                let d = (ContinuousClock.now - started.0).components
+                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args),
+                            seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
+                            cpuSeconds: ExecutionProfile.cpuSeconds(processWide: alone) - started.1)
+            }
+            args = []
             running -= 1
             finished += 1
             if let error {
@@ -122,7 +135,7 @@ extension Executor {
     /// give the same bits for any thread count (GEMMs never split their summed dimension,
     /// parallel loops write disjoint outputs); only the order of independent steps changes.
     func runConcurrently(_ plan: Plan, values: inout [Tensor?], context: ExecutionContext) throws {
-        let run = ConcurrentRun(plan: plan, values: values, context: context)
+        let run = ConcurrentRun(plan: plan, values: values, context: context, profile: profile)
         values = []
         let done = DispatchSemaphore(value: 0)
         let helpers = max(0, min(context.threads, plan.steps.count) - 1)

@@ -42,9 +42,12 @@ public final class ExecutionProfile {
     }
 
     /// CPU seconds used by this process so far (all threads).
-    static func processCPUSeconds() -> Double {
+    static func processCPUSeconds() -> Double { cpuSeconds(processWide: true) }
+
+    /// CPU seconds used so far by this process (all threads), or by the calling thread alone.
+    static func cpuSeconds(processWide: Bool) -> Double {
         var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        clock_gettime(processWide ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 

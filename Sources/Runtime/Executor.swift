@@ -1,6 +1,7 @@
 // The graph executor: runs a planned model for inference, or forward + backward for training.
 
 import ONNXIR
+import Foundation
 
 /// Runs an ONNX model (`ONNXIR.Model`) with the registered operators.
 ///
@@ -183,6 +184,10 @@ public final class Executor {
         return fused
     }
 
+    /// `MANET_BRANCHES=0` runs inference steps one at a time, each kernel over all the threads
+    /// (for A/B measurements); read once per process.
+    static let branchesAtOnce = ProcessInfo.processInfo.environment["MANET_BRANCHES"] != "0"
+
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
         // Records and training need the graph as written; plain inference may run it fused.
         if frozen && (keepRecords || context.training) { throw RuntimeError.invalidGraph(Self.frozenMessage) }
@@ -204,7 +209,8 @@ public final class Executor {
         }
         // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
-            && profile == nil && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
+            && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
+            && Self.branchesAtOnce
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
         for (i, step) in plan.steps.enumerated() where !concurrent {
             var args = [Tensor?]()

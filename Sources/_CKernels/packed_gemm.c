@@ -115,21 +115,25 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
         b += (BK);                                                                                        \
     }
 
+// The tile's share of the next filter slice is prefetched spread over its k loop, `per` lines
+// (one k of a block each) every 8 k: a burst of hundreds of prefetches at once overflows the
+// core's miss queue and stalls the loads the FMAs wait on.
 #define TILE(NAME, NRC, BK, BN)                                                                            \
     static AVX2 void NAME(const float *a, size_t kc, const float *b, size_t bk, size_t bn, float *t,       \
                           int accumulate, const float *next, size_t nextLines) {                          \
         (void)bk; (void)bn;                                                                               \
         __m256 lo[NRC], hi[NRC];                                                                          \
         for (int j = 0; j < NRC; j++) lo[j] = hi[j] = _mm256_setzero_ps();                                \
-        /* Two loops, with and without the prefetch of the next slice: no test per k. */               \
-        const size_t split = nextLines < kc ? nextLines : kc;                                             \
-        for (size_t k = 0; k < split; k++) {                                                              \
-            _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);                                     \
-            STEP(NRC, BK, BN)                                                                             \
+        const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;               \
+        size_t k = 0;                                                                                     \
+        for (size_t q = 0; q < groups; q++) {                                                             \
+            for (size_t l = 0; l < per && nextLines; l++, nextLines--, next += MR)                        \
+                _mm_prefetch((const char *)next, _MM_HINT_T0);                                            \
+            for (int u = 0; u < 8; u++) STEP(NRC, BK, BN)                                                 \
+            k += 8;                                                                                       \
         }                                                                                                 \
-        for (size_t k = split; k < kc; k++) {                                                             \
-            STEP(NRC, BK, BN)                                                                             \
-        }                                                                                                 \
+        for (; nextLines; nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);         \
+        for (; k < kc; k++) STEP(NRC, BK, BN)                                                             \
         for (int j = 0; j < NRC; j++) {                                                                   \
             if (accumulate) {                                                                             \
                 lo[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR), lo[j]);                                \
@@ -144,7 +148,7 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
 static AVX2 void strided_1(const float *a, size_t kc, const float *b, size_t bk, size_t bn, float *t, int accumulate,
                            const float *next, size_t nextLines) {
     (void)bn;
-    for (size_t k = 0; k < nextLines && k < kc; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);
+    for (size_t k = 0; k < nextLines; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);
     __m256 lo[4], hi[4];
     for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();
     size_t k = 0;
@@ -294,10 +298,10 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
             for (size_t blk = blockBegin; blk < blockEnd; blk++) {
                 const float *a = ap + blk * K * MR + k0 * MR;
                 float *blockSums = sums + (blk - blockBegin) * CHUNK_TILES * NR * MR;
-                // The first tile also prefetches the next filter slice (the next block's, else
-                // the first block's next pass), one cache line (16 floats = one k) per k: at
-                // batch 1 the filters stream from memory once, and waiting for them was a third
-                // of the 512->512 layers' time.
+                // The tiles also prefetch the next filter slice (the next block's, else the
+                // first block's next pass), one cache line (16 floats = one k) per k, each tile
+                // its share: at batch 1 the filters stream from memory once, and waiting for
+                // them was a third of the 512->512 layers' time.
                 const float *next = NULL;
                 size_t nextLines = 0;
                 if (blk + 1 < blockEnd) {
@@ -307,12 +311,15 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
                     next = ap + blockBegin * K * MR + (k0 + KC) * MR;
                     nextLines = K - k0 - KC < KC ? K - k0 - KC : KC;
                 }
+                // Each tile prefetches its share of the next slice's lines.
+                const size_t tiles = t1 - t0;
                 for (size_t t = t0; t < t1; t++) {
                     const size_t img = t / qs, n0 = t % qs * NR;
                     const int nr = N - n0 < NR ? (int)(N - n0) : NR;
                     const float *bt = packedB ? b + t * K * NR : b + img * bi + n0 * bn;
+                    const size_t from = nextLines * (t - t0) / tiles, to = nextLines * (t - t0 + 1) / tiles;
                     tile(a, kc, bt + k0 * tbk, tbk, tbn, nr, blockSums + (t - t0) * NR * MR, k0 > 0,
-                         t == t0 ? next : NULL, t == t0 ? nextLines : 0);
+                         next ? next + from * MR : NULL, to - from);
                 }
             }
         }

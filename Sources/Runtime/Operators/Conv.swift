@@ -361,10 +361,13 @@ final class WinogradPath: @unchecked Sendable {
     /// at least `minimumChannels` channels and filters. F(4x4) from 16 tiles (batch 1: 14x14 and
     /// 28x28 planes, 2x faster than direct), F(2x2) from 64 (at batch 1 on 7x7 planes, 16 tiles,
     /// F(2x2) lost to the packed direct path by 25%, F(4x4) with 4 tiles by 2.2x).
+    /// Read once: `ProcessInfo.environment` builds a dictionary of the whole environment on every
+    /// access (~30 us, a per-call cost that was ~10% of a small convolution at batch 1).
     static func minimumTiles(_ tile: WinogradTile) -> Int {
-        if let forced = ProcessInfo.processInfo.environment["MANET_MIN_TILES"].flatMap({ Int($0) }) { return forced }
+        if let forcedMinimumTiles { return forcedMinimumTiles }
         return tile == .f4x4 ? 16 : 64
     }
+    private static let forcedMinimumTiles = ProcessInfo.processInfo.environment["MANET_MIN_TILES"].flatMap { Int($0) }
     static let minimumChannels = 64
 
     /// The tile a call of this shape takes, or nil for the direct path.

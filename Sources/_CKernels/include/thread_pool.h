@@ -1,0 +1,29 @@
+// A small pool of worker threads for the kernels' parallel loops: a call hands worker w its part
+// (w = 0 on the calling thread), and the workers wait for the next call spinning for a short
+// while before they sleep. At batch 1 an inference makes hundreds of such calls of well under a
+// millisecond each; waking a sleeping thread through the kernel for each cost more than some of
+// them took.
+
+#ifndef MANET_THREAD_POOL_H
+#define MANET_THREAD_POOL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A part of a call: worker `worker` (0 ..< workers) of `context`.
+typedef void (*manet_pool_task)(void *context, size_t worker);
+
+/// Runs task(context, w) for every w in [0, workers): w = 0 on the calling thread, the others on
+/// the pool's threads (made on first use, at most 63), and returns 0 when all have finished.
+/// Returns -1 without running anything when the pool is serving another call (a nested or a
+/// concurrent one) or cannot start its threads: the caller then runs the parts another way.
+int manet_pool_run(size_t workers, manet_pool_task task, void *context);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

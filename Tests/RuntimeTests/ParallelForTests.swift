@@ -1,0 +1,84 @@
+// parallelFor on the kernels' worker pool: every index once, for any count and thread count;
+// nested and concurrent calls (which the pool hands back to Dispatch) as well as thousands of
+// back-to-back calls (the pool's hand-over and wake-up paths).
+
+import Dispatch
+import Foundation
+import Kernels
+import XCTest
+
+final class ParallelForTests: XCTestCase {
+    /// Counts visits per index (each index is written by one worker only).
+    func visits(_ count: Int, threads: Int) -> [Int] {
+        var seen = [Int](repeating: 0, count: count)
+        seen.withUnsafeMutableBufferPointer { b in
+            let p = b.baseAddress
+            parallelFor(count, threads: threads) { i in p![i] += 1 }
+        }
+        return seen
+    }
+
+    func testEveryIndexOnce() {
+        for threads in [1, 2, 3, 8] {
+            for count in [0, 1, 2, 3, 7, 64, 1000] {
+                XCTAssertEqual(visits(count, threads: threads), [Int](repeating: 1, count: count),
+                               "count \(count) threads \(threads)")
+            }
+        }
+    }
+
+    func testChunksAreContiguousPerWorker() {
+        // 10 indices over 3 workers: [0, 4), [4, 7), [7, 10), each chunk on one thread.
+        for _ in 0..<50 {
+            var thread = [UInt](repeating: 0, count: 10)
+            thread.withUnsafeMutableBufferPointer { b in
+                let p = b.baseAddress!
+                parallelFor(10, threads: 3) { i in p[i] = UInt(pthread_self()) }
+            }
+            for chunk in [0..<4, 4..<7, 7..<10] {
+                XCTAssertEqual(Set(thread[chunk]).count, 1, "chunk \(chunk) ran on one thread")
+            }
+        }
+    }
+
+    func testNestedCalls() {
+        var sums = [Int](repeating: 0, count: 4)
+        sums.withUnsafeMutableBufferPointer { b in
+            let p = b.baseAddress!
+            parallelFor(4, threads: 2) { i in
+                var inner = [Int](repeating: 0, count: 100)
+                inner.withUnsafeMutableBufferPointer { ib in
+                    let q = ib.baseAddress!
+                    parallelFor(100, threads: 2) { j in q[j] = j }
+                }
+                p[i] = inner.reduce(0, +)
+            }
+        }
+        XCTAssertEqual(sums, [Int](repeating: 4950, count: 4))
+    }
+
+    func testConcurrentCallers() {
+        let callers = 4, rounds = 200
+        let failures = UnsafeMutablePointer<Int>.allocate(capacity: callers)
+        failures.initialize(repeating: 0, count: callers)
+        defer { failures.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: callers) { c in
+            for round in 0..<rounds {
+                let count = 17 + (round + c) % 50
+                if visits(count, threads: 2) != [Int](repeating: 1, count: count) { failures[c] += 1 }
+            }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: failures, count: callers)), [Int](repeating: 0, count: callers))
+    }
+
+    func testManyCallsWithPausesBetween() {
+        // Back-to-back calls keep the workers spinning; the pauses let them go to sleep, so the
+        // next call has to wake them.
+        var total = 0
+        for round in 0..<3000 {
+            if round % 500 == 0 { usleep(2000) }
+            total += visits(5, threads: 2).reduce(0, +)
+        }
+        XCTAssertEqual(total, 3000 * 5)
+    }
+}
