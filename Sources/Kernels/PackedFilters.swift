@@ -133,13 +133,30 @@ extension ConvolutionForward {
                                     pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
                                     outH: Int32(g.outH), outW: Int32(g.outW))
         let size = manet_packed_columns_size(rows, plane, 1), items = (plane + 5) / 6, blocks = w.blocks
+        // Each worker unfolds the image before its first block; blocks go to whichever worker
+        // is free (a core slowed by another job takes fewer).
+        let buffers = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: workers)
+        buffers.initialize(repeating: nil, count: workers)
+        defer {
+            for t in 0..<workers { buffers[t]?.deallocate() }
+            buffers.deallocate()
+        }
         w.withPointer { wp in
-            parallelFor(workers, threads: workers) { t in
-                let packed = UnsafeMutablePointer<Float>.allocate(capacity: size)
-                defer { packed.deallocate() }
-                manet_im2col_packed(&window, x, 0, 0, items, packed)
-                manet_packed_gemm_packed_columns(wp, s.filters, rows, t * blocks / workers, (t + 1) * blocks / workers,
-                                                 packed, plane, 1, y, plane, 1, 0, bias, relu ? 1 : 0)
+            parallelForDynamic(blocks, threads: workers) { t, block in
+                let packed: UnsafeMutablePointer<Float>
+                if let made = buffers[t] {
+                    packed = made
+                } else {
+                    packed = UnsafeMutablePointer<Float>.allocate(capacity: size)
+                    if g.isPointwise {
+                        manet_pack_columns(x, g.inputPlane, 1, rows, plane, 0, 0, items, packed)
+                    } else {
+                        manet_im2col_packed(&window, x, 0, 0, items, packed)
+                    }
+                    buffers[t] = packed
+                }
+                manet_packed_gemm_packed_columns(wp, s.filters, rows, block, block + 1, packed, plane, 1, y, plane, 1, 0,
+                                                 bias, relu ? 1 : 0)
             }
         }
     }
@@ -155,6 +172,11 @@ extension ConvolutionForward {
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         if s.batch == 0 || s.filters == 0 || plane == 0 { return }
+        let workers = min(max(1, threads), w.blocks)
+        if g.isPointwise && workers > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= ownColumnsLimit {
+            runPackedOwnColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
+            return
+        }
         if g.isPointwise {
             w.multiplyPackingColumns(x, bk: inPlane, bn: 1, n: plane, images: s.batch, bi: s.channels * inPlane,
                                      y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads)
@@ -168,7 +190,6 @@ extension ConvolutionForward {
         // unfolds the whole image into its own buffer and multiplies its filter blocks, in one
         // parallel call. Sharing one unfolding would need a second call, and each thread would
         // then read the other's half from the other core's cache.
-        let workers = min(max(1, threads), w.blocks)
         if flat && workers > 1 && s.batch == 1 && perImage * 4 <= ownColumnsLimit {
             runPackedOwnColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
             return

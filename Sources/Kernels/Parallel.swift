@@ -41,3 +41,31 @@ func runOnPool(_ workers: Int, _ chunk: (Int) -> Void) -> Bool {
         }
     }
 }
+
+/// Runs `body(worker, i)` for every `i` in `0..<count` over at most `threads` workers, each index
+/// taken by whichever worker is free next (in increasing order per worker): for parts whose
+/// speed differs between cores, e.g. a VM's cores shared with other jobs. The body must make
+/// its result independent of which worker ran an index (disjoint outputs, per-worker scratch).
+/// When the pool is busy, worker w takes the static chunk `parallelFor` would give it.
+public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
+    if count <= 0 { return }
+    let workers = min(max(1, threads), count)
+    if workers == 1 {
+        for i in 0..<count { body(0, i) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        var item = body
+        let ran = withUnsafeMutablePointer(to: &item) { pointer in
+            manet_pool_run_dynamic(workers, count, { context, w, i in
+                context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(w), Int(i))
+            }, pointer) == 0
+        }
+        if ran { return }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let base = count / workers, extra = count % workers
+            let lo = w * base + min(w, extra)
+            for i in lo..<(lo + base + (w < extra ? 1 : 0)) { body(w, i) }
+        }
+    }
+}

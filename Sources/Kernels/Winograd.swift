@@ -195,7 +195,7 @@ public enum Winograd {
                 multiplyBlocks(tiles: tiles)
             } else {
                 if !packedGEMM { GEMM.setThreads(1) }
-                parallelFor(points, threads: threads) { p in multiply(p, tiles: tiles) }
+                parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
                 manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
@@ -204,17 +204,36 @@ public enum Winograd {
         }
     }
 
-    /// Splits items 0..<count into one contiguous range per worker (as `parallelFor` does) and
-    /// gives each worker its own 64-byte aligned scratch of `scratch` floats.
+    /// Splits items 0..<count into contiguous pieces (up to four per worker) handed to whichever
+    /// worker is free next (a core slowed by another job takes fewer), and gives each worker its
+    /// own 64-byte aligned scratch of `scratch` floats. Every piece writes its own items, so the
+    /// result does not depend on which worker ran it.
     static func forEachWorkerRange(_ count: Int, threads: Int, scratch: Int,
                                    _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let workers = min(max(1, threads), count)
-        parallelFor(workers, threads: workers) { w in
-            let base = count / workers, extra = count % workers
-            let lo = w * base + min(w, extra), hi = lo + base + (w < extra ? 1 : 0)
+        if workers <= 1 {
+            if count <= 0 { return }
             let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, scratch) * 4, alignment: 64)
             defer { raw.deallocate() }
-            body(lo, hi, raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
+            body(0, count, raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
+            return
+        }
+        let pieces = min(count, 4 * workers)
+        let scratches = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: workers)
+        scratches.initialize(repeating: nil, count: workers)
+        defer {
+            for w in 0..<workers { scratches[w]?.deallocate() }
+            scratches.deallocate()
+        }
+        parallelForDynamic(pieces, threads: workers) { w, piece in
+            let raw: UnsafeMutableRawPointer
+            if let made = scratches[w] {
+                raw = made
+            } else {
+                raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, scratch) * 4, alignment: 64)
+                scratches[w] = raw
+            }
+            body(piece * count / pieces, (piece + 1) * count / pieces, raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
         }
     }
 }

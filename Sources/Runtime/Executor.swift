@@ -184,9 +184,11 @@ public final class Executor {
         return fused
     }
 
-    /// `MANET_BRANCHES=0` runs inference steps one at a time, each kernel over all the threads
-    /// (for A/B measurements); read once per process.
-    static let branchesAtOnce = ProcessInfo.processInfo.environment["MANET_BRANCHES"] != "0"
+    /// `MANET_BRANCHES=1` / `0` turns running independent branches at the same time on / off
+    /// for inference whatever the options say (for A/B measurements); read once per process.
+    /// Off by default since the kernels' worker pool (docs/PERFORMANCE.md row (r)): each step
+    /// over all the threads was faster at batch 1 and 16 than branches side by side.
+    static let branchesAtOnce: Bool? = ProcessInfo.processInfo.environment["MANET_BRANCHES"].map { $0 != "0" }
 
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
         // Records and training need the graph as written; plain inference may run it fused.
@@ -209,8 +211,7 @@ public final class Executor {
         }
         // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
-            && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
-            && Self.branchesAtOnce
+            && (Self.branchesAtOnce ?? optimizations.contains(.concurrentBranches)) && plan.hasIndependentSteps
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
         for (i, step) in plan.steps.enumerated() where !concurrent {
             var args = [Tensor?]()

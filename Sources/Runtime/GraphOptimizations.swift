@@ -13,6 +13,7 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// A Relu that is the only reader of a Conv output applied inside the Conv.
     public static let fuseRelu = GraphOptimizations(rawValue: 1 << 1)
     /// Independent branches of the graph run at the same time, each with part of the threads.
+    /// Not in `.inference`: every step over all the threads measured faster (Executor.branchesAtOnce).
     public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
 
     /// 3x3 stride-1 convolutions through Winograd F(4x4,3x3) where it pays (`MANET_CONV=direct`
@@ -30,6 +31,5 @@ public struct GraphOptimizations: OptionSet, Sendable {
     public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
 
     public static let none: GraphOptimizations = []
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .concurrentBranches, .winograd, .fuseAddRelu,
-                                                       .packFilters]
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters]
 }

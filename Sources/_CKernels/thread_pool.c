@@ -126,3 +126,21 @@ int manet_pool_run(size_t workers, manet_pool_task task, void *context) {
     pthread_mutex_unlock(&in_use);
     return 0;
 }
+
+typedef struct {
+    manet_pool_item item;
+    void *context;
+    size_t count;
+    _Atomic size_t next;
+} dynamic_call_t;
+
+static void take_items(void *context, size_t worker) {
+    dynamic_call_t *call = context;
+    for (size_t i; (i = atomic_fetch_add_explicit(&call->next, 1, memory_order_relaxed)) < call->count;)
+        call->item(call->context, worker, i);
+}
+
+int manet_pool_run_dynamic(size_t workers, size_t count, manet_pool_item item, void *context) {
+    dynamic_call_t call = {item, context, count, 0};
+    return manet_pool_run(workers, take_items, &call);
+}

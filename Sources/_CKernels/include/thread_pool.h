@@ -22,6 +22,16 @@ typedef void (*manet_pool_task)(void *context, size_t worker);
 /// concurrent one) or cannot start its threads: the caller then runs the parts another way.
 int manet_pool_run(size_t workers, manet_pool_task task, void *context);
 
+/// A part of a dynamically shared call: `index` taken by worker `worker`.
+typedef void (*manet_pool_item)(void *context, size_t worker, size_t index);
+
+/// Runs item(context, w, i) for every i in [0, count) over `workers` workers (w = 0 the calling
+/// thread), each index taken by whichever worker is free next, in increasing order per worker:
+/// for work whose parts finish at different speeds (a core shared with another job). The caller
+/// makes the result independent of which worker ran an index. Returns -1 without running
+/// anything when the pool is busy (as manet_pool_run).
+int manet_pool_run_dynamic(size_t workers, size_t count, manet_pool_item item, void *context);
+
 #ifdef __cplusplus
 }
 #endif
