@@ -120,7 +120,7 @@ final class PackedFiltersTests: XCTestCase {
 
     /// The packed convolution against the OpenBLAS one on MA-Net's kinds of layers (3x3 on 7x7,
     /// stride 2, 1x1, the 7x7/2 stem on a wide plane), batch 1 and 3; 1 and 2 threads give the same bits
-    /// (at batch 1, 2 threads take the path where each thread unfolds the image itself).
+    /// (at batch 1, 2 threads split the image by output columns).
     func testConvolutionMatchesTheOpenBLASPath() {
         let cases: [(channels: Int, filters: Int, side: Int, kernel: Int, stride: Int, pad: Int)] = [
             (64, 32, 7, 3, 1, 1), (32, 48, 14, 3, 2, 1), (32, 64, 7, 1, 1, 0), (16, 32, 14, 1, 2, 0), (3, 16, 64, 7, 2, 3),
