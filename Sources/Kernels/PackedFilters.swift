@@ -61,7 +61,7 @@ public final class PackedFilters: @unchecked Sendable {
     }
 
     /// Row blocks of 16.
-    public var blocks: Int { (filters + 15) / 16 }
+    var blocks: Int { (filters + 15) / 16 }
 
     /// out(m, n) = relu?(sum_k filters(m, k) * b(k, n) + bias[m]) for `images` right-hand sides,
     /// b(k, n) of image i at `b[i * bi + k * bk + n * bn]`, out(m, n) of image i at
@@ -121,7 +121,16 @@ public final class PackedFilters: @unchecked Sendable {
 extension ConvolutionForward {
     /// Bytes of one image's unfolded columns up to which one image is split over threads by
     /// columns (`runPackedByColumns`).
-    static let ownColumnsLimit = 1 << 20
+    static let columnSplitLimit = 1 << 20
+
+    /// The 2-D window of `s` for `manet_im2col_packed`.
+    static func packedWindow(_ s: ConvolutionShape) -> manet_window2d {
+        let g = s.geometry
+        return manet_window2d(channels: Int32(s.channels), inH: Int32(g.inH), inW: Int32(g.inW),
+                              kH: Int32(g.kH), kW: Int32(g.kW), sH: Int32(g.sH), sW: Int32(g.sW),
+                              pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
+                              outH: Int32(g.outH), outW: Int32(g.outW))
+    }
 
     /// `runPacked` for one image over `workers` threads split by output columns: each thread
     /// unfolds its share of the 6-column tiles and multiplies every filter block with them (the
@@ -134,10 +143,7 @@ extension ConvolutionForward {
     static func runPackedByColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                                    _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int) {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows
-        var window = manet_window2d(channels: Int32(s.channels), inH: Int32(g.inH), inW: Int32(g.inW),
-                                    kH: Int32(g.kH), kW: Int32(g.kW), sH: Int32(g.sH), sW: Int32(g.sW),
-                                    pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
-                                    outH: Int32(g.outH), outW: Int32(g.outW))
+        var window = packedWindow(s)
         let items = (plane + 5) / 6, workers = min(workers, items)
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, 1))
         defer { packed.deallocate() }
@@ -168,7 +174,7 @@ extension ConvolutionForward {
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         if s.batch == 0 || s.filters == 0 || plane == 0 { return }
         let workers = max(1, threads)
-        if g.isPointwise && workers > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= ownColumnsLimit {
+        if g.isPointwise && workers > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= columnSplitLimit {
             runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
             return
         }
@@ -182,7 +188,7 @@ extension ConvolutionForward {
         let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
         let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
         // One small image over several threads (batch 1's 7x7 and 14x14 layers): split by columns.
-        if flat && workers > 1 && s.batch == 1 && perImage * 4 <= ownColumnsLimit {
+        if flat && workers > 1 && s.batch == 1 && perImage * 4 <= columnSplitLimit {
             runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
             return
         }
@@ -190,10 +196,7 @@ extension ConvolutionForward {
         let columns = flat ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
         let packed = flat ? UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, chunk)) : nil
         defer { columns?.deallocate(); packed?.deallocate() }
-        var window = manet_window2d(channels: Int32(s.channels), inH: Int32(g.inH), inW: Int32(g.inW),
-                                    kH: Int32(g.kH), kW: Int32(g.kW), sH: Int32(g.sH), sW: Int32(g.sW),
-                                    pH: Int32(g.pH), pW: Int32(g.pW), dH: Int32(g.dH), dW: Int32(g.dW),
-                                    outH: Int32(g.outH), outW: Int32(g.outW))
+        var window = packedWindow(s)
         var start = 0
         while start < s.batch {
             let images = min(chunk, s.batch - start)

@@ -41,6 +41,39 @@ final class ParallelForTests: XCTestCase {
         }
     }
 
+    func testDynamicEveryIndexOnceAlsoNested() {
+        for threads in [1, 2, 3] {
+            for count in [0, 1, 5, 97] {
+                var seen = [Int](repeating: 0, count: count), worker = [Int](repeating: -1, count: count)
+                seen.withUnsafeMutableBufferPointer { b in
+                    worker.withUnsafeMutableBufferPointer { wb in
+                        let p = b.baseAddress, q = wb.baseAddress
+                        parallelForDynamic(count, threads: threads) { w, i in
+                            p![i] += 1
+                            q![i] = w
+                        }
+                    }
+                }
+                XCTAssertEqual(seen, [Int](repeating: 1, count: count), "count \(count) threads \(threads)")
+                XCTAssertTrue(worker.allSatisfy { (0..<threads).contains($0) }, "worker indices \(worker)")
+            }
+        }
+        // Inside a pool call the pool is busy: the inner call takes Dispatch's static chunks.
+        var totals = [Int](repeating: 0, count: 2)
+        totals.withUnsafeMutableBufferPointer { b in
+            let p = b.baseAddress!
+            parallelFor(2, threads: 2) { outer in
+                var inner = [Int](repeating: 0, count: 50)
+                inner.withUnsafeMutableBufferPointer { ib in
+                    let q = ib.baseAddress!
+                    parallelForDynamic(50, threads: 2) { _, i in q[i] = i }
+                }
+                p[outer] = inner.reduce(0, +)
+            }
+        }
+        XCTAssertEqual(totals, [1225, 1225])
+    }
+
     func testNestedCalls() {
         var sums = [Int](repeating: 0, count: 4)
         sums.withUnsafeMutableBufferPointer { b in
