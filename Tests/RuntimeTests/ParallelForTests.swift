@@ -59,35 +59,31 @@ final class ParallelForTests: XCTestCase {
             }
         }
         // Inside a pool call the pool is busy: the inner call takes Dispatch's static chunks.
-        var totals = [Int](repeating: 0, count: 2)
-        totals.withUnsafeMutableBufferPointer { b in
+        XCTAssertEqual(nestedSums(outer: 2, inner: 50) { n, body in parallelForDynamic(n, threads: 2) { _, i in body(i) } },
+                       [1225, 1225])
+    }
+
+    /// For each of `outer` parallel iterations, fills 0..<inner through `loop` (run inside the
+    /// outer call) and returns the sums.
+    func nestedSums(outer: Int, inner: Int, _ loop: (Int, (Int) -> Void) -> Void) -> [Int] {
+        var sums = [Int](repeating: 0, count: outer)
+        sums.withUnsafeMutableBufferPointer { b in
             let p = b.baseAddress!
-            parallelFor(2, threads: 2) { outer in
-                var inner = [Int](repeating: 0, count: 50)
-                inner.withUnsafeMutableBufferPointer { ib in
-                    let q = ib.baseAddress!
-                    parallelForDynamic(50, threads: 2) { _, i in q[i] = i }
+            parallelFor(outer, threads: 2) { o in
+                var values = [Int](repeating: 0, count: inner)
+                values.withUnsafeMutableBufferPointer { vb in
+                    let q = vb.baseAddress!
+                    loop(inner) { j in q[j] = j }
                 }
-                p[outer] = inner.reduce(0, +)
+                p[o] = values.reduce(0, +)
             }
         }
-        XCTAssertEqual(totals, [1225, 1225])
+        return sums
     }
 
     func testNestedCalls() {
-        var sums = [Int](repeating: 0, count: 4)
-        sums.withUnsafeMutableBufferPointer { b in
-            let p = b.baseAddress!
-            parallelFor(4, threads: 2) { i in
-                var inner = [Int](repeating: 0, count: 100)
-                inner.withUnsafeMutableBufferPointer { ib in
-                    let q = ib.baseAddress!
-                    parallelFor(100, threads: 2) { j in q[j] = j }
-                }
-                p[i] = inner.reduce(0, +)
-            }
-        }
-        XCTAssertEqual(sums, [Int](repeating: 4950, count: 4))
+        XCTAssertEqual(nestedSums(outer: 4, inner: 100) { n, body in parallelFor(n, threads: 2, body) },
+                       [Int](repeating: 4950, count: 4))
     }
 
     func testConcurrentCallers() {
