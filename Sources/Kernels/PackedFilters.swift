@@ -173,9 +173,12 @@ extension ConvolutionForward {
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         if s.batch == 0 || s.filters == 0 || plane == 0 { return }
-        let workers = max(1, threads)
-        if g.isPointwise && workers > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= columnSplitLimit {
-            runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
+        // 2-D windows are unfolded straight into the GEMM's packed-column form; other ranks go
+        // through im2col first.
+        let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
+        // One small image over several threads (batch 1's 7x7 and 14x14 layers): split by columns.
+        if (g.isPointwise || flat) && threads > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= columnSplitLimit {
+            runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
             return
         }
         if g.isPointwise {
@@ -183,15 +186,7 @@ extension ConvolutionForward {
                                      y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads)
             return
         }
-        // 2-D windows are unfolded straight into the GEMM's packed-column form; other ranks go
-        // through im2col first.
-        let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
         let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
-        // One small image over several threads (batch 1's 7x7 and 14x14 layers): split by columns.
-        if flat && workers > 1 && s.batch == 1 && perImage * 4 <= columnSplitLimit {
-            runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: workers)
-            return
-        }
         let chunk = max(1, min(s.batch, scratchLimit / max(1, perImage)))
         let columns = flat ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
         let packed = flat ? UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, chunk)) : nil

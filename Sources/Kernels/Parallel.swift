@@ -18,15 +18,17 @@ public func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
         return
     }
     withoutActuallyEscaping(body) { body in
-        // Chunk w gets [lo, hi): the first `count % workers` chunks are one longer.
-        let chunk = { (w: Int) in
-            let base = count / workers, extra = count % workers
-            let lo = w * base + min(w, extra)
-            let hi = lo + base + (w < extra ? 1 : 0)
-            for i in lo..<hi { body(i) }
-        }
+        let chunk = { (w: Int) in for i in staticChunk(w, of: count, workers: workers) { body(i) } }
         if !runOnPool(workers, chunk) { DispatchQueue.concurrentPerform(iterations: workers, execute: chunk) }
     }
+}
+
+/// Worker w's contiguous chunk of 0..<count: the first `count % workers` chunks are one longer.
+@usableFromInline
+func staticChunk(_ w: Int, of count: Int, workers: Int) -> Range<Int> {
+    let base = count / workers, extra = count % workers
+    let lo = w * base + min(w, extra)
+    return lo..<(lo + base + (w < extra ? 1 : 0))
 }
 
 /// Runs `chunk(w)` for w in 0..<workers on the worker pool; false (nothing run) when the pool is busy.
@@ -63,9 +65,7 @@ public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ worker: In
         }
         if ran { return }
         DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let base = count / workers, extra = count % workers
-            let lo = w * base + min(w, extra)
-            for i in lo..<(lo + base + (w < extra ? 1 : 0)) { body(w, i) }
+            for i in staticChunk(w, of: count, workers: workers) { body(w, i) }
         }
     }
 }

@@ -211,14 +211,8 @@ public enum Winograd {
     static func forEachWorkerRange(_ count: Int, threads: Int, scratch: Int,
                                    _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let workers = min(max(1, threads), count)
-        if workers <= 1 {
-            if count <= 0 { return }
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, scratch) * 4, alignment: 64)
-            defer { raw.deallocate() }
-            body(0, count, raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
-            return
-        }
-        let pieces = min(count, 4 * workers)
+        if workers <= 0 { return }
+        let pieces = workers == 1 ? 1 : min(count, 4 * workers)
         let scratches = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: workers)
         scratches.initialize(repeating: nil, count: workers)
         defer {
