@@ -3,6 +3,7 @@
 // times the packed filters, with bias and ReLU in the store. Nothing is re-packed per call.
 
 import _CKernels
+import Foundation
 
 /// The [M, K] filter matrix of an ungrouped convolution (K = C * kernel volume) in 16-row blocks:
 /// element (m, k) at `(m / 16) * K * 16 + k * 16 + m % 16`, rows past M zero. Owns its storage;
@@ -119,9 +120,15 @@ public final class PackedFilters: @unchecked Sendable {
 }
 
 extension ConvolutionForward {
-    /// Bytes of one image's unfolded columns up to which one image is split over threads by
-    /// columns (`runPackedByColumns`).
-    static let columnSplitLimit = 1 << 20
+    /// Tiles of 6 columns a worker of `runPackedByColumns` unfolds and multiplies at a time:
+    /// the GEMM's own chunk (`CHUNK_TILES` in packed_gemm.c), so the unfolded block is still in
+    /// cache when the filters pass over it.
+    static let columnChunkTiles = 32
+
+    enum Split: String { case columns, blocks }
+    /// `MANET_SPLIT=columns` / `blocks` fixes how one image is split over threads whatever the
+    /// shapes (for A/B measurements); read once per process.
+    static let splitOverride = ProcessInfo.processInfo.environment["MANET_SPLIT"].flatMap(Split.init(rawValue:))
 
     /// The 2-D window of `s` for `manet_im2col_packed`.
     static func packedWindow(_ s: ConvolutionShape) -> manet_window2d {
@@ -133,31 +140,50 @@ extension ConvolutionForward {
     }
 
     /// `runPacked` for one image over `workers` threads split by output columns: each thread
-    /// unfolds its share of the 6-column tiles and multiplies every filter block with them (the
-    /// same tiles, so the same bits, as one thread). Split by filter blocks instead, each thread
-    /// would need the whole unfolding (made twice, or read from the other core's cache); split
-    /// by columns, both threads read all the filters, the second mostly from the shared L3 as
-    /// they go through them in step. Measured alone (one image, 2 threads, ms per convolution):
-    /// 512->512 7x7 1.77-2.14 vs 1.81-1.87 by blocks, 256->256 7x7 0.47-0.50 vs 0.53-0.55,
-    /// 128->128 7x7 0.135-0.142 vs 0.17-0.23.
+    /// unfolds its share of the whole 6-column tiles, a chunk (`columnChunkTiles`) at a time, and
+    /// multiplies every filter block with each chunk while it is in cache; the tiles left over
+    /// (fewer than the threads) are unfolded by every thread and split by filter blocks, each
+    /// thread taking them with its own blocks. The same tiles, so the same bits, as one thread.
+    /// Both threads read all the filters, so `runPacked` takes this path where the filters are
+    /// the smaller operand (the 7x7/2 stem: 37 KB of filters, 7.4 MB unfolded) or for one
+    /// thread, and splits by filter blocks otherwise.
     static func runPackedByColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                                    _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int) {
-        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows
+        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         var window = packedWindow(s)
-        let items = (plane + 5) / 6, workers = min(workers, items)
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, 1))
-        defer { packed.deallocate() }
+        let items = (plane + 5) / 6, workers = max(1, min(workers, items * blocks))
+        let whole = items / workers, leftover = items - whole * workers, shared = whole * workers
+        // A worker unfolds `chunk` of its tiles at a time into its own buffer and multiplies them
+        // while they are in cache; its copy of the leftover tiles follows.
+        let chunk = min(whole, columnChunkTiles), perWorker = chunk + leftover
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(1, workers * perWorker * rows * 6))
+        defer { buffer.deallocate() }
+        // Writes tiles [begin, end) at base + (tile - begin) * rows * 6.
+        func unfold(_ begin: Int, _ end: Int, _ base: UnsafeMutablePointer<Float>) {
+            if begin >= end { return }
+            let at = base - begin * rows * 6
+            if g.isPointwise {
+                manet_pack_columns(x, g.inputPlane, 1, rows, plane, 0, begin, end, at)
+            } else {
+                manet_im2col_packed(&window, x, 0, begin, end, at)
+            }
+        }
         w.withPointer { wp in
             parallelFor(workers, threads: workers) { t in
-                let q0 = items * t / workers, q1 = items * (t + 1) / workers
-                if g.isPointwise {
-                    manet_pack_columns(x, g.inputPlane, 1, rows, plane, 0, q0, q1, packed)
-                } else {
-                    manet_im2col_packed(&window, x, 0, q0, q1, packed)
-                }
-                let n0 = q0 * 6, n1 = min(plane, q1 * 6)
-                manet_packed_gemm_packed_columns(wp, s.filters, rows, 0, w.blocks, packed + q0 * rows * 6, n1 - n0, 1,
-                                                 y + n0, plane, 1, 0, bias, relu ? 1 : 0)
+                let own = buffer + t * perWorker * rows * 6, copy = own + chunk * rows * 6
+                unfold(shared, items, copy)
+                var c0 = whole * t
+                let end = whole * (t + 1)
+                repeat {
+                    let c1 = min(end, c0 + chunk)
+                    unfold(c0, c1, own)
+                    // The leftover tiles go with the last chunk, their filter blocks this worker's share.
+                    let last = c1 == end
+                    manet_packed_gemm_shared_tiles(wp, s.filters, rows, own, c0, c1, copy, last ? shared : items, items,
+                                                   blocks * t / workers, blocks * (t + 1) / workers, plane, y, plane, 1,
+                                                   bias, relu ? 1 : 0)
+                    c0 = c1
+                } while c0 < end
             }
         }
     }
@@ -176,8 +202,19 @@ extension ConvolutionForward {
         // 2-D windows are unfolded straight into the GEMM's packed-column form; other ranks go
         // through im2col first.
         let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
-        // One small image over several threads (batch 1's 7x7 and 14x14 layers): split by columns.
-        if (g.isPointwise || flat) && threads > 1 && s.batch == 1 && rows * ((plane + 5) / 6 * 6) * 4 <= columnSplitLimit {
+        // One image: split by columns where the filters are the smaller operand (each thread then
+        // reads all of them), else unfolded by all threads and then split by filter blocks
+        // (each thread streams only its share of the filters: MA-Net's 7x7 layers, whose
+        // filters are 2-9 times their unfolded input). Alternating with onnxruntime, 13
+        // 512->512 7x7 convolutions, 6 turns x 10: 28.1 ms by blocks, 29.6 by columns
+        // (onnxruntime 25.7); 80 128->128 7x7: 14.4 either way.
+        let filterBytes = w.count * 4, unfoldedBytes = rows * ((plane + 5) / 6 * 6) * 4
+        let byColumns = switch splitOverride {
+        case .columns: true
+        case .blocks: false
+        case nil: filterBytes < unfoldedBytes || threads == 1
+        }
+        if (g.isPointwise || flat) && s.batch == 1 && byColumns {
             runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
             return
         }

@@ -272,9 +272,20 @@ static int use_avx2(void) {
 // levels: rounding error grows with 256 + K / 256 terms, not K, as with OpenBLAS's blocking).
 #define KC 256
 
-static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
-                        size_t bk, size_t bn, int packedB, size_t N, size_t images, size_t bi, float *c, size_t cm,
-                        size_t cn, size_t ci, const float *bias, int relu) {
+// One 16-row-block x 6-column tile job of a call: where its B block lies (and its strides),
+// which output columns of which image it writes, and the row blocks it is computed for.
+typedef struct {
+    const float *b;
+    float *c;
+    size_t n0, blockBegin, blockEnd;
+    int nr;
+} tile_job;
+
+// The product for a list of tile jobs, CHUNK_TILES at a time: for each pass of k, each row block
+// passes over the chunk's tiles that want it (so a filter slice is read once per chunk), then
+// the chunk's tiles are stored.
+static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs, size_t count, size_t bk, size_t bn,
+                      size_t cm, size_t cn, const float *bias, int relu) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, int, float *, int, const float *, size_t) =
         tile_generic;
     void (*store)(const float *, int, size_t, size_t, size_t, float *, size_t, size_t, const float *, int) =
@@ -282,58 +293,103 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
 #if defined(__x86_64__)
     if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
 #endif
-    if (blockEnd <= blockBegin || N == 0 || images == 0) return;
-    // Tiles are numbered image by image: tile t is columns 6q ..< 6q + 6 of image t / qs (q = t % qs).
-    const size_t qs = (N + NR - 1) / NR, total = images * qs, blocks = blockEnd - blockBegin;
+    if (count == 0) return;
+    size_t lo = jobs[0].blockBegin, hi = jobs[0].blockEnd;
+    for (size_t i = 1; i < count; i++) {
+        if (jobs[i].blockBegin < lo) lo = jobs[i].blockBegin;
+        if (jobs[i].blockEnd > hi) hi = jobs[i].blockEnd;
+    }
+    if (hi <= lo) return;
+    const size_t blocks = hi - lo;
     // Every block's sums for one chunk of tiles (a few hundred KB at most).
     float *sums = aligned_alloc(32, blocks * CHUNK_TILES * NR * MR * sizeof(float));
     if (!sums) return;  // not reached in practice
-    // B of tile (img, q) and its strides within the tile: packed columns are one [K][6] block
-    // per tile (image i, block q at b + (i * qs + q) * K * 6).
-    const size_t tbk = packedB ? NR : bk, tbn = packedB ? 1 : bn;
-    for (size_t t0 = 0; t0 < total; t0 += CHUNK_TILES) {
-        const size_t t1 = total - t0 < CHUNK_TILES ? total : t0 + CHUNK_TILES;
+    for (size_t t0 = 0; t0 < count; t0 += CHUNK_TILES) {
+        const size_t t1 = count - t0 < CHUNK_TILES ? count : t0 + CHUNK_TILES;
         for (size_t k0 = 0; k0 < K; k0 += KC) {
             const size_t kc = K - k0 < KC ? K - k0 : KC;
-            for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+            for (size_t blk = lo; blk < hi; blk++) {
                 const float *a = ap + blk * K * MR + k0 * MR;
-                float *blockSums = sums + (blk - blockBegin) * CHUNK_TILES * NR * MR;
+                float *blockSums = sums + (blk - lo) * CHUNK_TILES * NR * MR;
                 // The tiles also prefetch the next filter slice (the next block's, else the
                 // first block's next pass), one cache line (16 floats = one k) per k, each tile
                 // its share: at batch 1 the filters stream from memory once, and waiting for
                 // them was a third of the 512->512 layers' time.
                 const float *next = NULL;
                 size_t nextLines = 0;
-                if (blk + 1 < blockEnd) {
+                if (blk + 1 < hi) {
                     next = a + K * MR;
                     nextLines = kc;
                 } else if (k0 + KC < K) {
-                    next = ap + blockBegin * K * MR + (k0 + KC) * MR;
+                    next = ap + lo * K * MR + (k0 + KC) * MR;
                     nextLines = K - k0 - KC < KC ? K - k0 - KC : KC;
                 }
-                // Each tile prefetches its share of the next slice's lines.
-                const size_t tiles = t1 - t0;
+                size_t live = 0;
+                for (size_t t = t0; t < t1; t++) live += jobs[t].blockBegin <= blk && blk < jobs[t].blockEnd;
+                // Each tile that wants this block prefetches its share of the next slice's lines.
+                size_t i = 0;
                 for (size_t t = t0; t < t1; t++) {
-                    const size_t img = t / qs, n0 = t % qs * NR;
-                    const int nr = N - n0 < NR ? (int)(N - n0) : NR;
-                    const float *bt = packedB ? b + t * K * NR : b + img * bi + n0 * bn;
-                    const size_t from = nextLines * (t - t0) / tiles, to = nextLines * (t - t0 + 1) / tiles;
-                    tile(a, kc, bt + k0 * tbk, tbk, tbn, nr, blockSums + (t - t0) * NR * MR, k0 > 0,
+                    const tile_job *j = &jobs[t];
+                    if (blk < j->blockBegin || blk >= j->blockEnd) continue;
+                    const size_t from = nextLines * i / live, to = nextLines * (i + 1) / live;
+                    tile(a, kc, j->b + k0 * bk, bk, bn, j->nr, blockSums + (t - t0) * NR * MR, k0 > 0,
                          next ? next + from * MR : NULL, to - from);
+                    i++;
                 }
             }
         }
-        for (size_t blk = blockBegin; blk < blockEnd; blk++) {
+        for (size_t blk = lo; blk < hi; blk++) {
             const size_t m0 = blk * MR, rows = M - m0 < MR ? M - m0 : MR;
-            const float *blockSums = sums + (blk - blockBegin) * CHUNK_TILES * NR * MR;
+            const float *blockSums = sums + (blk - lo) * CHUNK_TILES * NR * MR;
             for (size_t t = t0; t < t1; t++) {
-                const size_t img = t / qs, n0 = t % qs * NR;
-                const int nr = N - n0 < NR ? (int)(N - n0) : NR;
-                store(blockSums + (t - t0) * NR * MR, nr, m0, rows, n0, c + img * ci, cm, cn, bias, relu);
+                const tile_job *j = &jobs[t];
+                if (blk < j->blockBegin || blk >= j->blockEnd) continue;
+                store(blockSums + (t - t0) * NR * MR, j->nr, m0, rows, j->n0, j->c, cm, cn, bias, relu);
             }
         }
     }
     free(sums);
+}
+
+// Tiles are numbered image by image: tile t is columns 6q ..< 6q + 6 of image t / qs (q = t % qs).
+static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
+                        size_t bk, size_t bn, int packedB, size_t N, size_t images, size_t bi, float *c, size_t cm,
+                        size_t cn, size_t ci, const float *bias, int relu) {
+    if (blockEnd <= blockBegin || N == 0 || images == 0) return;
+    const size_t qs = (N + NR - 1) / NR, total = images * qs;
+    tile_job jobs[CHUNK_TILES];
+    // B of tile (img, q): packed columns are one [K][6] block per tile (image i, block q at
+    // b + (i * qs + q) * K * 6), with strides 6 and 1 within it.
+    for (size_t t0 = 0; t0 < total; t0 += CHUNK_TILES) {
+        const size_t t1 = total - t0 < CHUNK_TILES ? total : t0 + CHUNK_TILES;
+        for (size_t t = t0; t < t1; t++) {
+            const size_t img = t / qs, n0 = t % qs * NR;
+            jobs[t - t0] = (tile_job){packedB ? b + t * K * NR : b + img * bi + n0 * bn, c + img * ci, n0, blockBegin,
+                                      blockEnd, N - n0 < NR ? (int)(N - n0) : NR};
+        }
+        run_tiles(ap, M, K, jobs, t1 - t0, packedB ? NR : bk, packedB ? 1 : bn, cm, cn, bias, relu);
+    }
+}
+
+void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
+                                    size_t tileEnd, const float *shared, size_t sharedBegin, size_t sharedEnd,
+                                    size_t blockBegin, size_t blockEnd, size_t N, float *c, size_t cm, size_t cn,
+                                    const float *bias, int relu) {
+    const size_t blocks = (M + MR - 1) / MR;
+    tile_job jobs[CHUNK_TILES];
+    size_t count = 0;
+    for (size_t t = tileBegin; t < tileEnd; t++) {
+        const size_t n0 = t * NR;
+        jobs[count++] = (tile_job){bp + (t - tileBegin) * K * NR, c, n0, 0, blocks, N - n0 < NR ? (int)(N - n0) : NR};
+        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu); count = 0; }
+    }
+    for (size_t t = sharedBegin; t < sharedEnd && blockBegin < blockEnd; t++) {
+        const size_t n0 = t * NR;
+        jobs[count++] = (tile_job){shared + (t - sharedBegin) * K * NR, c, n0, blockBegin, blockEnd,
+                                   N - n0 < NR ? (int)(N - n0) : NR};
+        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu); count = 0; }
+    }
+    run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu);
 }
 
 void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,

@@ -143,7 +143,9 @@ final class PackedFiltersTests: XCTestCase {
                 var taken = w
                 let packed = PackedFilters(taking: &taken, filters: c.filters, columns: s.columnRows)
                 var results: [[Float]] = []
-                for threads in [1, 2] {
+                // Batch 1 on several threads splits by columns; 9 tiles (7x7) over 2 or 4 threads
+                // leave one tile that the threads split by filter blocks, over 3 threads none.
+                for threads in [1, 2, 3, 4] {
                     var y = [Float](repeating: .nan, count: count)
                     x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
                         y.withUnsafeMutableBufferPointer {
@@ -154,7 +156,9 @@ final class PackedFiltersTests: XCTestCase {
                     assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
                     results.append(y)
                 }
-                XCTAssertEqual(results[0], results[1], "same bits for 1 and 2 threads: \(c) batch \(batch)")
+                for (i, threads) in [2, 3, 4].enumerated() {
+                    XCTAssertEqual(results[0], results[i + 1], "same bits for 1 and \(threads) threads: \(c) batch \(batch)")
+                }
             }
         }
     }

@@ -70,6 +70,16 @@ void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_
                                       const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
                                       size_t ci, const float *bias, int relu);
 
+/// One image's share of a product split over threads by output columns (c: the image's output,
+/// out(m, n) at c[m * cm + n * cn]): its own tiles [tileBegin, tileEnd) (packed columns at bp,
+/// tile t's [K][6] block at bp + (t - tileBegin) * K * 6) for all row blocks, and the tiles
+/// [sharedBegin, sharedEnd) that every thread holds a copy of (at shared, likewise) for row blocks
+/// [blockBegin, blockEnd) only. Every element is the same sum as in manet_packed_gemm_packed_columns.
+void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
+                                    size_t tileEnd, const float *shared, size_t sharedBegin, size_t sharedEnd,
+                                    size_t blockBegin, size_t blockEnd, size_t N, float *c, size_t cm, size_t cn,
+                                    const float *bias, int relu);
+
 #ifdef __cplusplus
 }
 #endif
