@@ -28,11 +28,12 @@ struct FusedConv: Operator {
     }
 
     /// Ungrouped convolutions with at least 16 filters get packed filters (fewer would
-    /// be mostly the zero rows that pad a block of 16), and at least 256 weights per filter:
-    /// below that (MA-Net's 7x7 stem, 147; its 1x1 downsampling convolutions) OpenBLAS was
-    /// faster (docs/PERFORMANCE.md).
+    /// be mostly the zero rows that pad a block of 16), and at least 64 weights per filter.
+    /// MA-Net's 7x7 stem (147 per filter) and 1x1 downsampling convolutions (64-256) went to
+    /// OpenBLAS until the unfolding took vector rows and the store lost its masked writes
+    /// (docs/PERFORMANCE.md row (x)); packed since.
     static let minimumPackedFilters = 16
-    static let minimumPackedColumns = 256
+    static let minimumPackedColumns = 64
 
     /// `MANET_PACKED=0` turns packing off (for A/B measurements): filters stay as written and
     /// go through OpenBLAS.

@@ -3,7 +3,8 @@
 // it against the OpenBLAS path, the same bits for any thread count, and the inference plan using it.
 
 import Foundation
-import Kernels
+import _CKernels
+@testable import Kernels
 import ONNXIR
 @testable import Runtime
 import TestSupport
@@ -116,6 +117,52 @@ final class PackedFiltersTests: XCTestCase {
         let out = (side + 2 * pad - kernel) / stride + 1
         return WindowGeometry(input: [side, side], kernel: [kernel, kernel], strides: [stride, stride], padsBegin: [pad, pad],
                               padsEnd: [pad, pad], dilations: [1, 1], output: [out, out])
+    }
+
+    /// `manet_im2col_packed` against the definition: interior tiles (one output row, every tap
+    /// inside the image: unfolded as vector rows, stride 1 and 2) and the rest (per position), for
+    /// two images, in pieces (each piece's last row is stored exactly), nothing past the buffer.
+    func testUnfoldingMatchesTheDefinition() {
+        let cases: [(channels: Int, side: Int, kernel: Int, stride: Int, pad: Int)] = [
+            (3, 40, 7, 2, 3), (4, 20, 3, 1, 1), (5, 23, 3, 2, 1), (6, 16, 1, 2, 0), (2, 9, 3, 1, 0), (8, 7, 3, 1, 1),
+        ]
+        for c in cases {
+            let g = geometry(side: c.side, kernel: c.kernel, stride: c.stride, pad: c.pad)
+            var window = ConvolutionForward.packedWindow(ConvolutionShape(batch: 2, channels: c.channels, filters: 1,
+                                                                           group: 1, geometry: g))
+            let plane = g.inputPlane, n = g.outputPlane, tiles = (n + 5) / 6, kk = c.kernel * c.kernel
+            let rows = c.channels * kk, x = pseudoRandom(2 * c.channels * plane, seed: 31)
+            let size = manet_packed_columns_size(rows, n, 2)
+            var bp = [Float](repeating: .nan, count: size + 8)
+            let items = 2 * tiles, cuts = [0, items / 3, items / 3 + 1, items]
+            x.withUnsafeBufferPointer { xb in
+                bp.withUnsafeMutableBufferPointer { b in
+                    for i in 0..<(cuts.count - 1) {
+                        manet_im2col_packed(&window, xb.baseAddress!, c.channels * plane, cuts[i], cuts[i + 1], b.baseAddress!)
+                    }
+                }
+            }
+            var wrong = 0
+            for item in 0..<items {
+                let image = item / tiles, q = item % tiles
+                for k in 0..<rows {
+                    let ch = k / kk, kh = k % kk / c.kernel, kw = k % c.kernel
+                    for j in 0..<6 {
+                        let p = q * 6 + j
+                        var expected: Float = 0
+                        if p < n {
+                            let ih = p / g.outW * c.stride - c.pad + kh, iw = p % g.outW * c.stride - c.pad + kw
+                            if ih >= 0 && ih < c.side && iw >= 0 && iw < c.side {
+                                expected = x[(image * c.channels + ch) * plane + ih * c.side + iw]
+                            }
+                        }
+                        if bp[(item * rows + k) * 6 + j].bitPattern != expected.bitPattern { wrong += 1 }
+                    }
+                }
+            }
+            XCTAssertEqual(wrong, 0, "\(c)")
+            XCTAssertTrue(bp[size...].allSatisfy(\.isNaN), "nothing written past the blocks: \(c)")
+        }
     }
 
     /// The packed convolution against the OpenBLAS one on MA-Net's kinds of layers (3x3 on 7x7,
