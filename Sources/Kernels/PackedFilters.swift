@@ -125,6 +125,7 @@ extension ConvolutionForward {
     /// cache when the filters pass over it.
     static let columnChunkTiles = 32
 
+    static let implicitEnabled = ProcessInfo.processInfo.environment["MANET_IMPLICIT"] != "0"
     enum Split: String { case columns, blocks }
     /// `MANET_SPLIT=columns` / `blocks` fixes how one image is split over threads whatever the
     /// shapes (for A/B measurements); read once per process.
@@ -188,6 +189,72 @@ extension ConvolutionForward {
         }
     }
 
+    /// `runPacked` for one 2-D image without unfolding it (`manet_packed_gemm_implicit`): the
+    /// GEMM reads each tap's 6 values straight from the input, zero-padded into a copy when the
+    /// window reaches past it (the copy's planes made by all workers, a share of the channels
+    /// each, before the product), through a table of tap offsets and one of position offsets.
+    /// Split by columns (`byColumns`: each worker its share of the whole tiles with every filter
+    /// block, the tiles left over shared by filter blocks) or by filter blocks (each worker all
+    /// the tiles with its share of the blocks). The same sums in the same order as unfolded,
+    /// so the same bits for any split and thread count. Nil when an offset would not fit in
+    /// 32 bits (then the caller unfolds).
+    static func runImplicit(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
+                            _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
+                            byColumns: Bool) -> Void? {
+        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
+        // The padded input: every window inside it.
+        let hp = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
+        let wp = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
+        let padded = hp != g.inH || wp != g.inW
+        guard s.channels * hp * wp < Int(Int32.max) else { return nil }
+        let items = (plane + 5) / 6
+        var koff = [Int32](repeating: 0, count: rows), poff = [Int32](repeating: 0, count: items * 6)
+        var k = 0
+        for c in 0..<s.channels {
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    koff[k] = Int32(c * hp * wp + kh * g.dH * wp + kw * g.dW)
+                    k += 1
+                }
+            }
+        }
+        for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * wp + n % g.outW * g.sW) }
+        let workers = max(1, min(threads, byColumns ? items * blocks : blocks))
+        let copy = padded ? UnsafeMutablePointer<Float>.allocate(capacity: s.channels * hp * wp) : nil
+        defer { copy?.deallocate() }
+        if let copy {
+            parallelFor(workers, threads: workers) { t in
+                for c in (s.channels * t / workers)..<(s.channels * (t + 1) / workers) {
+                    let to = copy + c * hp * wp, from = x + c * g.inputPlane
+                    to.initialize(repeating: 0, count: hp * wp)
+                    for r in 0..<g.inH {
+                        (to + (r + g.pH) * wp + g.pW).update(from: from + r * g.inW, count: g.inW)
+                    }
+                }
+            }
+        }
+        let source = UnsafePointer(copy) ?? x
+        w.withPointer { wp in
+            koff.withUnsafeBufferPointer { ko in
+                poff.withUnsafeBufferPointer { po in
+                    parallelFor(workers, threads: workers) { t in
+                        let b0 = blocks * t / workers, b1 = blocks * (t + 1) / workers
+                        if byColumns {
+                            let whole = items / workers
+                            manet_packed_gemm_implicit(wp, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                                       whole * t, whole * (t + 1), whole * workers, items, b0, b1,
+                                                       y, plane, 1, bias, relu ? 1 : 0)
+                        } else {
+                            manet_packed_gemm_implicit(wp, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                                       0, 0, 0, items, b0, b1, y, plane, 1, bias, relu ? 1 : 0)
+                        }
+                    }
+                }
+            }
+        }
+        return ()
+    }
+
     /// `run` for an ungrouped convolution whose filters were packed once: y[n, m, p] =
     /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). A chunk of images is unfolded at once into
     /// the GEMM's blocks of 6 columns (so each packed filter block is read once per chunk); the
@@ -214,9 +281,13 @@ extension ConvolutionForward {
         case .blocks: false
         case nil: filterBytes < unfoldedBytes || threads == 1
         }
-        if (g.isPointwise || flat) && s.batch == 1 && byColumns {
-            runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
-            return
+        if (g.isPointwise || flat) && s.batch == 1 {
+            if implicitEnabled {
+                if runImplicit(x, w, bias: bias, y, s, relu: relu, threads: threads, byColumns: byColumns) != nil { return }
+            } else if byColumns {
+                runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
+                return
+            }
         }
         if g.isPointwise {
             w.multiplyPackingColumns(x, bk: inPlane, bn: 1, n: plane, images: s.batch, bi: s.channels * inPlane,

@@ -87,6 +87,32 @@ static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, s
     for (int e = 0; e < NR * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
 }
 
+// The same with B read from an input in place (the implicit unfolding): b(k, j) =
+// x[koff[k] + po[j]] (the k passed in are the pass's own: koff already offset by k0).
+static void tile_implicit_generic(const float *a, size_t kc, const float *x, const int *koff, const int *po, int nr,
+                                  float *t, int accumulate, const float *next, size_t nextLines) {
+    (void)next, (void)nextLines;
+    if (nr == 1) {
+        float chain[4][MR] = {{0}};
+        for (size_t k = 0; k < kc; k++)
+            for (int i = 0; i < MR; i++)
+                chain[k % 4][i] = __builtin_fmaf(a[k * MR + i], x[koff[k] + po[0]], chain[k % 4][i]);
+        for (int i = 0; i < MR; i++) {
+            const float v = (chain[0][i] + chain[1][i]) + (chain[2][i] + chain[3][i]);
+            t[i] = accumulate ? t[i] + v : v;
+        }
+        return;
+    }
+    float pass[NR * MR] = {0};
+    for (size_t k = 0; k < kc; k++) {
+        for (int j = 0; j < nr; j++) {
+            const float v = x[koff[k] + po[j]];
+            for (int i = 0; i < MR; i++) pass[j * MR + i] = __builtin_fmaf(a[k * MR + i], v, pass[j * MR + i]);
+        }
+    }
+    for (int e = 0; e < NR * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
+}
+
 static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t n0, float *c, size_t cm,
                           size_t cn, const float *bias, int relu) {
     store_tile(t, nr, m0, rows, n0, c, cm, cn, bias, relu);
@@ -179,6 +205,92 @@ TILE(strided_4, 4, bk, bn)
 TILE(strided_5, 5, bk, bn)
 TILE(strided_6, 6, bk, bn)
 TILE(packed_6, 6, NR, 1)
+
+// The implicit unfolding's tiles: each k's 6 values are broadcast from x + koff[k] + po[j]
+// (the 6 positions' offsets held in registers), same order of sums as the tiles above.
+#define STEP_IMPLICIT(NRC)                                                                                 \
+    {                                                                                                     \
+        const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                                \
+        const float *row = x + *koff++;                                                                   \
+        for (int j = 0; j < NRC; j++) {                                                                   \
+            const __m256 v = _mm256_broadcast_ss(row + p[j]);                                             \
+            lo[j] = _mm256_fmadd_ps(a0, v, lo[j]);                                                        \
+            hi[j] = _mm256_fmadd_ps(a1, v, hi[j]);                                                        \
+        }                                                                                                 \
+        a += MR;                                                                                          \
+    }
+#define TILE_IMPLICIT(NAME, NRC)                                                                           \
+    static AVX2 void NAME(const float *a, size_t kc, const float *x, const int *koff, const int *po, float *t,  \
+                          int accumulate, const float *next, size_t nextLines) {                          \
+        __m256 lo[NRC], hi[NRC];                                                                          \
+        ptrdiff_t p[NRC];                                                                                 \
+        for (int j = 0; j < NRC; j++) { lo[j] = hi[j] = _mm256_setzero_ps(); p[j] = po[j]; }              \
+        const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;               \
+        size_t k = 0;                                                                                     \
+        for (size_t q = 0; q < groups; q++) {                                                             \
+            for (size_t l = 0; l < per && nextLines; l++, nextLines--, next += MR)                        \
+                _mm_prefetch((const char *)next, _MM_HINT_T0);                                            \
+            for (int u = 0; u < 8; u++) STEP_IMPLICIT(NRC)                                                \
+            k += 8;                                                                                       \
+        }                                                                                                 \
+        for (; nextLines; nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);         \
+        for (; k < kc; k++) STEP_IMPLICIT(NRC)                                                            \
+        for (int j = 0; j < NRC; j++) {                                                                   \
+            if (accumulate) {                                                                             \
+                lo[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR), lo[j]);                                \
+                hi[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR + 8), hi[j]);                            \
+            }                                                                                             \
+            _mm256_storeu_ps(t + j * MR, lo[j]);                                                          \
+            _mm256_storeu_ps(t + j * MR + 8, hi[j]);                                                      \
+        }                                                                                                 \
+    }
+TILE_IMPLICIT(implicit_2, 2)
+TILE_IMPLICIT(implicit_3, 3)
+TILE_IMPLICIT(implicit_4, 4)
+TILE_IMPLICIT(implicit_5, 5)
+TILE_IMPLICIT(implicit_6, 6)
+
+// One column: four chains over k mod 4 as in strided_1.
+static AVX2 void implicit_1(const float *a, size_t kc, const float *x, const int *koff, const int *po, float *t,
+                            int accumulate, const float *next, size_t nextLines) {
+    for (size_t k = 0; k < nextLines; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);
+    const float *x0 = x + po[0];
+    __m256 lo[4], hi[4];
+    for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        for (int q = 0; q < 4; q++) {
+            const __m256 v = _mm256_broadcast_ss(x0 + koff[k + q]);
+            lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR), v, lo[q]);
+            hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR + 8), v, hi[q]);
+        }
+    }
+    for (int q = 0; k < kc; k++, q++) {
+        const __m256 v = _mm256_broadcast_ss(x0 + koff[k]);
+        lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR), v, lo[q]);
+        hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR + 8), v, hi[q]);
+    }
+    __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
+    __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
+    if (accumulate) {
+        l = _mm256_add_ps(_mm256_loadu_ps(t), l);
+        h = _mm256_add_ps(_mm256_loadu_ps(t + 8), h);
+    }
+    _mm256_storeu_ps(t, l);
+    _mm256_storeu_ps(t + 8, h);
+}
+
+static AVX2 void tile_implicit_avx2(const float *a, size_t kc, const float *x, const int *koff, const int *po, int nr,
+                                    float *t, int accumulate, const float *next, size_t nextLines) {
+    switch (nr) {
+    case 6: implicit_6(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    case 5: implicit_5(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    case 4: implicit_4(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    case 3: implicit_3(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    case 2: implicit_2(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    default: implicit_1(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
+    }
+}
 
 static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
                            int accumulate, const float *next, size_t nextLines) {
@@ -289,17 +401,26 @@ typedef struct {
     int nr;
 } tile_job;
 
+// Where an implicit call's B comes from (run_tiles with it: job.b unused): b(k, n) =
+// x[koff[k] + poff[n]].
+typedef struct {
+    const float *x;
+    const int *koff, *poff;
+} implicit_b;
+
 // The product for a list of tile jobs, CHUNK_TILES at a time: for each pass of k, each row block
 // passes over the chunk's tiles that want it (so a filter slice is read once per chunk), then
 // the chunk's tiles are stored.
 static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs, size_t count, size_t bk, size_t bn,
-                      size_t cm, size_t cn, const float *bias, int relu) {
+                      const implicit_b *implicit, size_t cm, size_t cn, const float *bias, int relu) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, int, float *, int, const float *, size_t) =
         tile_generic;
     void (*store)(const float *, int, size_t, size_t, size_t, float *, size_t, size_t, const float *, int) =
         store_generic;
+    void (*tileImplicit)(const float *, size_t, const float *, const int *, const int *, int, float *, int,
+                         const float *, size_t) = tile_implicit_generic;
 #if defined(__x86_64__)
-    if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
+    if (use_avx2()) { tile = tile_avx2; store = store_avx2; tileImplicit = tile_implicit_avx2; }
 #endif
     if (count == 0) return;
     size_t lo = jobs[0].blockBegin, hi = jobs[0].blockEnd;
@@ -340,8 +461,13 @@ static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs,
                     const tile_job *j = &jobs[t];
                     if (blk < j->blockBegin || blk >= j->blockEnd) continue;
                     const size_t from = nextLines * i / live, to = nextLines * (i + 1) / live;
-                    tile(a, kc, j->b + k0 * bk, bk, bn, j->nr, blockSums + (t - t0) * NR * MR, k0 > 0,
-                         next ? next + from * MR : NULL, to - from);
+                    if (implicit) {
+                        tileImplicit(a, kc, implicit->x, implicit->koff + k0, implicit->poff + j->n0, j->nr,
+                                     blockSums + (t - t0) * NR * MR, k0 > 0, next ? next + from * MR : NULL, to - from);
+                    } else {
+                        tile(a, kc, j->b + k0 * bk, bk, bn, j->nr, blockSums + (t - t0) * NR * MR, k0 > 0,
+                             next ? next + from * MR : NULL, to - from);
+                    }
                     i++;
                 }
             }
@@ -375,7 +501,7 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
             jobs[t - t0] = (tile_job){packedB ? b + t * K * NR : b + img * bi + n0 * bn, c + img * ci, n0, blockBegin,
                                       blockEnd, N - n0 < NR ? (int)(N - n0) : NR};
         }
-        run_tiles(ap, M, K, jobs, t1 - t0, packedB ? NR : bk, packedB ? 1 : bn, cm, cn, bias, relu);
+        run_tiles(ap, M, K, jobs, t1 - t0, packedB ? NR : bk, packedB ? 1 : bn, NULL, cm, cn, bias, relu);
     }
 }
 
@@ -389,21 +515,39 @@ void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const f
     for (size_t t = tileBegin; t < tileEnd; t++) {
         const size_t n0 = t * NR;
         jobs[count++] = (tile_job){bp + (t - tileBegin) * K * NR, c, n0, 0, blocks, N - n0 < NR ? (int)(N - n0) : NR};
-        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu); count = 0; }
+        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
     }
     for (size_t t = sharedBegin; t < sharedEnd && blockBegin < blockEnd; t++) {
         const size_t n0 = t * NR;
         jobs[count++] = (tile_job){shared + (t - sharedBegin) * K * NR, c, n0, blockBegin, blockEnd,
                                    N - n0 < NR ? (int)(N - n0) : NR};
-        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu); count = 0; }
+        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
     }
-    run_tiles(ap, M, K, jobs, count, NR, 1, cm, cn, bias, relu);
+    run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu);
 }
 
 void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
                        size_t bk, size_t bn, size_t N, size_t images, size_t bi, float *c, size_t cm, size_t cn,
                        size_t ci, const float *bias, int relu) {
     gemm_driver(ap, M, K, blockBegin, blockEnd, b, bk, bn, 0, N, images, bi, c, cm, cn, ci, bias, relu);
+}
+
+void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
+                                size_t N, size_t tileBegin, size_t tileEnd, size_t sharedBegin, size_t sharedEnd,
+                                size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
+                                int relu) {
+    const size_t blocks = (M + MR - 1) / MR;
+    const implicit_b source = {x, koff, poff};
+    tile_job jobs[CHUNK_TILES];
+    size_t count = 0;
+    for (size_t t = tileBegin; t < tileEnd + (sharedEnd - sharedBegin); t++) {
+        const int shared = t >= tileEnd;
+        const size_t n0 = (shared ? sharedBegin + t - tileEnd : t) * NR;
+        jobs[count++] = (tile_job){NULL, c, n0, shared ? blockBegin : 0, shared ? blockEnd : blocks,
+                                   N - n0 < NR ? (int)(N - n0) : NR};
+        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu); count = 0; }
+    }
+    run_tiles(ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu);
 }
 
 size_t manet_packed_columns_size(size_t K, size_t N, size_t images) { return images * ((N + NR - 1) / NR) * NR * K; }

@@ -80,6 +80,17 @@ void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const f
                                     size_t blockBegin, size_t blockEnd, size_t N, float *c, size_t cm, size_t cn,
                                     const float *bias, int relu);
 
+/// The product with B never unfolded (an implicit im2col): b(k, n) = x[koff[k] + poff[n]], for
+/// n < ceil(N / 6) * 6 (poff past N any valid offset: those columns are not stored). For a
+/// convolution, x is the (padded) input and koff, poff the offsets of tap k and output position
+/// n. Tiles [tileBegin, tileEnd) for all row blocks, then tiles [sharedBegin, sharedEnd) for row
+/// blocks [blockBegin, blockEnd) only; every element is the same sum, in the same order, as in
+/// manet_packed_gemm_packed_columns over the unfolded columns.
+void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
+                                size_t N, size_t tileBegin, size_t tileEnd, size_t sharedBegin, size_t sharedEnd,
+                                size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
+                                int relu);
+
 #ifdef __cplusplus
 }
 #endif
