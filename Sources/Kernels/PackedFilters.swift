@@ -203,49 +203,51 @@ extension ConvolutionForward {
                             byColumns: Bool) -> Void? {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         // The padded input: every window inside it.
-        let hp = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
-        let wp = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
-        let padded = hp != g.inH || wp != g.inW
-        guard s.channels * hp * wp < Int(Int32.max) else { return nil }
+        let padH = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
+        let padW = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
+        let padded = padH != g.inH || padW != g.inW
+        guard s.channels * padH * padW < Int(Int32.max) else { return nil }
         let items = (plane + 5) / 6
         var koff = [Int32](repeating: 0, count: rows), poff = [Int32](repeating: 0, count: items * 6)
         var k = 0
         for c in 0..<s.channels {
             for kh in 0..<g.kH {
                 for kw in 0..<g.kW {
-                    koff[k] = Int32(c * hp * wp + kh * g.dH * wp + kw * g.dW)
+                    koff[k] = Int32(c * padH * padW + kh * g.dH * padW + kw * g.dW)
                     k += 1
                 }
             }
         }
-        for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * wp + n % g.outW * g.sW) }
+        for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * padW + n % g.outW * g.sW) }
         let workers = max(1, min(threads, byColumns ? items * blocks : blocks))
-        let copy = padded ? UnsafeMutablePointer<Float>.allocate(capacity: s.channels * hp * wp) : nil
-        defer { copy?.deallocate() }
-        if let copy {
-            parallelFor(workers, threads: workers) { t in
-                for c in (s.channels * t / workers)..<(s.channels * (t + 1) / workers) {
-                    let to = copy + c * hp * wp, from = x + c * g.inputPlane
-                    to.initialize(repeating: 0, count: hp * wp)
-                    for r in 0..<g.inH {
-                        (to + (r + g.pH) * wp + g.pW).update(from: from + r * g.inW, count: g.inW)
-                    }
-                }
-            }
-        }
-        let source = UnsafePointer(copy) ?? x
-        w.withPointer { wp in
+        // Each worker pads its own copy (a fork and join less than sharing one, and no reading
+        // of planes the other core wrote).
+        let planeP = padH * padW, perCopy = s.channels * planeP
+        let copies: UnsafeMutablePointer<Float>? = padded ? .allocate(capacity: workers * perCopy) : nil
+        defer { copies?.deallocate() }
+        w.withPointer { packed in
             koff.withUnsafeBufferPointer { ko in
                 poff.withUnsafeBufferPointer { po in
                     parallelFor(workers, threads: workers) { t in
+                        var source = x
+                        if let copies {
+                            let copy = copies + t * perCopy
+                            copy.initialize(repeating: 0, count: perCopy)
+                            for c in 0..<s.channels {
+                                let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
+                                let from: UnsafePointer<Float> = x + c * g.inputPlane
+                                for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+                            }
+                            source = UnsafePointer(copy)
+                        }
                         let b0 = blocks * t / workers, b1 = blocks * (t + 1) / workers
                         if byColumns {
                             let whole = items / workers
-                            manet_packed_gemm_implicit(wp, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                            manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
                                                        whole * t, whole * (t + 1), whole * workers, items, b0, b1,
                                                        y, plane, 1, bias, relu ? 1 : 0)
                         } else {
-                            manet_packed_gemm_implicit(wp, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                            manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
                                                        0, 0, 0, items, b0, b1, y, plane, 1, bias, relu ? 1 : 0)
                         }
                     }
