@@ -248,18 +248,21 @@ final class WinogradTests: XCTestCase {
         let tight = WinogradPath(tiles: [.f4x4], store: WinogradFilterStore(budgetBytes: filterBytes - 1))
         let shape = ConvolutionShape(batch: 4, channels: c, filters: m, group: 1, geometry: l.geometry)
         XCTAssertEqual(roomy.tile(for: shape), .f4x4)
-        // Thresholds: F(4x4) from 16 tiles over the batch (one 16x16 image has 16), F(2x2)
-        // from 64 (one 16x16 image has 64); one 12x12 image has 9 and 36: direct.
+        // Thresholds: F(4x4) from 32 tiles over the batch, F(2x2) from 49. One 16x16 image has
+        // 16 and 64: F(2x2); one 12x12 image 9 and 36: direct; two 18 and 72: F(2x2); four 36: F(4x4).
         var one = shape
         one.batch = 1
-        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: one), .f4x4)
+        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: one), .f2x2, "16 F(4x4) tiles, 64 F(2x2)")
+        XCTAssertNil(WinogradPath(tiles: [.f4x4]).tile(for: one))
         XCTAssertEqual(WinogradPath(tiles: [.f2x2]).tile(for: one), .f2x2)
         let small = try op.layout([1, c, 12, 12], w.shape, bias: nil)
         let smallShape = ConvolutionShape(batch: 1, channels: c, filters: m, group: 1, geometry: small.geometry)
         XCTAssertNil(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: smallShape))
         var two = smallShape
         two.batch = 2
-        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: two), .f4x4, "18 F(4x4) tiles")
+        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: two), .f2x2, "18 F(4x4) tiles, 72 F(2x2)")
+        two.batch = 4
+        XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: two), .f4x4, "36 F(4x4) tiles")
         func run(_ p: WinogradPath) -> [Float] {
             Conv.convolve(x, w, bias: nil, l, group: 1, relu: false, threads: 2, count: x.count, winograd: p)
         }

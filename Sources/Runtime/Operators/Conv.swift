@@ -358,14 +358,17 @@ final class WinogradPath: @unchecked Sendable {
 
     /// Where Winograd beats im2col + GEMM on full MA-Net (docs/PERFORMANCE.md): at least this
     /// many tiles over the batch, or the 16/36 GEMMs are too thin for the transforms to pay, and
-    /// at least `minimumChannels` channels and filters. F(4x4) from 16 tiles (batch 1: 14x14 and
-    /// 28x28 planes, 2x faster than direct), F(2x2) from 64 (at batch 1 on 7x7 planes, 16 tiles,
-    /// F(2x2) lost to the packed direct path by 25%, F(4x4) with 4 tiles by 2.2x).
+    /// at least `minimumChannels` channels and filters. F(4x4) from 32 tiles (batch 1: 28x28
+    /// planes, 49 tiles, 2x faster than direct), F(2x2) from 49 (at batch 1 on 7x7 planes, 16
+    /// tiles, F(2x2) lost to the packed direct path by 25%, F(4x4) with 4 tiles by 2.2x; on
+    /// 14x14 planes, since the direct path reads its input in place (row (y)), F(2x2)'s 49
+    /// tiles beat F(4x4)'s 16: chains alternating with onnxruntime, 8 256->256 14x14 13.2 vs
+    /// 18.0 ms (direct 18.0, onnxruntime 13.1), 16 64->64 14x14 2.80 vs 3.35 (direct 2.64)).
     /// Read once: `ProcessInfo.environment` builds a dictionary of the whole environment on every
     /// access (~30 us, a per-call cost that was ~10% of a small convolution at batch 1).
     static func minimumTiles(_ tile: WinogradTile) -> Int {
         if let forcedMinimumTiles { return forcedMinimumTiles }
-        return tile == .f4x4 ? 16 : 64
+        return tile == .f4x4 ? 32 : 49
     }
     private static let forcedMinimumTiles = ProcessInfo.processInfo.environment["MANET_MIN_TILES"].flatMap { Int($0) }
     static let minimumChannels = 64
