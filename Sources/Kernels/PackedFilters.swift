@@ -125,6 +125,8 @@ extension ConvolutionForward {
     /// cache when the filters pass over it.
     static let columnChunkTiles = 32
 
+    /// `MANET_IMPLICIT=0` unfolds one image's convolution before the product, as before row
+    /// (y) of docs/PERFORMANCE.md (for A/B measurements); read once per process.
     static let implicitEnabled = ProcessInfo.processInfo.environment["MANET_IMPLICIT"] != "0"
     enum Split: String { case columns, blocks }
     /// `MANET_SPLIT=columns` / `blocks` fixes how one image is split over threads whatever the
@@ -191,8 +193,8 @@ extension ConvolutionForward {
 
     /// `runPacked` for one 2-D image without unfolding it (`manet_packed_gemm_implicit`): the
     /// GEMM reads each tap's 6 values straight from the input, zero-padded into a copy when the
-    /// window reaches past it (the copy's planes made by all workers, a share of the channels
-    /// each, before the product), through a table of tap offsets and one of position offsets.
+    /// window reaches past it (each worker its own copy, so one parallel region per call),
+    /// through a table of tap offsets and one of position offsets.
     /// Split by columns (`byColumns`: each worker its share of the whole tiles with every filter
     /// block, the tiles left over shared by filter blocks) or by filter blocks (each worker all
     /// the tiles with its share of the blocks). The same sums in the same order as unfolded,
@@ -258,10 +260,11 @@ extension ConvolutionForward {
     }
 
     /// `run` for an ungrouped convolution whose filters were packed once: y[n, m, p] =
-    /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). A chunk of images is unfolded at once into
-    /// the GEMM's blocks of 6 columns (so each packed filter block is read once per chunk); the
-    /// filter blocks are split over threads. 1x1 stride-1 unpadded convolutions copy x's planes
-    /// into that form instead of unfolding.
+    /// relu?(sum_k W[m, k] * col_n[k, p] + bias[m]). One 2-D image is read in place
+    /// (`runImplicit`). Otherwise a chunk of images is unfolded at once into the GEMM's blocks
+    /// of 6 columns (so each packed filter block is read once per chunk); the filter blocks are
+    /// split over threads. 1x1 stride-1 unpadded convolutions copy x's planes into that form
+    /// instead of unfolding.
     public static func runPacked(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                                  _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
         precondition(s.group == 1 && w.filters == s.filters && w.columns == s.columnRows)
@@ -272,11 +275,12 @@ extension ConvolutionForward {
         // through im2col first.
         let flat = g.kD == 1 && g.inD == 1 && g.outD == 1
         // One image: split by columns where the filters are the smaller operand (each thread then
-        // reads all of them), else unfolded by all threads and then split by filter blocks
-        // (each thread streams only its share of the filters: MA-Net's 7x7 layers, whose
-        // filters are 2-9 times their unfolded input). Alternating with onnxruntime, 13
-        // 512->512 7x7 convolutions, 6 turns x 10: 28.1 ms by blocks, 29.6 by columns
-        // (onnxruntime 25.7); 80 128->128 7x7: 14.4 either way.
+        // reads all of them), else by filter blocks (each thread streams only its share of the
+        // filters: MA-Net's 7x7 layers, whose filters are 2-9 times their unfolded input).
+        // Alternating with onnxruntime (both unfolded, before `runImplicit`), 13 512->512 7x7
+        // convolutions, 6 turns x 10: 28.1 ms by blocks, 29.6 by columns (onnxruntime 25.7); 80
+        // 128->128 7x7: 14.4 either way. `MANET_IMPLICIT=0` unfolds (by columns as in
+        // `runPackedByColumns`, by blocks through the batch path below), for A/B runs.
         let filterBytes = w.count * 4, unfoldedBytes = rows * ((plane + 5) / 6 * 6) * 4
         let byColumns = switch splitOverride {
         case .columns: true
