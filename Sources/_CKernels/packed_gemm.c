@@ -62,15 +62,21 @@ static inline void store_tile(const float *t, int nr, size_t m0, size_t rows, si
 
 // ---- portable path -------------------------------------------------------------------------
 
-// t[j][16] (+)= sum over kc of a[k][16] * b(k, j), b(k, j) = b[k * bk + j * bn].
-static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
-                         int accumulate, const float *next, size_t nextLines) {
+// Where a tile reads B: b(k, j) = b[k * bk + j * bn] (unfolded columns, or B in place with any
+// strides), or, when koff is set, b[koff[k] + po[j]] (the implicit unfolding: a convolution's
+// input read in place, koff the taps' offsets from this pass's first k, po the tile's 6
+// positions' offsets).
+#define B_AT(k, j) (koff ? b[koff[k] + po[j]] : b[(k) * bk + (size_t)(j) * bn])
+
+// t[j][16] (+)= sum over kc of a[k][16] * b(k, j).
+static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, size_t bn, const int *koff,
+                         const int *po, int nr, float *t, int accumulate, const float *next, size_t nextLines) {
     (void)next, (void)nextLines;
     if (nr == 1) {
         // The AVX2 path's single-column order: four chains over k mod 4, (0 + 1) + (2 + 3).
         float chain[4][MR] = {{0}};
         for (size_t k = 0; k < kc; k++)
-            for (int i = 0; i < MR; i++) chain[k % 4][i] = __builtin_fmaf(a[k * MR + i], b[k * bk], chain[k % 4][i]);
+            for (int i = 0; i < MR; i++) chain[k % 4][i] = __builtin_fmaf(a[k * MR + i], B_AT(k, 0), chain[k % 4][i]);
         for (int i = 0; i < MR; i++) {
             const float v = (chain[0][i] + chain[1][i]) + (chain[2][i] + chain[3][i]);
             t[i] = accumulate ? t[i] + v : v;
@@ -80,34 +86,8 @@ static void tile_generic(const float *a, size_t kc, const float *b, size_t bk, s
     float pass[NR * MR] = {0};
     for (size_t k = 0; k < kc; k++) {
         for (int j = 0; j < nr; j++) {
-            const float x = b[k * bk + j * bn];
+            const float x = B_AT(k, j);
             for (int i = 0; i < MR; i++) pass[j * MR + i] = __builtin_fmaf(a[k * MR + i], x, pass[j * MR + i]);
-        }
-    }
-    for (int e = 0; e < NR * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
-}
-
-// The same with B read from an input in place (the implicit unfolding): b(k, j) =
-// x[koff[k] + po[j]] (the k passed in are the pass's own: koff already offset by k0).
-static void tile_implicit_generic(const float *a, size_t kc, const float *x, const int *koff, const int *po, int nr,
-                                  float *t, int accumulate, const float *next, size_t nextLines) {
-    (void)next, (void)nextLines;
-    if (nr == 1) {
-        float chain[4][MR] = {{0}};
-        for (size_t k = 0; k < kc; k++)
-            for (int i = 0; i < MR; i++)
-                chain[k % 4][i] = __builtin_fmaf(a[k * MR + i], x[koff[k] + po[0]], chain[k % 4][i]);
-        for (int i = 0; i < MR; i++) {
-            const float v = (chain[0][i] + chain[1][i]) + (chain[2][i] + chain[3][i]);
-            t[i] = accumulate ? t[i] + v : v;
-        }
-        return;
-    }
-    float pass[NR * MR] = {0};
-    for (size_t k = 0; k < kc; k++) {
-        for (int j = 0; j < nr; j++) {
-            const float v = x[koff[k] + po[j]];
-            for (int i = 0; i < MR; i++) pass[j * MR + i] = __builtin_fmaf(a[k * MR + i], v, pass[j * MR + i]);
         }
     }
     for (int e = 0; e < NR * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
@@ -126,40 +106,47 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
 #define AVX2 __attribute__((target("avx2,fma")))
 
 // One 16 x NRC tile over kc values of k, added to t when accumulating; NRC (and, for packed
-// columns, the strides 6 and 1) are constants in every instantiation, so the accumulators stay
-// in registers and the loads use fixed offsets.
+// columns, the strides 6 and 1; for the implicit unfolding, IMPLICIT) are constants in every
+// instantiation, so the accumulators stay in registers and the loads use fixed offsets. Column
+// j of row k is read at row + p[j]: row = b + k * BK and p[j] = j * BN, or (IMPLICIT) row = b +
+// koff[k] and p[j] = po[j], the 6 positions' offsets held in registers.
 // One k: 16 rows of A times NRC broadcast values of B into the accumulators.
-#define STEP(NRC, BK, BN)                                                                                  \
+#define STEP(NRC, BK, IMPLICIT)                                                                            \
     {                                                                                                     \
         const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                                \
+        const float *row = IMPLICIT ? b + *koff++ : b;                                                    \
         for (int j = 0; j < NRC; j++) {                                                                   \
-            const __m256 x = _mm256_broadcast_ss(b + j * (BN));                                           \
+            const __m256 x = _mm256_broadcast_ss(row + p[j]);                                             \
             lo[j] = _mm256_fmadd_ps(a0, x, lo[j]);                                                        \
             hi[j] = _mm256_fmadd_ps(a1, x, hi[j]);                                                        \
         }                                                                                                 \
         a += MR;                                                                                          \
-        b += (BK);                                                                                        \
+        if (!IMPLICIT) b += (BK);                                                                         \
     }
 
 // The tile's share of the next filter slice is prefetched spread over its k loop, `per` lines
 // (one k of a block each) every 8 k: a burst of hundreds of prefetches at once overflows the
 // core's miss queue and stalls the loads the FMAs wait on.
-#define TILE(NAME, NRC, BK, BN)                                                                            \
-    static AVX2 void NAME(const float *a, size_t kc, const float *b, size_t bk, size_t bn, float *t,       \
-                          int accumulate, const float *next, size_t nextLines) {                          \
+#define TILE(NAME, NRC, BK, BN, IMPLICIT)                                                                  \
+    static AVX2 void NAME(const float *a, size_t kc, const float *b, size_t bk, size_t bn, const int *koff,  \
+                          const int *po, float *t, int accumulate, const float *next, size_t nextLines) {  \
         (void)bk; (void)bn;                                                                               \
         __m256 lo[NRC], hi[NRC];                                                                          \
-        for (int j = 0; j < NRC; j++) lo[j] = hi[j] = _mm256_setzero_ps();                                \
+        ptrdiff_t p[NRC];                                                                                 \
+        for (int j = 0; j < NRC; j++) {                                                                   \
+            lo[j] = hi[j] = _mm256_setzero_ps();                                                          \
+            p[j] = IMPLICIT ? po[j] : (ptrdiff_t)(j * (BN));                                              \
+        }                                                                                                 \
         const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;               \
         size_t k = 0;                                                                                     \
         for (size_t q = 0; q < groups; q++) {                                                             \
             for (size_t l = 0; l < per && nextLines; l++, nextLines--, next += MR)                        \
                 _mm_prefetch((const char *)next, _MM_HINT_T0);                                            \
-            for (int u = 0; u < 8; u++) STEP(NRC, BK, BN)                                                 \
+            for (int u = 0; u < 8; u++) STEP(NRC, BK, IMPLICIT)                                           \
             k += 8;                                                                                       \
         }                                                                                                 \
         for (; nextLines; nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);         \
-        for (; k < kc; k++) STEP(NRC, BK, BN)                                                             \
+        for (; k < kc; k++) STEP(NRC, BK, IMPLICIT)                                                       \
         for (int j = 0; j < NRC; j++) {                                                                   \
             if (accumulate) {                                                                             \
                 lo[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR), lo[j]);                                \
@@ -169,140 +156,63 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
             _mm256_storeu_ps(t + j * MR + 8, hi[j]);                                                      \
         }                                                                                                 \
     }
+
 // One column: two accumulators alone would wait on the FMA latency at every k, so four pairs
 // take k in turn (k mod 4) and are added at the end, (0 + 1) + (2 + 3).
-static AVX2 void strided_1(const float *a, size_t kc, const float *b, size_t bk, size_t bn, float *t, int accumulate,
-                           const float *next, size_t nextLines) {
-    (void)bn;
-    for (size_t k = 0; k < nextLines; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);
-    __m256 lo[4], hi[4];
-    for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();
-    size_t k = 0;
-    for (; k + 4 <= kc; k += 4) {
-        for (int q = 0; q < 4; q++) {
-            const __m256 x = _mm256_broadcast_ss(b + (k + q) * bk);
-            lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR), x, lo[q]);
-            hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR + 8), x, hi[q]);
-        }
-    }
-    for (int q = 0; k < kc; k++, q++) {
-        const __m256 x = _mm256_broadcast_ss(b + k * bk);
-        lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR), x, lo[q]);
-        hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR + 8), x, hi[q]);
-    }
-    __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
-    __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
-    if (accumulate) {
-        l = _mm256_add_ps(_mm256_loadu_ps(t), l);
-        h = _mm256_add_ps(_mm256_loadu_ps(t + 8), h);
-    }
-    _mm256_storeu_ps(t, l);
-    _mm256_storeu_ps(t + 8, h);
-}
-TILE(strided_2, 2, bk, bn)
-TILE(strided_3, 3, bk, bn)
-TILE(strided_4, 4, bk, bn)
-TILE(strided_5, 5, bk, bn)
-TILE(strided_6, 6, bk, bn)
-TILE(packed_6, 6, NR, 1)
-
-// The implicit unfolding's tiles: each k's 6 values are broadcast from x + koff[k] + po[j]
-// (the 6 positions' offsets held in registers), same order of sums as the tiles above.
-#define STEP_IMPLICIT(NRC)                                                                                 \
-    {                                                                                                     \
-        const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                                \
-        const float *row = x + *koff++;                                                                   \
-        for (int j = 0; j < NRC; j++) {                                                                   \
-            const __m256 v = _mm256_broadcast_ss(row + p[j]);                                             \
-            lo[j] = _mm256_fmadd_ps(a0, v, lo[j]);                                                        \
-            hi[j] = _mm256_fmadd_ps(a1, v, hi[j]);                                                        \
-        }                                                                                                 \
-        a += MR;                                                                                          \
-    }
-#define TILE_IMPLICIT(NAME, NRC)                                                                           \
-    static AVX2 void NAME(const float *a, size_t kc, const float *x, const int *koff, const int *po, float *t,  \
-                          int accumulate, const float *next, size_t nextLines) {                          \
-        __m256 lo[NRC], hi[NRC];                                                                          \
-        ptrdiff_t p[NRC];                                                                                 \
-        for (int j = 0; j < NRC; j++) { lo[j] = hi[j] = _mm256_setzero_ps(); p[j] = po[j]; }              \
-        const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;               \
+#define ONE_COLUMN(NAME, IMPLICIT)                                                                         \
+    static AVX2 void NAME(const float *a, size_t kc, const float *b, size_t bk, size_t bn, const int *koff,  \
+                          const int *po, float *t, int accumulate, const float *next, size_t nextLines) {  \
+        (void)bn;                                                                                         \
+        for (size_t k = 0; k < nextLines; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);  \
+        const float *b0 = IMPLICIT ? b + po[0] : b;                                                       \
+        __m256 lo[4], hi[4];                                                                              \
+        for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();                                  \
         size_t k = 0;                                                                                     \
-        for (size_t q = 0; q < groups; q++) {                                                             \
-            for (size_t l = 0; l < per && nextLines; l++, nextLines--, next += MR)                        \
-                _mm_prefetch((const char *)next, _MM_HINT_T0);                                            \
-            for (int u = 0; u < 8; u++) STEP_IMPLICIT(NRC)                                                \
-            k += 8;                                                                                       \
-        }                                                                                                 \
-        for (; nextLines; nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);         \
-        for (; k < kc; k++) STEP_IMPLICIT(NRC)                                                            \
-        for (int j = 0; j < NRC; j++) {                                                                   \
-            if (accumulate) {                                                                             \
-                lo[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR), lo[j]);                                \
-                hi[j] = _mm256_add_ps(_mm256_loadu_ps(t + j * MR + 8), hi[j]);                            \
+        for (; k + 4 <= kc; k += 4) {                                                                     \
+            for (int q = 0; q < 4; q++) {                                                                 \
+                const __m256 x = _mm256_broadcast_ss(b0 + (IMPLICIT ? (ptrdiff_t)koff[k + q] : (ptrdiff_t)((k + q) * bk))); \
+                lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR), x, lo[q]);                     \
+                hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR + 8), x, hi[q]);                 \
             }                                                                                             \
-            _mm256_storeu_ps(t + j * MR, lo[j]);                                                          \
-            _mm256_storeu_ps(t + j * MR + 8, hi[j]);                                                      \
         }                                                                                                 \
+        for (int q = 0; k < kc; k++, q++) {                                                               \
+            const __m256 x = _mm256_broadcast_ss(b0 + (IMPLICIT ? (ptrdiff_t)koff[k] : (ptrdiff_t)(k * bk)));       \
+            lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR), x, lo[q]);                               \
+            hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR + 8), x, hi[q]);                           \
+        }                                                                                                 \
+        __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));               \
+        __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));               \
+        if (accumulate) {                                                                                 \
+            l = _mm256_add_ps(_mm256_loadu_ps(t), l);                                                     \
+            h = _mm256_add_ps(_mm256_loadu_ps(t + 8), h);                                                 \
+        }                                                                                                 \
+        _mm256_storeu_ps(t, l);                                                                           \
+        _mm256_storeu_ps(t + 8, h);                                                                       \
     }
-TILE_IMPLICIT(implicit_2, 2)
-TILE_IMPLICIT(implicit_3, 3)
-TILE_IMPLICIT(implicit_4, 4)
-TILE_IMPLICIT(implicit_5, 5)
-TILE_IMPLICIT(implicit_6, 6)
 
-// One column: four chains over k mod 4 as in strided_1.
-static AVX2 void implicit_1(const float *a, size_t kc, const float *x, const int *koff, const int *po, float *t,
-                            int accumulate, const float *next, size_t nextLines) {
-    for (size_t k = 0; k < nextLines; k++) _mm_prefetch((const char *)(next + k * MR), _MM_HINT_T0);
-    const float *x0 = x + po[0];
-    __m256 lo[4], hi[4];
-    for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();
-    size_t k = 0;
-    for (; k + 4 <= kc; k += 4) {
-        for (int q = 0; q < 4; q++) {
-            const __m256 v = _mm256_broadcast_ss(x0 + koff[k + q]);
-            lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR), v, lo[q]);
-            hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + (k + q) * MR + 8), v, hi[q]);
-        }
-    }
-    for (int q = 0; k < kc; k++, q++) {
-        const __m256 v = _mm256_broadcast_ss(x0 + koff[k]);
-        lo[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR), v, lo[q]);
-        hi[q] = _mm256_fmadd_ps(_mm256_loadu_ps(a + k * MR + 8), v, hi[q]);
-    }
-    __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
-    __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
-    if (accumulate) {
-        l = _mm256_add_ps(_mm256_loadu_ps(t), l);
-        h = _mm256_add_ps(_mm256_loadu_ps(t + 8), h);
-    }
-    _mm256_storeu_ps(t, l);
-    _mm256_storeu_ps(t + 8, h);
-}
+ONE_COLUMN(strided_1, 0)
+TILE(strided_2, 2, bk, bn, 0)
+TILE(strided_3, 3, bk, bn, 0)
+TILE(strided_4, 4, bk, bn, 0)
+TILE(strided_5, 5, bk, bn, 0)
+TILE(strided_6, 6, bk, bn, 0)
+TILE(packed_6, 6, NR, 1, 0)
+ONE_COLUMN(implicit_1, 1)
+TILE(implicit_2, 2, 0, 0, 1)
+TILE(implicit_3, 3, 0, 0, 1)
+TILE(implicit_4, 4, 0, 0, 1)
+TILE(implicit_5, 5, 0, 0, 1)
+TILE(implicit_6, 6, 0, 0, 1)
 
-static AVX2 void tile_implicit_avx2(const float *a, size_t kc, const float *x, const int *koff, const int *po, int nr,
-                                    float *t, int accumulate, const float *next, size_t nextLines) {
-    switch (nr) {
-    case 6: implicit_6(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    case 5: implicit_5(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    case 4: implicit_4(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    case 3: implicit_3(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    case 2: implicit_2(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    default: implicit_1(a, kc, x, koff, po, t, accumulate, next, nextLines); break;
-    }
-}
+typedef void (*tile_fn)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, float *, int,
+                        const float *, size_t);
 
-static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t,
-                           int accumulate, const float *next, size_t nextLines) {
-    if (nr == NR && bk == NR && bn == 1) { packed_6(a, kc, b, bk, bn, t, accumulate, next, nextLines); return; }
-    switch (nr) {
-    case 6: strided_6(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    case 5: strided_5(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    case 4: strided_4(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    case 3: strided_3(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    case 2: strided_2(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    default: strided_1(a, kc, b, bk, bn, t, accumulate, next, nextLines); break;
-    }
+static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk, size_t bn, const int *koff,
+                           const int *po, int nr, float *t, int accumulate, const float *next, size_t nextLines) {
+    static const tile_fn strided[NR + 1] = {NULL, strided_1, strided_2, strided_3, strided_4, strided_5, strided_6};
+    static const tile_fn implicit[NR + 1] = {NULL, implicit_1, implicit_2, implicit_3, implicit_4, implicit_5, implicit_6};
+    const tile_fn f = koff ? implicit[nr] : nr == NR && bk == NR && bn == 1 ? packed_6 : strided[nr];
+    f(a, kc, b, bk, bn, koff, po, t, accumulate, next, nextLines);
 }
 
 // Swift's max(v, 0): lanes with v <= 0 (ordered) become +0, NaN stays NaN.
@@ -413,14 +323,12 @@ typedef struct {
 // the chunk's tiles are stored.
 static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs, size_t count, size_t bk, size_t bn,
                       const implicit_b *implicit, size_t cm, size_t cn, const float *bias, int relu) {
-    void (*tile)(const float *, size_t, const float *, size_t, size_t, int, float *, int, const float *, size_t) =
-        tile_generic;
+    void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
+                 const float *, size_t) = tile_generic;
     void (*store)(const float *, int, size_t, size_t, size_t, float *, size_t, size_t, const float *, int) =
         store_generic;
-    void (*tileImplicit)(const float *, size_t, const float *, const int *, const int *, int, float *, int,
-                         const float *, size_t) = tile_implicit_generic;
 #if defined(__x86_64__)
-    if (use_avx2()) { tile = tile_avx2; store = store_avx2; tileImplicit = tile_implicit_avx2; }
+    if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
 #endif
     if (count == 0) return;
     size_t lo = jobs[0].blockBegin, hi = jobs[0].blockEnd;
@@ -461,12 +369,13 @@ static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs,
                     const tile_job *j = &jobs[t];
                     if (blk < j->blockBegin || blk >= j->blockEnd) continue;
                     const size_t from = nextLines * i / live, to = nextLines * (i + 1) / live;
+                    float *sum = blockSums + (t - t0) * NR * MR;
+                    const float *prefetch = next ? next + from * MR : NULL;
                     if (implicit) {
-                        tileImplicit(a, kc, implicit->x, implicit->koff + k0, implicit->poff + j->n0, j->nr,
-                                     blockSums + (t - t0) * NR * MR, k0 > 0, next ? next + from * MR : NULL, to - from);
+                        tile(a, kc, implicit->x, 0, 0, implicit->koff + k0, implicit->poff + j->n0, j->nr, sum, k0 > 0,
+                             prefetch, to - from);
                     } else {
-                        tile(a, kc, j->b + k0 * bk, bk, bn, j->nr, blockSums + (t - t0) * NR * MR, k0 > 0,
-                             next ? next + from * MR : NULL, to - from);
+                        tile(a, kc, j->b + k0 * bk, bk, bn, NULL, NULL, j->nr, sum, k0 > 0, prefetch, to - from);
                     }
                     i++;
                 }
