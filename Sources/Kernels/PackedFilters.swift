@@ -191,7 +191,7 @@ extension ConvolutionForward {
         }
     }
 
-    /// `runPacked` for one 2-D image without unfolding it (`manet_packed_gemm_implicit`): the
+    /// `runPacked` for one 2-D image (depth 1) without unfolding it (`manet_packed_gemm_implicit`): the
     /// GEMM reads each tap's 6 values straight from the input, zero-padded into a copy when the
     /// window reaches past it (each worker its own copy, so one parallel region per call),
     /// through a table of tap offsets and one of position offsets.
@@ -204,6 +204,7 @@ extension ConvolutionForward {
                             _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
                             byColumns: Bool) -> Void? {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
+        precondition(g.kD == 1 && g.inD == 1 && g.outD == 1, "runImplicit takes 2-D windows")
         // The padded input: every window inside it.
         let padH = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
         let padW = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
@@ -288,7 +289,8 @@ extension ConvolutionForward {
         case nil: filterBytes < unfoldedBytes || threads == 1
         }
         if (g.isPointwise || flat) && s.batch == 1 {
-            if implicitEnabled {
+            // (3-D pointwise convolutions copy their volumes' planes instead.)
+            if implicitEnabled && flat {
                 if runImplicit(x, w, bias: bias, y, s, relu: relu, threads: threads, byColumns: byColumns) != nil { return }
             } else if byColumns {
                 runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)

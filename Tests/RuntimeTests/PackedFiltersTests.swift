@@ -239,6 +239,34 @@ final class PackedFiltersTests: XCTestCase {
         assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// A 1x1x1 convolution over a 3-D volume (pointwise, so its planes are copied rather than
+    /// unfolded) at batch 1 and 3, 1 and 2 threads: each channel's plane is the whole volume.
+    func testThreeDimensionalPointwiseConvolution() {
+        let g = WindowGeometry(input: [3, 4, 5], kernel: [1, 1, 1], strides: [1, 1, 1], padsBegin: [0, 0, 0],
+                               padsEnd: [0, 0, 0], dilations: [1, 1, 1], output: [3, 4, 5])
+        for batch in [1, 3] {
+            let s = ConvolutionShape(batch: batch, channels: 6, filters: 20, group: 1, geometry: g)
+            let x = pseudoRandom(batch * 6 * g.inputPlane, seed: 61), w = pseudoRandom(20 * 6, seed: 62)
+            var expected = [Float](repeating: 0, count: batch * 20 * g.outputPlane)
+            x.withUnsafeBufferPointer { xb in
+                w.withUnsafeBufferPointer { wb in
+                    expected.withUnsafeMutableBufferPointer {
+                        ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 1)
+                    }
+                }
+                let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 20, columns: 6) }
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: expected.count)
+                    y.withUnsafeMutableBufferPointer {
+                        ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false,
+                                                     threads: threads)
+                    }
+                    assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
+                }
+            }
+        }
+    }
+
     /// Winograd with packed filters: transforms them to the same values as from [M, C, 3, 3], and
     /// its results agree with the OpenBLAS path; kept filters give the per-call bits.
     func testWinogradReadsPackedFilters() {
