@@ -239,6 +239,39 @@ final class PackedFiltersTests: XCTestCase {
         assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// Dilated windows with uneven pads, stride 1 and 2, non-square planes, at batch 1 (read in
+    /// place, through the padded copy) and 2 (unfolded), 1 and 2 threads: against the OpenBLAS path.
+    func testDilatedUnevenlyPaddedConvolution() {
+        for stride in [1, 2] {
+            let (inH, inW, k, d) = (9, 11, 3, 2)
+            let (pt, pl, pb, pr) = (2, 1, 1, 3)
+            let outH = (inH + pt + pb - d * (k - 1) - 1) / stride + 1, outW = (inW + pl + pr - d * (k - 1) - 1) / stride + 1
+            let g = WindowGeometry(input: [inH, inW], kernel: [k, k], strides: [stride, stride], padsBegin: [pt, pl],
+                                   padsEnd: [pb, pr], dilations: [d, d], output: [outH, outW])
+            for batch in [1, 2] {
+                let s = ConvolutionShape(batch: batch, channels: 8, filters: 24, group: 1, geometry: g)
+                let x = pseudoRandom(batch * 8 * g.inputPlane, seed: 71), w = pseudoRandom(24 * s.columnRows, seed: 72)
+                var expected = [Float](repeating: 0, count: batch * 24 * g.outputPlane)
+                x.withUnsafeBufferPointer { xb in
+                    w.withUnsafeBufferPointer { wb in
+                        expected.withUnsafeMutableBufferPointer {
+                            ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 1)
+                        }
+                    }
+                    let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 24, columns: s.columnRows) }
+                    for threads in [1, 2] {
+                        var y = [Float](repeating: .nan, count: expected.count)
+                        y.withUnsafeMutableBufferPointer {
+                            ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false,
+                                                         threads: threads)
+                        }
+                        assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
     /// A 1x1x1 convolution over a 3-D volume (pointwise, so its planes are copied rather than
     /// unfolded) at batch 1 and 3, 1 and 2 threads: each channel's plane is the whole volume.
     func testThreeDimensionalPointwiseConvolution() {
