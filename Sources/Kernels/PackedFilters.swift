@@ -124,6 +124,11 @@ extension ConvolutionForward {
     /// the GEMM's own chunk (`CHUNK_TILES` in packed_gemm.c), so the unfolded block is still in
     /// cache when the filters pass over it.
     static let columnChunkTiles = 32
+    /// Unfolded floats per chunk of images (16 MiB): each filter block is read once per chunk,
+    /// which only matters where the filters are large, and those layers' images are small (a
+    /// 3x3/2 layer with 128 filters: 0.5 M floats per image); the 7x7/2 stem's 1.8 M per image
+    /// made `scratchLimit`'s 16 M floats (9 images) ~50 MiB of batch 16's peak RSS.
+    static let packedScratchLimit = 4 << 20
 
     /// `MANET_IMPLICIT=0` unfolds one image's convolution before the product, as before row
     /// (y) of docs/PERFORMANCE.md (for A/B measurements); read once per process.
@@ -303,7 +308,7 @@ extension ConvolutionForward {
             return
         }
         let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
-        let chunk = max(1, min(s.batch, scratchLimit / max(1, perImage)))
+        let chunk = max(1, min(s.batch, packedScratchLimit / max(1, perImage)))
         let columns = flat ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * chunk * plane))
         let packed = flat ? UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(rows, plane, chunk)) : nil
         defer { columns?.deallocate(); packed?.deallocate() }
