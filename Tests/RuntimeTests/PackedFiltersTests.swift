@@ -239,6 +239,31 @@ final class PackedFiltersTests: XCTestCase {
         assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// `runPacked` on 1 and 2 threads against the OpenBLAS path (`ConvolutionForward.run`) for `s`,
+    /// without bias or ReLU, inputs and filters from `seed`.
+    func assertPackedMatchesOpenBLAS(_ s: ConvolutionShape, seed: UInt64, _ context: String) {
+        let g = s.geometry
+        let x = pseudoRandom(s.batch * s.channels * g.inputPlane, seed: seed)
+        let w = pseudoRandom(s.filters * s.columnRows, seed: seed + 1)
+        var expected = [Float](repeating: 0, count: s.batch * s.filters * g.outputPlane)
+        x.withUnsafeBufferPointer { xb in
+            w.withUnsafeBufferPointer { wb in
+                expected.withUnsafeMutableBufferPointer {
+                    ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 1)
+                }
+            }
+            let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: s.filters, columns: s.columnRows) }
+            for threads in [1, 2] {
+                var y = [Float](repeating: .nan, count: expected.count)
+                y.withUnsafeMutableBufferPointer {
+                    ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false,
+                                                 threads: threads)
+                }
+                assertClose(y, expected, rtol: 1e-5, atol: 1e-5, "\(context), batch \(s.batch), \(threads) threads")
+            }
+        }
+    }
+
     /// Dilated windows with uneven pads, stride 1 and 2, non-square planes, at batch 1 (read in
     /// place, through the padded copy) and 2 (unfolded), 1 and 2 threads: against the OpenBLAS path.
     func testDilatedUnevenlyPaddedConvolution() {
@@ -249,25 +274,8 @@ final class PackedFiltersTests: XCTestCase {
             let g = WindowGeometry(input: [inH, inW], kernel: [k, k], strides: [stride, stride], padsBegin: [pt, pl],
                                    padsEnd: [pb, pr], dilations: [d, d], output: [outH, outW])
             for batch in [1, 2] {
-                let s = ConvolutionShape(batch: batch, channels: 8, filters: 24, group: 1, geometry: g)
-                let x = pseudoRandom(batch * 8 * g.inputPlane, seed: 71), w = pseudoRandom(24 * s.columnRows, seed: 72)
-                var expected = [Float](repeating: 0, count: batch * 24 * g.outputPlane)
-                x.withUnsafeBufferPointer { xb in
-                    w.withUnsafeBufferPointer { wb in
-                        expected.withUnsafeMutableBufferPointer {
-                            ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 1)
-                        }
-                    }
-                    let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 24, columns: s.columnRows) }
-                    for threads in [1, 2] {
-                        var y = [Float](repeating: .nan, count: expected.count)
-                        y.withUnsafeMutableBufferPointer {
-                            ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false,
-                                                         threads: threads)
-                        }
-                        assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
-                    }
-                }
+                assertPackedMatchesOpenBLAS(ConvolutionShape(batch: batch, channels: 8, filters: 24, group: 1, geometry: g),
+                                            seed: 71, "dilated, stride \(stride)")
             }
         }
     }
@@ -278,25 +286,8 @@ final class PackedFiltersTests: XCTestCase {
         let g = WindowGeometry(input: [3, 4, 5], kernel: [1, 1, 1], strides: [1, 1, 1], padsBegin: [0, 0, 0],
                                padsEnd: [0, 0, 0], dilations: [1, 1, 1], output: [3, 4, 5])
         for batch in [1, 3] {
-            let s = ConvolutionShape(batch: batch, channels: 6, filters: 20, group: 1, geometry: g)
-            let x = pseudoRandom(batch * 6 * g.inputPlane, seed: 61), w = pseudoRandom(20 * 6, seed: 62)
-            var expected = [Float](repeating: 0, count: batch * 20 * g.outputPlane)
-            x.withUnsafeBufferPointer { xb in
-                w.withUnsafeBufferPointer { wb in
-                    expected.withUnsafeMutableBufferPointer {
-                        ConvolutionForward.run(xb.baseAddress!, wb.baseAddress!, bias: nil, $0.baseAddress!, s, relu: false, threads: 1)
-                    }
-                }
-                let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: 20, columns: 6) }
-                for threads in [1, 2] {
-                    var y = [Float](repeating: .nan, count: expected.count)
-                    y.withUnsafeMutableBufferPointer {
-                        ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: nil, $0.baseAddress!, s, relu: false,
-                                                     threads: threads)
-                    }
-                    assertClose(y, expected, rtol: 1e-5, atol: 1e-5)
-                }
-            }
+            assertPackedMatchesOpenBLAS(ConvolutionShape(batch: batch, channels: 6, filters: 20, group: 1, geometry: g),
+                                        seed: 61, "3-D pointwise")
         }
     }
 
