@@ -46,6 +46,26 @@ public enum Winograd {
     /// 101 ms per batch, against 146 / 212 / 252 at 2 / 8 / 16 MiB, docs/PERFORMANCE.md row (k)).
     public static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
 
+    /// Channels per chunk when filters are transformed in chunks (`transformsInChunks`): a
+    /// chunk's 16 transformed filters for every point (16 x 16 x 32 floats, 32 KB for F(2x2))
+    /// stay in cache between the transform and the GEMMs.
+    static let chunkChannels = ProcessInfo.processInfo.environment["MANET_WINO_CB"].flatMap { Int($0) } ?? 32
+    /// At most this many tiles over the batch for the chunked order (each chunk's GEMMs are
+    /// then a few 16 x 6 register tiles per point).
+    static let chunkMaximumTiles = 64
+
+    /// Whether a call with packed filters (and none kept) transforms its filters chunk by chunk,
+    /// one block of 16 filters at a time, right before multiplying them (`manet_winograd_gemm_block`):
+    /// few tiles (fewer than filters, at most `chunkMaximumTiles`: batch 1's 7x7 planes), M a
+    /// multiple of 16 and C of `chunkChannels`. The filters are read once per call, as on the
+    /// direct path, for 16 x tiles multiply-adds per filter and channel instead of 9 x positions.
+    public static func transformsInChunks(_ s: ConvolutionShape, tile: WinogradTile) -> Bool {
+        let m = tile == .f2x2 ? 2 : 4
+        let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
+        return applies(s) && usesPackedGEMM(filters: s.filters) && chunkChannels > 0 && chunkChannels % 8 == 0
+            && s.channels % chunkChannels == 0 && tiles < s.filters && tiles <= chunkMaximumTiles
+    }
+
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];
     /// w: [M, C, 3, 3]; y: [N, M, outH, outW], fully written. `transformed`, when given, is
     /// `transformFilters(w, ...)` made earlier (then w is not read); without it the filters are
@@ -129,6 +149,28 @@ public enum Winograd {
         // images go in chunks whose transformed inputs and results (v, r) stay in the L3 cache.
         let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
         let byBlock = packedGEMM && s.batch * perImage < M
+        // Few tiles (batch 1's 7x7 planes): each block's filters transformed a chunk of channels
+        // at a time into a cache-sized scratch, right before its GEMMs (manet_winograd_gemm_block).
+        if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4) {
+            let cb = chunkChannels
+            let tiles = s.batch * perImage
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: points * C * tiles)
+            let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * tiles)
+            defer { v.deallocate(); r.deallocate() }
+            let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
+            forEachWorkerRange(s.batch * ((C + 7) / 8), threads: threads, scratch: inputScratch) { lo, hi, scratch in
+                manet_winograd_input(&geometry, x, lo, hi, v, tiles * cb, cb, scratch)
+            }
+            forEachWorkerRange(M / 16, threads: threads, scratch: points * (cb * 16 + 16) + points * tiles * 16) { lo, hi, scratch in
+                for blk in lo..<hi {
+                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, M / 16, v, tiles, cb, r, M, scratch)
+                }
+            }
+            forEachWorkerRange(s.batch * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
+                manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, y, scratch)
+            }
+            return
+        }
         let limit = packedGEMM && !byBlock ? cacheChunkLimit : scratchLimit
         let chunk = max(1, min(s.batch, limit / max(1, points * (C + M) * perImage)))
         let maxTiles = chunk * perImage
@@ -186,7 +228,7 @@ public enum Winograd {
             let tiles = images * perImage
             let xChunk = x + start * C * g.inputPlane, yChunk = y + start * M * g.outputPlane
             forEachWorkerRange(images * ((C + 7) / 8), threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(&geometry, xChunk, lo, hi, v, tiles * C, scratch)
+                manet_winograd_input(&geometry, xChunk, lo, hi, v, tiles * C, C, scratch)
             }
             // R_p[tiles, M] = V_p[tiles, C] x U_p[M, C]^T for every transform point p.
             // Transform points over threads, one single-threaded GEMM each: no fork/join inside

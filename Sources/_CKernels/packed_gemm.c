@@ -4,6 +4,7 @@
 // B is read where it lies (strided broadcasts), so no call packs it either.
 
 #include "packed_gemm.h"
+#include "winograd_transforms.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -589,4 +590,38 @@ void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_
                                       const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
                                       size_t ci, const float *bias, int relu) {
     gemm_driver(ap, M, K, blockBegin, blockEnd, bp, 0, 0, 1, N, images, 0, c, cm, cn, ci, bias, relu);
+}
+
+// ---- Winograd GEMMs of one filter block, filters transformed chunk by chunk ----------------
+
+void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t block, size_t blocks, const float *v,
+                               size_t tiles, size_t channelBlock, float *r, size_t rm, float *scratch) {
+    void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
+                 const float *, size_t) = tile_generic;
+#if defined(__x86_64__)
+    if (use_avx2()) tile = tile_avx2;
+#endif
+    const size_t points = (size_t)(m + 2) * (m + 2), cb = channelBlock;
+    const size_t us = cb * MR + MR;  // a point's [cb][16] slice, one line of padding against set conflicts
+    float *u = scratch, *sums = scratch + points * us;
+    for (size_t c0 = 0; c0 < channels; c0 += cb) {
+        manet_winograd_filter_channels(m, w, channels, block, c0, c0 + cb, u, us);
+        const float *vc = v + c0 / cb * points * tiles * cb;
+        // The next chunk's filters (this block's, else the next block's first) are prefetched
+        // while this chunk is multiplied, each tile its share of the lines (the transform alone
+        // would wait on memory for every line: at batch 1 the filters are read once per call).
+        const float *next = c0 + cb < channels ? w + (block * channels + c0 + cb) * 9 * MR
+                            : block + 1 < blocks ? w + (block + 1) * channels * 9 * MR : NULL;
+        const size_t lines = next ? cb * 9 : 0, calls = points * ((tiles + NR - 1) / NR);
+        size_t call = 0;
+        for (size_t p = 0; p < points; p++) {
+            for (size_t j0 = 0; j0 < tiles; j0 += NR, call++) {
+                const int nr = tiles - j0 < NR ? (int)(tiles - j0) : NR;
+                const size_t from = lines * call / calls, to = lines * (call + 1) / calls;
+                tile(u + p * us, cb, vc + (p * tiles + j0) * cb, 1, cb, NULL, NULL, nr, sums + (p * tiles + j0) * MR,
+                     c0 > 0, next ? next + from * MR : NULL, to - from);
+            }
+        }
+    }
+    for (size_t e = 0; e < points * tiles; e++) memcpy(r + e * rm + block * MR, sums + e * MR, MR * sizeof(float));
 }

@@ -171,6 +171,15 @@ void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t 
             filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + c * 16 + half * 8, channels * 16);
 }
 
+MULTIVERSION
+void manet_winograd_filter_channels(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end,
+                                    float *u, size_t pointStride) {
+    for (size_t c = begin; c < end; c++)
+        for (size_t half = 0; half < 2; half++)
+            filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + (c - begin) * 16 + half * 8,
+                         pointStride);
+}
+
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
     return (size_t)(g->tilesH * g->m + 2) * (size_t)(g->tilesW * g->m + 2) * 8;
 }
@@ -181,7 +190,7 @@ size_t manet_winograd_output_scratch(const manet_winograd_geometry *g) {
 
 MULTIVERSION
 void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
-                          float *v, size_t pointStride, float *scratch) {
+                          float *v, size_t pointStride, size_t channelBlock, float *scratch) {
     const int m = g->m, a = m + 2, C = g->channels;
     const size_t Hp = (size_t)g->tilesH * m + 2, Wp = (size_t)g->tilesW * m + 2;
     const size_t blocks = ((size_t)C + 7) / 8, plane = (size_t)g->inH * g->inW;
@@ -214,7 +223,10 @@ void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size
                     for (int q = 0; q < 6; q++) input_f4(base + q, Wp, t + q, 6);
                     for (int r = 0; r < 6; r++) input_f4(t + r * 6, 1, o + r * 6, 1);
                 }
-                float *dst = v + (n * perImage + (size_t)th * g->tilesW + tw) * C + c0;
+                // v[c0 / cb][p][tile][c0 % cb]: with cb = C, v[p][tile][C].
+                const size_t cb = channelBlock;
+                float *dst = v + (size_t)c0 / cb * (size_t)(a * a) * pointStride
+                    + (n * perImage + (size_t)th * g->tilesW + tw) * cb + (size_t)c0 % cb;
                 if (lanes == 8) {
                     for (int p = 0; p < a * a; p++) *(v8u *)(dst + p * pointStride) = o[p];
                 } else {

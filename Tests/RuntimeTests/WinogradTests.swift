@@ -275,6 +275,63 @@ final class WinogradTests: XCTestCase {
         assertClose(reference, try op.forward([x, w], ExecutionContext(threads: 2)).outputs[0].floats, rtol: 1e-4, atol: 1e-4)
     }
 
+    /// Few tiles with packed filters (batch 1's 7x7 planes): F(2x2) with the filters transformed
+    /// chunk by chunk inside the GEMM loop. Against float64, against the same convolution from
+    /// filters transformed beforehand, the same bits for any thread count, the fused ReLU, and
+    /// which shapes take it.
+    func testFiltersTransformedInChunks() {
+        let cases = [Case(batch: 1, channels: 64, filters: 48, height: 7, width: 7, pad: 1),
+                     Case(batch: 1, channels: 96, filters: 32, height: 9, width: 5, pad: 0),
+                     Case(batch: 2, channels: 32, filters: 64, height: 6, width: 7, pad: 1)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(300 + i))
+            XCTAssertTrue(Winograd.transformsInChunks(s, tile: .f2x2), "\(c)")
+            XCTAssertEqual(WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 16).tile(for: s, filtersPacked: true), .f2x2, "\(c)")
+            XCTAssertNil(WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 16).tile(for: s), "\(c): not without packed filters")
+            let ref = reference(d.x, d.w, d.b, s)
+            var w = d.w
+            let packed = PackedFilters(taking: &w, filters: s.filters, columns: s.columnRows)
+            func run(threads: Int, relu: Bool = false, transformed: [Float]? = nil) -> [Float] {
+                var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+                d.x.withUnsafeBufferPointer { xb in
+                    d.b.withUnsafeBufferPointer { bb in
+                        (transformed ?? []).withUnsafeBufferPointer { tb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                packed.withPointer {
+                                    Winograd.run(xb.baseAddress!, $0, tile: .f2x2, transformed: transformed == nil ? nil : tb.baseAddress,
+                                                 bias: bb.baseAddress, yb.baseAddress!, s, relu: relu, threads: threads,
+                                                 filtersPacked: true)
+                                }
+                            }
+                        }
+                    }
+                }
+                return y
+            }
+            let one = run(threads: 1)
+            let e = error(one, ref)
+            XCTAssertLessThan(e.rel, 1e-5, "\(c): \(e)")
+            for threads in [2, 3] { XCTAssertEqual(run(threads: threads), one, "\(c): same bits on \(threads) threads") }
+            XCTAssertEqual(run(threads: 2, relu: true), one.map { max($0, 0) }, "\(c): fused ReLU")
+            let kept = packed.withPointer {
+                Winograd.transformFilters($0, filters: s.filters, channels: s.channels, tile: .f2x2, threads: 1, packed: true)
+            }
+            // The same products summed over chunks of channels instead of passes of 256: a few roundings apart.
+            let fromKept = run(threads: 2, transformed: kept)
+            XCTAssertLessThan(error(fromKept, ref).rel, 1e-5, "\(c)")
+            let scale = ref.map(abs).max() ?? 1
+            XCTAssertLessThan(zip(one, fromKept).map { abs($0 - $1) }.max() ?? 0, Float(scale) * 2e-6, "\(c)")
+        }
+        // Not taken: channels not a multiple of the chunk, as many tiles as filters, too many tiles.
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 40, filters: 48, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 64, filters: 16, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 5, channels: 64, filters: 96, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        // MA-Net at batch 1: the 7x7 layers take it, the 14x14 ones F(2x2) by their 49 tiles.
+        let path = WinogradPath(tiles: [.f4x4, .f2x2])
+        XCTAssertEqual(path.tile(for: shape(Case(batch: 1, channels: 512, filters: 512, height: 7, width: 7, pad: 1)), filtersPacked: true), .f2x2)
+        XCTAssertEqual(path.tile(for: shape(Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1)), filtersPacked: true), .f2x2)
+    }
+
     /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
     func testOnlyStrideOneUngrouped3x3() {
         let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],

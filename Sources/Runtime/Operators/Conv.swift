@@ -132,10 +132,12 @@ public struct Conv: Operator {
                          count: Int, winograd: WinogradPath?) -> [Float] {
         let shape = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: 1,
                                      geometry: l.geometry)
-        let tile = winograd?.tile(for: shape)
+        let tile = winograd?.tile(for: shape, filtersPacked: true)
         return w.withPointer { wp in
+            // Filters transformed in chunks per call are not kept (that path reads the packed ones).
             let kept = tile.flatMap {
-                winograd?.keptFilters(wp, filters: l.filters, channels: l.channels, packed: true, tile: $0, threads: threads)
+                Winograd.transformsInChunks(shape, tile: $0) ? nil
+                    : winograd?.keptFilters(wp, filters: l.filters, channels: l.channels, packed: true, tile: $0, threads: threads)
             }
             return [Float].filled(count: count) { yp in
                 x.floats.withUnsafeBufferPointer { xb in
@@ -373,13 +375,16 @@ final class WinogradPath: @unchecked Sendable {
     private static let forcedMinimumTiles = ProcessInfo.processInfo.environment["MANET_MIN_TILES"].flatMap { Int($0) }
     static let minimumChannels = 64
 
-    /// The tile a call of this shape takes, or nil for the direct path.
-    func tile(for s: ConvolutionShape) -> WinogradTile? {
+    /// The tile a call of this shape takes, or nil for the direct path. With `filtersPacked`
+    /// (inference's packed filters), F(2x2) also takes the calls with few tiles whose filters
+    /// `Winograd.run` transforms chunk by chunk right before multiplying them
+    /// (`Winograd.transformsInChunks`: batch 1's 7x7 planes), which beat the direct path there.
+    func tile(for s: ConvolutionShape, filtersPacked: Bool = false) -> WinogradTile? {
         guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
         return tiles.first { tile in
             let m = tile == .f2x2 ? 2 : 4
             return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= WinogradPath.minimumTiles(tile)
-        }
+        } ?? (filtersPacked && tiles.contains(.f2x2) && Winograd.transformsInChunks(s, tile: .f2x2) ? .f2x2 : nil)
     }
 
     /// The transformed filters of `weight` [M, C, 3, 3] for `tile` if kept (made now when the
@@ -454,7 +459,8 @@ extension FusedConv: ProfiledOperator {
         var path = "direct"
         if let winograd, let l = try? conv.layout(x.shape, weightShape, bias: bias?.shape) {
             let s = ConvolutionShape(batch: l.batch, channels: l.channels, filters: l.filters, group: conv.group, geometry: l.geometry)
-            if let tile = winograd.tile(for: s) { path = tile == .f2x2 ? "winograd2" : "winograd4" }
+            let packed = if case .packed = filters { true } else { false }
+            if let tile = winograd.tile(for: s, filtersPacked: packed) { path = tile == .f2x2 ? "winograd2" : "winograd4" }
         }
         return Conv.describe(x: x.shape, w: weightShape, window: conv.window, path: path)
     }

@@ -48,15 +48,22 @@ void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, 
 /// point p, the block's [16, C] matrix per point as the packed-filter GEMM reads it.
 void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t block, float *u);
 
+/// Channels begin ..< end of one block of 16 filters (`block`, packed layout): u[p * pointStride +
+/// (c - begin) * 16 + f % 16] for every point p (manet_winograd_gemm_block's chunks).
+void manet_winograd_filter_channels(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end,
+                                    float *u, size_t pointStride);
+
 /// Floats of scratch one worker needs for the input transform: (tilesH*m + 2) * (tilesW*m + 2) * 8.
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g);
 /// Floats of scratch one worker needs for the output transform: tilesH*m * tilesW*m * 8.
 size_t manet_winograd_output_scratch(const manet_winograd_geometry *g);
 
 /// Input transform of items [begin, end), item = n * ceil(C / 8) + channel block, for the
-/// images x (first image of the chunk). Writes every v element of those items.
+/// images x (first image of the chunk). Writes every v element of those items, laid out in chunks
+/// of `channelBlock` channels (a multiple of 8 dividing C, or C): v[c / cb][p][tile][c % cb], p's
+/// stride `pointStride` (tiles * cb). With cb = C that is v[p][tile][C].
 void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
-                          float *v, size_t pointStride, float *scratch);
+                          float *v, size_t pointStride, size_t channelBlock, float *scratch);
 
 /// Output transform of items [begin, end), item = n * ceil(M / 8) + filter block: y = A^T r A
 /// (+ bias[m] if bias is not NULL, then max(., 0) if relu), clipped to the output plane.
