@@ -47,9 +47,12 @@ public enum Winograd {
     public static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
 
     /// Channels per chunk when filters are transformed in chunks (`transformsInChunks`): a
-    /// chunk's 16 transformed filters for every point (16 x 16 x 32 floats, 32 KB for F(2x2))
-    /// stay in cache between the transform and the GEMMs.
-    static let chunkChannels = ProcessInfo.processInfo.environment["MANET_WINO_CB"].flatMap { Int($0) } ?? 32
+    /// chunk's 16 transformed filters for every point (16 x 16 x 64 floats, 64 KB for F(2x2))
+    /// stay in L2 between the transform and the GEMMs. 64 measured ~8% faster than 32 and than
+    /// 128 or all channels at once (C harness, 512->512 7x7, filters streaming from memory, chunk
+    /// sizes taking turns); 32 and 64 have register tiles with fixed offsets (`packed_gemm.c`).
+    /// `MANET_WINO_CB` sets it (0: no chunked order, those calls take the direct path).
+    static let chunkChannels = ProcessInfo.processInfo.environment["MANET_WINO_CB"].flatMap { Int($0) } ?? 64
     /// At most this many tiles over the batch for the chunked order (each chunk's GEMMs are
     /// then a few 16 x 6 register tiles per point).
     static let chunkMaximumTiles = 64
@@ -152,23 +155,7 @@ public enum Winograd {
         // Few tiles (batch 1's 7x7 planes): each block's filters transformed a chunk of channels
         // at a time into a cache-sized scratch, right before its GEMMs (manet_winograd_gemm_block).
         if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4) {
-            let cb = chunkChannels
-            let tiles = s.batch * perImage
-            let v = UnsafeMutablePointer<Float>.allocate(capacity: points * C * tiles)
-            let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * tiles)
-            defer { v.deallocate(); r.deallocate() }
-            let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
-            forEachWorkerRange(s.batch * ((C + 7) / 8), threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(&geometry, x, lo, hi, v, tiles * cb, cb, scratch)
-            }
-            forEachWorkerRange(M / 16, threads: threads, scratch: points * (cb * 16 + 16) + points * tiles * 16) { lo, hi, scratch in
-                for blk in lo..<hi {
-                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, M / 16, v, tiles, cb, r, M, scratch)
-                }
-            }
-            forEachWorkerRange(s.batch * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
-                manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, y, scratch)
-            }
+            runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, &geometry, T.self)
             return
         }
         let limit = packedGEMM && !byBlock ? cacheChunkLimit : scratchLimit
@@ -243,6 +230,52 @@ public enum Winograd {
                 manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
             }
             start += images
+        }
+    }
+
+    /// The chunked order (`transformsInChunks`) in one parallel step: each worker transforms the
+    /// whole input into its own v (a few hundred KB at most; cheaper than two more fork/joins
+    /// for batch 1's sub-millisecond layers), then, for each filter block handed to it, runs
+    /// the block's GEMMs (`manet_winograd_gemm_block`) and its output transform.
+    static func runInChunks<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                                  bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                                                  _ s: ConvolutionShape, relu: Bool, threads: Int,
+                                                  _ geometry: inout manet_winograd_geometry, _: T.Type) {
+        let C = s.channels, M = s.filters, points = T.alpha * T.alpha, cb = chunkChannels
+        let tiles = s.batch * ((s.geometry.outH + T.m - 1) / T.m) * ((s.geometry.outW + T.m - 1) / T.m)
+        let blocks = M / 16, channelGroups = (C + 7) / 8
+        let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * tiles)
+        defer { r.deallocate() }
+        let vCount = points * C * tiles, gemmScratch = points * (cb * 16 + 16) + points * tiles * 16
+        let transformScratch = max(manet_winograd_input_scratch(&geometry), manet_winograd_output_scratch(&geometry))
+        let perWorker = vCount + gemmScratch + transformScratch
+        let workers = min(max(1, threads), blocks), pieces = workers == 1 ? 1 : min(blocks, 4 * workers)
+        let scratches = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: workers)
+        scratches.initialize(repeating: nil, count: workers)
+        defer {
+            for i in 0..<workers { scratches[i]?.deallocate() }
+            scratches.deallocate()
+        }
+        withUnsafePointer(to: geometry) { g in
+            parallelForDynamic(pieces, threads: workers) { worker, piece in
+                let mine: UnsafeMutablePointer<Float>
+                if let made = scratches[worker] {
+                    mine = made
+                } else {
+                    mine = UnsafeMutableRawPointer.allocate(byteCount: perWorker * 4, alignment: 64)
+                        .bindMemory(to: Float.self, capacity: perWorker)
+                    scratches[worker] = mine
+                    manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + vCount + gemmScratch)
+                }
+                for blk in piece * blocks / pieces..<(piece + 1) * blocks / pieces {
+                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, blocks, mine, tiles, cb, r, M, mine + vCount)
+                    for n in 0..<s.batch {
+                        let item = n * (M / 8) + 2 * blk
+                        manet_winograd_output(g, r, tiles * M, bias, relu ? 1 : 0, item, item + 2, y,
+                                              mine + vCount + gemmScratch)
+                    }
+                }
+            }
         }
     }
 

@@ -198,6 +198,13 @@ TILE(strided_4, 4, bk, bn, 0)
 TILE(strided_5, 5, bk, bn, 0)
 TILE(strided_6, 6, bk, bn, 0)
 TILE(packed_6, 6, NR, 1, 0)
+// Winograd's chunked GEMMs (manet_winograd_gemm_block with 64-channel chunks): B is a point's
+// [tile][64] slice, so the 6 columns sit at fixed offsets (6 registers freed, ~5% faster).
+TILE(chunk64_2, 2, 1, 64, 0)
+TILE(chunk64_3, 3, 1, 64, 0)
+TILE(chunk64_4, 4, 1, 64, 0)
+TILE(chunk64_5, 5, 1, 64, 0)
+TILE(chunk64_6, 6, 1, 64, 0)
 ONE_COLUMN(implicit_1, 1)
 TILE(implicit_2, 2, 0, 0, 1)
 TILE(implicit_3, 3, 0, 0, 1)
@@ -212,7 +219,9 @@ static AVX2 void tile_avx2(const float *a, size_t kc, const float *b, size_t bk,
                            const int *po, int nr, float *t, int accumulate, const float *next, size_t nextLines) {
     static const tile_fn strided[NR + 1] = {NULL, strided_1, strided_2, strided_3, strided_4, strided_5, strided_6};
     static const tile_fn implicit[NR + 1] = {NULL, implicit_1, implicit_2, implicit_3, implicit_4, implicit_5, implicit_6};
-    const tile_fn f = koff ? implicit[nr] : nr == NR && bk == NR && bn == 1 ? packed_6 : strided[nr];
+    static const tile_fn chunk64[NR + 1] = {NULL, strided_1, chunk64_2, chunk64_3, chunk64_4, chunk64_5, chunk64_6};
+    const tile_fn f = koff ? implicit[nr] : nr == NR && bk == NR && bn == 1 ? packed_6
+                    : bk == 1 && bn == 64 ? chunk64[nr] : strided[nr];
     f(a, kc, b, bk, bn, koff, po, t, accumulate, next, nextLines);
 }
 
@@ -610,8 +619,8 @@ void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t bl
         // The next chunk's filters (this block's, else the next block's first) are prefetched
         // while this chunk is multiplied, each tile its share of the lines (the transform alone
         // would wait on memory for every line: at batch 1 the filters are read once per call).
-        const float *next = c0 + cb < channels ? w + (block * channels + c0 + cb) * 9 * MR
-                            : block + 1 < blocks ? w + (block + 1) * channels * 9 * MR : NULL;
+        const size_t target = block * channels + c0 + cb;   // as a channel index over all blocks
+        const float *next = target < blocks * channels ? w + target * 9 * MR : NULL;
         const size_t lines = next ? cb * 9 : 0, calls = points * ((tiles + NR - 1) / NR);
         size_t call = 0;
         for (size_t p = 0; p < points; p++) {

@@ -281,8 +281,8 @@ final class WinogradTests: XCTestCase {
     /// which shapes take it.
     func testFiltersTransformedInChunks() {
         let cases = [Case(batch: 1, channels: 64, filters: 48, height: 7, width: 7, pad: 1),
-                     Case(batch: 1, channels: 96, filters: 32, height: 9, width: 5, pad: 0),
-                     Case(batch: 2, channels: 32, filters: 64, height: 6, width: 7, pad: 1)]
+                     Case(batch: 1, channels: 192, filters: 32, height: 9, width: 5, pad: 0),
+                     Case(batch: 2, channels: 128, filters: 64, height: 6, width: 7, pad: 1)]
         for (i, c) in cases.enumerated() {
             let s = shape(c), d = data(c, seed: UInt64(300 + i))
             XCTAssertTrue(Winograd.transformsInChunks(s, tile: .f2x2), "\(c)")
@@ -323,7 +323,7 @@ final class WinogradTests: XCTestCase {
             XCTAssertLessThan(zip(one, fromKept).map { abs($0 - $1) }.max() ?? 0, Float(scale) * 2e-6, "\(c)")
         }
         // Not taken: channels not a multiple of the chunk, as many tiles as filters, too many tiles.
-        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 40, filters: 48, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 96, filters: 48, height: 7, width: 7, pad: 1)), tile: .f2x2))
         XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 64, filters: 16, height: 7, width: 7, pad: 1)), tile: .f2x2))
         XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 5, channels: 64, filters: 96, height: 7, width: 7, pad: 1)), tile: .f2x2))
         // MA-Net at batch 1: the 7x7 layers take it, the 14x14 ones F(2x2) by their 49 tiles.
