@@ -59,14 +59,20 @@ public enum Winograd {
 
     /// Whether a call with packed filters (and none kept) transforms its filters chunk by chunk,
     /// one block of 16 filters at a time, right before multiplying them (`manet_winograd_gemm_block`):
-    /// few tiles (fewer than filters, at most `chunkMaximumTiles`: batch 1's 7x7 planes), M a
-    /// multiple of 16 and C of `chunkChannels`. The filters are read once per call, as on the
-    /// direct path, for 16 x tiles multiply-adds per filter and channel instead of 9 x positions.
+    /// few tiles (fewer than filters, at most `chunkMaximumTiles`: batch 1's 7x7 and 14x14
+    /// planes), M a multiple of 16 and C of `chunkChannels`. The filters are read once per call,
+    /// as on the direct path, for alpha^2 x tiles multiply-adds per filter and channel instead
+    /// of 9 x positions; that pays when the layer is large (C x M >= 256 x 256: 512->512 7x7
+    /// 0.82x the direct path's time, 256->256 0.83-0.88x, 256->512 0.85x in paired in-process
+    /// runs) or the saving is at least 2x (64->64 14x14: 0.85x), not for 128->128 7x7 (1.7x
+    /// fewer multiply-adds, 1.02-1.09x the direct path's time: the transforms and the per-call
+    /// work outweigh them).
     public static func transformsInChunks(_ s: ConvolutionShape, tile: WinogradTile) -> Bool {
-        let m = tile == .f2x2 ? 2 : 4
+        let m = tile == .f2x2 ? 2 : 4, alpha = m + 2
         let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
+        let pays = s.channels * s.filters >= 1 << 16 || 2 * alpha * alpha * tiles <= 9 * s.batch * s.geometry.outputPlane
         return applies(s) && usesPackedGEMM(filters: s.filters) && chunkChannels > 0 && chunkChannels % 8 == 0
-            && s.channels % chunkChannels == 0 && tiles < s.filters && tiles <= chunkMaximumTiles
+            && s.channels % chunkChannels == 0 && tiles < s.filters && tiles <= chunkMaximumTiles && pays
     }
 
     /// y = relu?(conv3x3(x, w) + bias) for a shape where `applies` holds. x: [N, C, H, W];

@@ -171,13 +171,41 @@ void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t 
             filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + c * 16 + half * 8, channels * 16);
 }
 
+// One row of o = (G g G^T) for F(2x2) from one row t0, t1, t2 of G g, stored as it is made
+// (the same operations as filter_f2 along W, so the same bits as filter_eight).
+static inline __attribute__((always_inline)) void filter_row_f2(v8 t0, v8 t1, v8 t2, float *u, size_t ps) {
+    const v8 half = splat(0.5f);
+    *(v8u *)u = t0;
+    *(v8u *)(u + ps) = (t0 + t1 + t2) * half;
+    *(v8u *)(u + 2 * ps) = (t0 - t1 + t2) * half;
+    *(v8u *)(u + 3 * ps) = t2;
+}
+
+// filter_eight for F(2x2), row by row of G g: 9 taps and 3 values of a row live at once instead
+// of all of G g and the 16 outputs (which spilled to the stack).
+static inline __attribute__((always_inline)) void filter_eight_f2(const float *w, float *u, size_t ps) {
+    const v8 half = splat(0.5f);
+    v8 g[9];
+    for (int tap = 0; tap < 9; tap++) g[tap] = *(const v8u *)(w + tap * 16);
+    filter_row_f2(g[0], g[1], g[2], u, ps);
+    filter_row_f2((g[0] + g[3] + g[6]) * half, (g[1] + g[4] + g[7]) * half, (g[2] + g[5] + g[8]) * half, u + 4 * ps, ps);
+    filter_row_f2((g[0] - g[3] + g[6]) * half, (g[1] - g[4] + g[7]) * half, (g[2] - g[5] + g[8]) * half, u + 8 * ps, ps);
+    filter_row_f2(g[6], g[7], g[8], u + 12 * ps, ps);
+}
+
 MULTIVERSION
 void manet_winograd_filter_channels(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end,
                                     float *u, size_t pointStride) {
     for (size_t c = begin; c < end; c++)
-        for (size_t half = 0; half < 2; half++)
-            filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + (c - begin) * 16 + half * 8,
-                         pointStride);
+        for (size_t half = 0; half < 2; half++) {
+            const float *from = w + block * channels * 9 * 16 + c * 9 * 16 + half * 8;
+            float *to = u + (c - begin) * 16 + half * 8;
+            if (m == 2) {
+                filter_eight_f2(from, to, pointStride);
+            } else {
+                filter_eight(m, from, to, pointStride);
+            }
+        }
 }
 
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {

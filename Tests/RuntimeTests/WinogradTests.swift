@@ -1,6 +1,7 @@
 // Winograd 3x3 convolution: agrees with a float64 direct convolution as closely as the im2col path
 // does (error printed for MA-Net's layer shapes), edge tiles, threads, and the executor's cache.
 
+import _CKernels
 import Foundation
 import Kernels
 import ONNXIR
@@ -280,9 +281,9 @@ final class WinogradTests: XCTestCase {
     /// filters transformed beforehand, the same bits for any thread count, the fused ReLU, and
     /// which shapes take it.
     func testFiltersTransformedInChunks() {
-        let cases = [Case(batch: 1, channels: 64, filters: 48, height: 7, width: 7, pad: 1),
-                     Case(batch: 1, channels: 192, filters: 32, height: 9, width: 5, pad: 0),
-                     Case(batch: 2, channels: 128, filters: 64, height: 6, width: 7, pad: 1)]
+        let cases = [Case(batch: 1, channels: 64, filters: 48, height: 12, width: 12, pad: 1),
+                     Case(batch: 1, channels: 256, filters: 256, height: 7, width: 7, pad: 1),
+                     Case(batch: 2, channels: 128, filters: 96, height: 10, width: 11, pad: 0)]
         for (i, c) in cases.enumerated() {
             let s = shape(c), d = data(c, seed: UInt64(300 + i))
             XCTAssertTrue(Winograd.transformsInChunks(s, tile: .f2x2), "\(c)")
@@ -322,11 +323,31 @@ final class WinogradTests: XCTestCase {
             let scale = ref.map(abs).max() ?? 1
             XCTAssertLessThan(zip(one, fromKept).map { abs($0 - $1) }.max() ?? 0, Float(scale) * 2e-6, "\(c)")
         }
-        // Not taken: channels not a multiple of the chunk, as many tiles as filters, too many tiles.
-        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 96, filters: 48, height: 7, width: 7, pad: 1)), tile: .f2x2))
-        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 64, filters: 16, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        // The chunk transform gives the same bits as the transform of all filters at once.
+        do {
+            let (C, M) = (64, 32)
+            var w = pseudoRandom(M * C * 9, seed: 77)
+            let packed = PackedFilters(taking: &w, filters: M, columns: C * 9)
+            let all = packed.withPointer { Winograd.transformFilters($0, filters: M, channels: C, tile: .f2x2, threads: 1, packed: true) }
+            var chunk = [Float](repeating: .nan, count: 16 * C * 16)
+            packed.withPointer { wp in
+                chunk.withUnsafeMutableBufferPointer { manet_winograd_filter_channels(2, wp, C, 1, 0, C, $0.baseAddress!, C * 16) }
+            }
+            for p in 0..<16 {
+                XCTAssertEqual(Array(chunk[p * C * 16..<(p + 1) * C * 16]), Array(all[p * M * C + C * 16..<p * M * C + 2 * C * 16]),
+                               "point \(p), filter block 1")
+            }
+        }
+        // Not taken: channels not a multiple of the chunk, as many tiles as filters, too many
+        // tiles, a small layer saving less than 2x (128->128 7x7: direct).
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 128, filters: 128, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        XCTAssertNil(WinogradPath(tiles: [.f4x4, .f2x2]).tile(for: shape(Case(batch: 1, channels: 128, filters: 128, height: 7, width: 7, pad: 1)), filtersPacked: true))
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 96, filters: 48, height: 12, width: 12, pad: 1)), tile: .f2x2))
+        XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 64, filters: 32, height: 12, width: 12, pad: 1)), tile: .f2x2))
         XCTAssertFalse(Winograd.transformsInChunks(shape(Case(batch: 5, channels: 64, filters: 96, height: 7, width: 7, pad: 1)), tile: .f2x2))
-        // MA-Net at batch 1: the 7x7 layers take it, the 14x14 ones F(2x2) by their 49 tiles.
+        // MA-Net at batch 1: the 256- and 512-channel 7x7 layers take it (F(2x2) only because
+        // of it), the 64-channel 14x14 ones too (F(2x2) by their 49 tiles anyway).
+        XCTAssertTrue(Winograd.transformsInChunks(shape(Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1)), tile: .f2x2))
         let path = WinogradPath(tiles: [.f4x4, .f2x2])
         XCTAssertEqual(path.tile(for: shape(Case(batch: 1, channels: 512, filters: 512, height: 7, width: 7, pad: 1)), filtersPacked: true), .f2x2)
         XCTAssertEqual(path.tile(for: shape(Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1)), filtersPacked: true), .f2x2)
