@@ -233,16 +233,17 @@ public enum Winograd {
                 parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
-                manet_winograd_output(&geometry, r, tiles * M, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
+                manet_winograd_output(&geometry, r, tiles * M, M, 0, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
             }
             start += images
         }
     }
 
-    /// The chunked order (`transformsInChunks`) in one parallel step: each worker transforms the
-    /// whole input into its own v (a few hundred KB at most; cheaper than two more fork/joins
-    /// for batch 1's sub-millisecond layers), then, for each filter block handed to it, runs
-    /// the block's GEMMs (`manet_winograd_gemm_block`) and its output transform.
+    /// The chunked order (`transformsInChunks`): for each filter block handed to a worker, the
+    /// block's GEMMs (`manet_winograd_gemm_block`, sums in the worker's scratch) and its output
+    /// transform straight from them. The input transform is a parallel step of its own from
+    /// 256 channels; below, each worker transforms the whole input into its own v (cheaper than
+    /// a second fork/join for batch 1's sub-millisecond layers).
     static func runInChunks<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                                   bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                                                   _ s: ConvolutionShape, relu: Bool, threads: Int,
@@ -250,11 +251,20 @@ public enum Winograd {
         let C = s.channels, M = s.filters, points = T.alpha * T.alpha, cb = chunkChannels
         let tiles = s.batch * ((s.geometry.outH + T.m - 1) / T.m) * ((s.geometry.outW + T.m - 1) / T.m)
         let blocks = M / 16, channelGroups = (C + 7) / 8
-        let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * tiles)
-        defer { r.deallocate() }
-        let vCount = points * C * tiles, gemmScratch = points * (cb * 16 + 16) + points * tiles * 16
-        let transformScratch = max(manet_winograd_input_scratch(&geometry), manet_winograd_output_scratch(&geometry))
-        let perWorker = vCount + gemmScratch + transformScratch
+        let vCount = points * C * tiles
+        let sharedInput = C >= 256
+        let shared = sharedInput ? UnsafeMutablePointer<Float>.allocate(capacity: vCount) : nil
+        defer { shared?.deallocate() }
+        let inputScratch = manet_winograd_input_scratch(&geometry)
+        if let shared {
+            forEachWorkerRange(s.batch * channelGroups, threads: threads, scratch: inputScratch) { lo, hi, scratch in
+                manet_winograd_input(&geometry, x, lo, hi, shared, tiles * cb, cb, scratch)
+            }
+        }
+        // Per worker: [own v] [filter chunk scratch] [block sums] [transform scratch].
+        let ownV = sharedInput ? 0 : vCount, chunkScratch = points * (cb * 16 + 16), sumsCount = points * tiles * 16
+        let transformScratch = max(inputScratch, manet_winograd_output_scratch(&geometry))
+        let perWorker = ownV + chunkScratch + sumsCount + transformScratch
         let workers = min(max(1, threads), blocks), pieces = workers == 1 ? 1 : min(blocks, 4 * workers)
         let scratches = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: workers)
         scratches.initialize(repeating: nil, count: workers)
@@ -271,14 +281,18 @@ public enum Winograd {
                     mine = UnsafeMutableRawPointer.allocate(byteCount: perWorker * 4, alignment: 64)
                         .bindMemory(to: Float.self, capacity: perWorker)
                     scratches[worker] = mine
-                    manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + vCount + gemmScratch)
+                    if !sharedInput {
+                        manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb,
+                                             mine + ownV + chunkScratch + sumsCount)
+                    }
                 }
+                let v = UnsafePointer(shared ?? mine), sums = mine + ownV + chunkScratch
                 for blk in piece * blocks / pieces..<(piece + 1) * blocks / pieces {
-                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, blocks, mine, tiles, cb, r, M, mine + vCount)
+                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, blocks, v, tiles, cb, sums, mine + ownV)
                     for n in 0..<s.batch {
                         let item = n * (M / 8) + 2 * blk
-                        manet_winograd_output(g, r, tiles * M, bias, relu ? 1 : 0, item, item + 2, y,
-                                              mine + vCount + gemmScratch)
+                        manet_winograd_output(g, sums, tiles * 16, 16, 16 * blk, bias, relu ? 1 : 0, item, item + 2, y,
+                                              sums + sumsCount)
                     }
                 }
             }

@@ -604,7 +604,7 @@ void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_
 // ---- Winograd GEMMs of one filter block, filters transformed chunk by chunk ----------------
 
 void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t block, size_t blocks, const float *v,
-                               size_t tiles, size_t channelBlock, float *r, size_t rm, float *scratch) {
+                               size_t tiles, size_t channelBlock, float *sums, float *scratch) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
                  const float *, size_t) = tile_generic;
 #if defined(__x86_64__)
@@ -612,7 +612,7 @@ void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t bl
 #endif
     const size_t points = (size_t)(m + 2) * (m + 2), cb = channelBlock;
     const size_t us = cb * MR + MR;  // a point's [cb][16] slice, one line of padding against set conflicts
-    float *u = scratch, *sums = scratch + points * us;
+    float *u = scratch;
     for (size_t c0 = 0; c0 < channels; c0 += cb) {
         manet_winograd_filter_channels(m, w, channels, block, c0, c0 + cb, u, us);
         const float *vc = v + c0 / cb * points * tiles * cb;
@@ -622,15 +622,16 @@ void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t bl
         const size_t target = block * channels + c0 + cb;   // as a channel index over all blocks
         const float *next = target < blocks * channels ? w + target * 9 * MR : NULL;
         const size_t lines = next ? cb * 9 : 0, calls = points * ((tiles + NR - 1) / NR);
-        size_t call = 0;
+        const size_t each = lines / calls, extra = lines % calls;   // lines per tile call
+        size_t call = 0, from = 0;
         for (size_t p = 0; p < points; p++) {
             for (size_t j0 = 0; j0 < tiles; j0 += NR, call++) {
                 const int nr = tiles - j0 < NR ? (int)(tiles - j0) : NR;
-                const size_t from = lines * call / calls, to = lines * (call + 1) / calls;
+                const size_t count = each + (call < extra);
                 tile(u + p * us, cb, vc + (p * tiles + j0) * cb, 1, cb, NULL, NULL, nr, sums + (p * tiles + j0) * MR,
-                     c0 > 0, next ? next + from * MR : NULL, to - from);
+                     c0 > 0, next ? next + from * MR : NULL, count);
+                from += count;
             }
         }
     }
-    for (size_t e = 0; e < points * tiles; e++) memcpy(r + e * rm + block * MR, sums + e * MR, MR * sizeof(float));
 }

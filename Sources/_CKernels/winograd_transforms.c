@@ -267,8 +267,9 @@ void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size
 }
 
 MULTIVERSION
-void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride,
-                           const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch) {
+void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride,
+                           size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y,
+                           float *scratch) {
     const int m = g->m, a = m + 2, M = g->filters;
     const size_t blocks = ((size_t)M + 7) / 8, outPlane = (size_t)g->outH * g->outW;
     const size_t perImage = (size_t)g->tilesH * g->tilesW, OWp = (size_t)g->tilesW * m;
@@ -282,7 +283,7 @@ void manet_winograd_output(const manet_winograd_geometry *g, const float *r, siz
             for (int l = 0; l < lanes; l++) b[l] = bias[m0 + l];
         for (int th = 0; th < g->tilesH; th++) {
             for (int tw = 0; tw < g->tilesW; tw++) {
-                const float *src = r + (n * perImage + (size_t)th * g->tilesW + tw) * M + m0;
+                const float *src = r + (n * perImage + (size_t)th * g->tilesW + tw) * tileStride + (m0 - firstFilter);
                 v8 s[36], t[24], o[16];
                 if (lanes == 8) {
                     for (int p = 0; p < a * a; p++) s[p] = *(const v8u *)(src + p * pointStride);

@@ -91,15 +91,15 @@ void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float
                                 size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
                                 int relu);
 
-/// Winograd's GEMMs for one block of 16 filters (`block`; w in the packed layout, [16][C * 9]
-/// blocks) with the filters transformed `channelBlock` channels at a time into scratch (cache
-/// sized) right before they are multiplied: for every point p and tile t, r[(p * tiles + t) * rm +
-/// block * 16 + f] = sum over c of U_p(f, c) V_p(t, c) (`blocks`: M / 16, for prefetching), where v is laid out as
+/// Winograd's GEMMs for one block of 16 filters (`block` of `blocks`; w in the packed layout,
+/// [16][C * 9] blocks) with the filters transformed `channelBlock` channels at a time into
+/// scratch (cache sized) right before they are multiplied: sums[(p * tiles + t) * 16 + f] = sum
+/// over c of U_p(f, c) V_p(t, c) for every point p and tile t, where v is laid out as
 /// manet_winograd_input writes it with that channel block. Each chunk's sum is added to the
-/// running one (a fixed order: the same bits whichever thread runs the block). scratch: points
-/// * (channelBlock * 16 + 16) + points * tiles * 16 floats.
+/// running one (a fixed order: the same bits whichever thread runs the block). scratch: points *
+/// (channelBlock * 16 + 16) floats.
 void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t block, size_t blocks, const float *v,
-                               size_t tiles, size_t channelBlock, float *r, size_t rm, float *scratch);
+                               size_t tiles, size_t channelBlock, float *sums, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -66,9 +66,12 @@ void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size
                           float *v, size_t pointStride, size_t channelBlock, float *scratch);
 
 /// Output transform of items [begin, end), item = n * ceil(M / 8) + filter block: y = A^T r A
-/// (+ bias[m] if bias is not NULL, then max(., 0) if relu), clipped to the output plane.
-void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride,
-                           const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch);
+/// (+ bias[m] if bias is not NULL, then max(., 0) if relu), clipped to the output plane. Filter
+/// f of tile t at point p is r[p * pointStride + t * tileStride + f - firstFilter] (r[p][tile][M]:
+/// tileStride M, firstFilter 0).
+void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride,
+                           size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y,
+                           float *scratch);
 
 #ifdef __cplusplus
 }
