@@ -1,5 +1,7 @@
 // Max and average pooling over one [inD, inH, inW] plane, forward and backward.
 
+import _CKernels
+
 /// Window positions k in `0..<g.k?` that land inside the input for output position o of one dim.
 @inlinable
 func windowRange(_ o: Int, stride: Int, pad: Int, dilation: Int, input: Int, kernel: Int) -> (Int, Int) {
@@ -83,10 +85,9 @@ public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
             let yInterior = yRow + wLo
             let r = row + (wLo * sW - pW)
             if kW == 3 && sW == 2 {
-                // The stem's 3x3 stride-2 pool: one pass per window row, kw in scan order.
-                for i in 0..<interior {
-                    yInterior[i] = maxPoolPick(maxPoolPick(maxPoolPick(yInterior[i], r[2 * i]), r[2 * i + 1]), r[2 * i + 2])
-                }
+                // The stem's 3x3 stride-2 pool: one pass per window row, kw in scan order (C,
+                // 8 outputs per vector).
+                manet_max3_stride2(yInterior, r, interior)
                 continue
             }
             if kW == 3 && sW == 1 {

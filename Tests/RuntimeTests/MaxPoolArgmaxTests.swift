@@ -27,7 +27,9 @@ final class MaxPoolArgmaxTests: XCTestCase {
             var x: [Float] = pseudoRandom(n, seed: 11).map { v in (v * 4).rounded() / 4 }
             for i in stride(from: 0, to: n, by: 7) { x[i] = i % 2 == 0 ? 0 : -0.0 }
             x[n / 3] = .nan
+            x[n / 3 + 1] = .nan   // two NaNs in a window
             x[n / 2] = -.infinity
+            x[2 * n / 3] = .nan   // a NaN where the window's first element is not one
             var yGeneric = [Float](repeating: 0, count: outs), yFast = yGeneric
             var aGeneric = [Int32](repeating: 7, count: outs), aFast = aGeneric
             maxPoolForward(x, &yGeneric, &aGeneric, g)

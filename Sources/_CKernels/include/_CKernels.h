@@ -3,5 +3,6 @@
 // module cache: SwiftPM regenerates the module map when this file changes.)
 
 #include "packed_gemm.h"
+#include "pooling.h"
 #include "thread_pool.h"
 #include "winograd_transforms.h"

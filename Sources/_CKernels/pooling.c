@@ -1,0 +1,48 @@
+// Max pooling's inner row for the stem's 3x3 stride-2 pool, 8 outputs per vector: the strided
+// reads deinterleaved with shuffles (the Swift loop did them one by one). Compiled for AVX-512,
+// AVX2 and baseline x86-64, the CPU's best picked at load time.
+
+#include "pooling.h"
+
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+#if defined(__x86_64__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+// pick(m, v) lane by lane: v where v > m, or v is NaN and m is not; else m. Macros, not
+// functions: an 8-lane vector passed to or returned from a function the baseline clone compiles
+// would change the calling convention between clones.
+#define PICK8(m, v) ((v8)(((v8i)(v) & (((v) > (m)) | (((v) != (v)) & ((m) == (m))))) | \
+                          ((v8i)(m) & ~(((v) > (m)) | (((v) != (v)) & ((m) == (m)))))))
+#define LOAD8(to, p) memcpy(&(to), (p), sizeof(v8))
+
+static inline __attribute__((always_inline)) float pick1(float m, float v) { return v > m || (v != v && m == m) ? v : m; }
+
+MULTIVERSION
+void manet_max3_stride2(float *y, const float *r, size_t count) {
+    size_t i = 0;
+    // 8 outputs read r[16 i' ... 16 i' + 16]: the last vector load (r + 2 + 8) ends at r[16 i' + 17].
+    for (; i + 8 <= count && 2 * i + 18 <= 2 * count + 1; i += 8) {
+        const float *p = r + 2 * i;
+        v8 a, b, c, d, m;
+        LOAD8(a, p);
+        LOAD8(b, p + 8);
+        LOAD8(c, p + 2);
+        LOAD8(d, p + 10);
+        LOAD8(m, y + i);
+        const v8 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+        const v8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+        const v8 next = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14);
+        m = PICK8(m, even);
+        m = PICK8(m, odd);
+        m = PICK8(m, next);
+        memcpy(y + i, &m, sizeof m);
+    }
+    for (; i < count; i++) y[i] = pick1(pick1(pick1(y[i], r[2 * i]), r[2 * i + 1]), r[2 * i + 2]);
+}
