@@ -50,7 +50,7 @@ public enum Winograd {
     /// chunk's 16 transformed filters for every point (16 x 16 x 64 floats, 64 KB for F(2x2))
     /// stay in L2 between the transform and the GEMMs. 64 measured ~8% faster than 32 and than
     /// 128 or all channels at once (C harness, 512->512 7x7, filters streaming from memory, chunk
-    /// sizes taking turns); 32 and 64 have register tiles with fixed offsets (`packed_gemm.c`).
+    /// sizes taking turns); 64 has register tiles with the columns at fixed offsets (`packed_gemm.c`).
     /// `MANET_WINO_CB` sets it (0: no chunked order, those calls take the direct path).
     static let chunkChannels = ProcessInfo.processInfo.environment["MANET_WINO_CB"].flatMap { Int($0) } ?? 64
     /// At most this many tiles over the batch for the chunked order (each chunk's GEMMs are
@@ -63,10 +63,9 @@ public enum Winograd {
     /// planes), M a multiple of 16 and C of `chunkChannels`. The filters are read once per call,
     /// as on the direct path, for alpha^2 x tiles multiply-adds per filter and channel instead
     /// of 9 x positions; that pays when the layer is large (C x M >= 256 x 256: 512->512 7x7
-    /// 0.82x the direct path's time, 256->256 0.83-0.88x, 256->512 0.85x in paired in-process
-    /// runs) or the saving is at least 2x (64->64 14x14: 0.85x), not for 128->128 7x7 (1.7x
-    /// fewer multiply-adds, 1.02-1.09x the direct path's time: the transforms and the per-call
-    /// work outweigh them).
+    /// 0.74-0.82x the direct path's time, 256->256 0.82-0.84x, 256->512 0.79-0.82x in paired
+    /// in-process runs) or the saving is at least 2x (64->64 14x14: 0.81-0.84x); 128->128 7x7
+    /// (1.7x fewer multiply-adds) measured 0.95-1.02x, no gain, so it stays direct.
     public static func transformsInChunks(_ s: ConvolutionShape, tile: WinogradTile) -> Bool {
         let m = tile == .f2x2 ? 2 : 4, alpha = m + 2
         let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
@@ -158,8 +157,8 @@ public enum Winograd {
         // images go in chunks whose transformed inputs and results (v, r) stay in the L3 cache.
         let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
         let byBlock = packedGEMM && s.batch * perImage < M
-        // Few tiles (batch 1's 7x7 planes): each block's filters transformed a chunk of channels
-        // at a time into a cache-sized scratch, right before its GEMMs (manet_winograd_gemm_block).
+        // Few tiles (batch 1's 7x7 and 14x14 planes): each block's filters transformed a chunk of
+        // channels at a time into a cache-sized scratch, right before its GEMMs.
         if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4) {
             runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, &geometry, T.self)
             return
@@ -265,29 +264,13 @@ public enum Winograd {
         let ownV = sharedInput ? 0 : vCount, chunkScratch = points * (cb * 16 + 16), sumsCount = points * tiles * 16
         let transformScratch = max(inputScratch, manet_winograd_output_scratch(&geometry))
         let perWorker = ownV + chunkScratch + sumsCount + transformScratch
-        let workers = min(max(1, threads), blocks), pieces = workers == 1 ? 1 : min(blocks, 4 * workers)
-        let scratches = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: workers)
-        scratches.initialize(repeating: nil, count: workers)
-        defer {
-            for i in 0..<workers { scratches[i]?.deallocate() }
-            scratches.deallocate()
-        }
         withUnsafePointer(to: geometry) { g in
-            parallelForDynamic(pieces, threads: workers) { worker, piece in
-                let mine: UnsafeMutablePointer<Float>
-                if let made = scratches[worker] {
-                    mine = made
-                } else {
-                    mine = UnsafeMutableRawPointer.allocate(byteCount: perWorker * 4, alignment: 64)
-                        .bindMemory(to: Float.self, capacity: perWorker)
-                    scratches[worker] = mine
-                    if !sharedInput {
-                        manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb,
-                                             mine + ownV + chunkScratch + sumsCount)
-                    }
-                }
+            let ownInput: (UnsafeMutablePointer<Float>) -> Void = { mine in
+                manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + ownV + chunkScratch + sumsCount)
+            }
+            forEachWorkerRange(blocks, threads: threads, scratch: perWorker, prepare: sharedInput ? nil : ownInput) { lo, hi, mine in
                 let v = UnsafePointer(shared ?? mine), sums = mine + ownV + chunkScratch
-                for blk in piece * blocks / pieces..<(piece + 1) * blocks / pieces {
+                for blk in lo..<hi {
                     manet_winograd_gemm_block(Int32(T.m), w, C, blk, blocks, v, tiles, cb, sums, mine + ownV)
                     for n in 0..<s.batch {
                         let item = n * (M / 8) + 2 * blk
@@ -301,9 +284,10 @@ public enum Winograd {
 
     /// Splits items 0..<count into contiguous pieces (up to four per worker) handed to whichever
     /// worker is free next (a core slowed by another job takes fewer), and gives each worker its
-    /// own 64-byte aligned scratch of `scratch` floats. Every piece writes its own items, so the
+    /// own 64-byte aligned scratch of `scratch` floats (passed to `prepare` once, when made). Every piece writes its own items, so the
     /// result does not depend on which worker ran it.
     static func forEachWorkerRange(_ count: Int, threads: Int, scratch: Int,
+                                   prepare: ((UnsafeMutablePointer<Float>) -> Void)? = nil,
                                    _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let workers = min(max(1, threads), count)
         if workers <= 0 { return }
@@ -321,6 +305,7 @@ public enum Winograd {
             } else {
                 raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, scratch) * 4, alignment: 64)
                 scratches[w] = raw
+                prepare?(raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
             }
             body(piece * count / pieces, (piece + 1) * count / pieces, raw.bindMemory(to: Float.self, capacity: max(1, scratch)))
         }
