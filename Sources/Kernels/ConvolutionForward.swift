@@ -23,6 +23,11 @@ public enum ConvolutionForward {
     /// Below this many output positions per image, one GEMM per image is too narrow for the
     /// GEMM kernel's blocking (MA-Net's 7x7 and 14x14 layers), so images share one GEMM.
     public static let narrowPlane = 1024
+    /// Below this many multiply-adds a convolution is not split over threads: its work is a
+    /// few microseconds, less than the fork and join (CBAM's 7x7 2->1 spatial attention, 4.8 K
+    /// multiply-adds, 16 calls per MA-Net image, took ~30 us each on two threads; see
+    /// docs/PERFORMANCE.md row (ac)).
+    public static let tinyMultiplyAdds = 1 << 16
     /// Upper bound on the scratch floats of the shared-GEMM path (columns + result), ~64 MiB.
     static let scratchLimit = 16 << 20
 
@@ -36,11 +41,13 @@ public enum ConvolutionForward {
     /// - a batch of at least `threads` images: images spread over threads, each with its own
     ///   columns and a single-threaded GEMM (no fork/join per GEMM, no idle BLAS threads);
     /// - otherwise (batch 1, wide planes): one image at a time, the GEMM threaded.
+    /// A convolution of fewer than `tinyMultiplyAdds` runs on the calling thread alone.
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                            _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
         let g = s.geometry
         let plane = g.outputPlane
         if s.batch == 0 || s.filters == 0 || plane == 0 { return }
+        let threads = s.batch * s.filters * plane * s.columnRows < tinyMultiplyAdds ? 1 : threads
         if plane < narrowPlane {
             sharedGEMM(x, w, bias: bias, y, s, relu: relu, threads: threads)
         } else if s.batch >= threads && threads > 1 {
