@@ -60,7 +60,7 @@ public enum Winograd {
     /// Whether a call with packed filters (and none kept) transforms its filters chunk by chunk,
     /// one block of 16 filters at a time, right before multiplying them (`manet_winograd_gemm_block`):
     /// few tiles (fewer than filters, at most `chunkMaximumTiles`: batch 1's 7x7 and 14x14
-    /// planes), M a multiple of 16 and C of `chunkChannels`. The filters are read once per call,
+    /// planes, and its 28x28 ones with F(4x4)), M a multiple of 16 and C of `chunkChannels`. The filters are read once per call,
     /// as on the direct path, for alpha^2 x tiles multiply-adds per filter and channel instead
     /// of 9 x positions; that pays when the layer is large (C x M >= 256 x 256: 512->512 7x7
     /// 0.74-0.82x the direct path's time, 256->256 0.82-0.84x, 256->512 0.79-0.82x in paired
