@@ -3,17 +3,9 @@
 // AVX2 and baseline x86-64, the CPU's best picked at load time.
 
 #include "pooling.h"
+#include "vector8.h"
 
 #include <string.h>
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-#if defined(__x86_64__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MULTIVERSION
-#endif
 
 // pick(m, v) lane by lane: v where v > m, or v is NaN and m is not; else m. Macros, not
 // functions: an 8-lane vector passed to or returned from a function the baseline clone compiles

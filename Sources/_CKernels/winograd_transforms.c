@@ -8,20 +8,12 @@
 // depend on which clone runs.
 
 #include "winograd_transforms.h"
+#include "vector8.h"
 
 #include <string.h>
 
 #pragma clang fp contract(off)
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-typedef int v8i __attribute__((vector_size(32)));
-
-#if defined(__x86_64__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MULTIVERSION
-#endif
 
 // A macro, not a function: returning an 8-lane vector from a function the baseline clone
 // compiles would change the calling convention between clones.
