@@ -14,7 +14,6 @@
 
 #pragma clang fp contract(off)
 
-
 // A macro, not a function: returning an 8-lane vector from a function the baseline clone
 // compiles would change the calling convention between clones.
 #define splat(f) ((v8){(f), (f), (f), (f), (f), (f), (f), (f)})
