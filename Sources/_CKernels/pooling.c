@@ -7,11 +7,14 @@
 
 #include <string.h>
 
-// pick(m, v) lane by lane: v where v > m, or v is NaN and m is not; else m. Macros, not
-// functions: an 8-lane vector passed to or returned from a function the baseline clone compiles
-// would change the calling convention between clones.
-#define PICK8(m, v) ((v8)(((v8i)(v) & (((v) > (m)) | (((v) != (v)) & ((m) == (m))))) | \
-                          ((v8i)(m) & ~(((v) > (m)) | (((v) != (v)) & ((m) == (m)))))))
+// m = pick(m, v) lane by lane: v where v > m, or v is NaN and m is not; else m. A statement
+// macro, not a function: an 8-lane vector passed to or returned from a function the baseline
+// clone compiles would change the calling convention between clones.
+#define PICK8(m, v)                                                              \
+    do {                                                                         \
+        const v8i take = ((v) > (m)) | (((v) != (v)) & ((m) == (m)));           \
+        (m) = (v8)(((v8i)(v) & take) | ((v8i)(m) & ~take));                     \
+    } while (0)
 #define LOAD8(to, p) memcpy(&(to), (p), sizeof(v8))
 
 static inline __attribute__((always_inline)) float pick1(float m, float v) { return v > m || (v != v && m == m) ? v : m; }
@@ -19,8 +22,9 @@ static inline __attribute__((always_inline)) float pick1(float m, float v) { ret
 MULTIVERSION
 void manet_max3_stride2(float *y, const float *r, size_t count) {
     size_t i = 0;
-    // 8 outputs read r[16 i' ... 16 i' + 16]: the last vector load (r + 2 + 8) ends at r[16 i' + 17].
-    for (; i + 8 <= count && 2 * i + 18 <= 2 * count + 1; i += 8) {
+    // Outputs i ..< i + 8 need r[2i ... 2i + 16]; the four loads cover r[2i ... 2i + 17], which
+    // must stay within r[0 ... 2 * count].
+    for (; i + 8 <= count && 2 * i + 17 <= 2 * count; i += 8) {
         const float *p = r + 2 * i;
         v8 a, b, c, d, m;
         LOAD8(a, p);
@@ -31,9 +35,9 @@ void manet_max3_stride2(float *y, const float *r, size_t count) {
         const v8 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
         const v8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
         const v8 next = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14);
-        m = PICK8(m, even);
-        m = PICK8(m, odd);
-        m = PICK8(m, next);
+        PICK8(m, even);
+        PICK8(m, odd);
+        PICK8(m, next);
         memcpy(y + i, &m, sizeof m);
     }
     for (; i < count; i++) y[i] = pick1(pick1(pick1(y[i], r[2 * i]), r[2 * i + 1]), r[2 * i + 2]);
