@@ -46,7 +46,7 @@ build: deps
 # recompiled every target, and the other way round.
 test: build
 	swift build $(SWIFT_CONFIG) --build-tests
-	@$(PY) tools/gen_node_tests.py .build/onnx-node-tests
+	@$(PY) tools/parity/gen_node_tests.py .build/onnx-node-tests
 	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
 	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
@@ -54,7 +54,7 @@ test: build
 	swift test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
 
 demo: build
-	@bash tools/demo.sh "$(MANET)"
+	@bash tools/demo/demo.sh "$(MANET)"
 
 # Fuzzing (not part of `make test`): builds the libFuzzer harnesses in Fuzz/ with AddressSanitizer
 # (the toolchain's libFuzzer; instruments the Swift and the C/C++ layers) and runs each target for
@@ -70,19 +70,19 @@ fuzz: apt
 
 # The test suite under AddressSanitizer (Swift and the C/C++ layer) and UndefinedBehaviorSanitizer
 # (the C/C++ layer), built in its own scratch path; fails on any sanitizer report, also from the
-# `manet` processes the CLI tests start. Not part of `make test`. See tools/sanitize/run.sh.
+# `manet` processes the CLI tests start. Not part of `make test`. See tools/build/sanitize.sh.
 SANITIZE_DIR := .build-sanitize
 sanitize: deps
-	@$(PY) tools/gen_node_tests.py $(SANITIZE_DIR)/onnx-node-tests
+	@$(PY) tools/parity/gen_node_tests.py $(SANITIZE_DIR)/onnx-node-tests
 	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
 	MANET_NODE_TESTS="$(CURDIR)/$(SANITIZE_DIR)/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
-	bash tools/sanitize/run.sh $(SANITIZE_ARGS)
+	bash tools/build/sanitize.sh $(SANITIZE_ARGS)
 
 # Regenerates every committed fixture with real PyTorch (needs ~5 GB; never run by CI).
 fixtures: deps
 	@[ -x $(TORCH_VENV)/bin/python ] || { python3 -m venv $(TORCH_VENV) && $(TORCH_VENV)/bin/pip install -q -r tools/requirements-torch.txt; }
-	$(TORCH_VENV)/bin/python tools/make_fixtures.py fixtures
+	$(TORCH_VENV)/bin/python tools/fixtures/make_fixtures.py fixtures
 
 clean:
 	rm -rf .build

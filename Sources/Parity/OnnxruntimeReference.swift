@@ -1,4 +1,4 @@
-// Makes reference data with onnxruntime: seeded random inputs, `tools/ort_run.py`, outputs as .pb.
+// Makes reference data with onnxruntime: seeded random inputs, `tools/parity/ort_run.py`, outputs as .pb.
 
 import Foundation
 import ONNXFormat
@@ -66,11 +66,11 @@ public enum OnnxruntimeReference {
         throw VerifyError(file: "tools/.venv/bin/python", reason: "no python with onnxruntime: set MANET_PYTHON or run `make deps`")
     }
 
-    /// `tools/ort_run.py`, found like the python.
+    /// `tools/parity/ort_run.py`, found like the python.
     public static func script() throws -> String {
         if let p = ProcessInfo.processInfo.environment["MANET_ORT_SCRIPT"], !p.isEmpty { return p }
-        if let root = packageRoot(containing: "tools/ort_run.py") { return root + "/tools/ort_run.py" }
-        throw VerifyError(file: "tools/ort_run.py", reason: "not found from the current folder or the manet binary's package")
+        if let root = packageRoot(containing: "tools/parity/ort_run.py") { return root + "/tools/parity/ort_run.py" }
+        throw VerifyError(file: "tools/parity/ort_run.py", reason: "not found from the current folder or the manet binary's package")
     }
 
     /// The current folder, or the nearest ancestor of the executable's folder, that holds `relative`.

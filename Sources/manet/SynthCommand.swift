@@ -44,7 +44,7 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Rendering threads (the output does not depend on it).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Also write DIR/{train,test}_pixels_<N>.npy (images decoded back and resized to NxN) and DIR/{train,test}_labels.npy, for numpy-only baselines such as tools/linear_baseline.py. 0 = off.")
+    @Option(help: "Also write DIR/{train,test}_pixels_<N>.npy (images decoded back and resized to NxN) and DIR/{train,test}_labels.npy, for numpy-only baselines such as tools/parity/linear_baseline.py. 0 = off.")
     var npySide = 0
 
     @Flag(help: "Replace existing DIR/train and DIR/test (they are deleted first).")

@@ -22,7 +22,7 @@ struct VerifyCommand: ParsableCommand {
         would pass, and for [N, C] outputs how many rows agree on the top-1 class.
 
         --against onnxruntime runs the model in onnxruntime (the tools venv's python: \
-        $MANET_PYTHON or tools/.venv/bin/python, script tools/ort_run.py) on seeded random \
+        $MANET_PYTHON or tools/.venv/bin/python, script tools/parity/ort_run.py) on seeded random \
         inputs in [0, 1) -- symbolic dims take --batch -- or on the --reference inputs.
 
         Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable \

@@ -9,7 +9,7 @@ final class DataTransformTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fixtures/data")
 
-    /// Reads a uint8 .npy of shape (H, W, 3), as tools/pil_resize_fixture.py writes it.
+    /// Reads a uint8 .npy of shape (H, W, 3), as tools/fixtures/pil_resize_fixture.py writes it.
     private func loadNPY(_ name: String) throws -> RGBImage {
         let bytes = [UInt8](try Data(contentsOf: Self.fixtures.appendingPathComponent(name)))
         XCTAssertEqual(Array(bytes[1...5]), Array("NUMPY".utf8))

@@ -22,14 +22,14 @@ final class ExportTests: XCTestCase {
         return Tensor(shape: [3, 3, 64, 64], floats: (0..<(3 * 3 * 64 * 64)).map { _ in Float(random.nextUnitDouble()) })
     }()
 
-    /// Runs `model` in onnxruntime (tools/ort_run.py) on `input`; outputs by name.
+    /// Runs `model` in onnxruntime (tools/parity/ort_run.py) on `input`; outputs by name.
     func onnxruntime(_ modelPath: String, input: Tensor, folder: TemporaryFolder) throws -> [String: Tensor] {
         let python = try TestEnvironment.require("MANET_PYTHON")
         let inDir = folder.file("in"), outDir = folder.file("out")
         try? FileManager.default.removeItem(atPath: outDir)
         try FileManager.default.createDirectory(atPath: inDir, withIntermediateDirectories: true)
         try ONNXFile.saveTensor(input.tensorData(name: "input"), to: inDir + "/input_0.pb")
-        let run = try runProcess(python, [Fixtures.packageRoot.appendingPathComponent("tools/ort_run.py").path, modelPath, inDir, outDir])
+        let run = try runProcess(python, [Fixtures.packageRoot.appendingPathComponent("tools/parity/ort_run.py").path, modelPath, inDir, outDir])
         XCTAssertEqual(run.status, 0, run.stderr)
         var outputs: [String: Tensor] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: outDir) where name.hasPrefix("output_") {

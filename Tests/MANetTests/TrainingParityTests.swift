@@ -1,5 +1,5 @@
-// Parity of the Swift MA-Net and trainer with PyTorch (fixtures/training_w8, made by tools/make_fixtures.py;
-// a full-width reference from tools/training_parity_full.py when MANET_TRAINING_PARITY_DIR is set).
+// Parity of the Swift MA-Net and trainer with PyTorch (fixtures/training_w8, made by tools/fixtures/make_fixtures.py;
+// a full-width reference from tools/parity/training_parity_full.py when MANET_TRAINING_PARITY_DIR is set).
 
 import Foundation
 import XCTest
@@ -88,16 +88,16 @@ final class TrainingParityTests: XCTestCase {
         try checkSGDSteps(directory: Self.trainingDir, meta: meta, weights: weights, width: 8, inputSize: 64)
     }
 
-    /// The same checks and limits on a reference written by tools/training_parity_full.py (full width,
+    /// The same checks and limits on a reference written by tools/parity/training_parity_full.py (full width,
     /// too big to commit) into the folder named by MANET_TRAINING_PARITY_DIR; skipped when it is unset.
     func testFiveSGDStepsMatchPyTorchInConfiguredDirectory() throws {
         let variable = "MANET_TRAINING_PARITY_DIR"
         let directory = ProcessInfo.processInfo.environment[variable] ?? ""
-        try XCTSkipIf(directory.isEmpty, "\(variable) is unset: run tools/training_parity_full.py DIR and set \(variable)=DIR "
+        try XCTSkipIf(directory.isEmpty, "\(variable) is unset: run tools/parity/training_parity_full.py DIR and set \(variable)=DIR "
                       + "to check a full-width reference (the width-8 fixture is checked by testFiveSGDStepsMatchPyTorch)")
         let metaPath = directory + "/meta.json"
         guard FileManager.default.fileExists(atPath: metaPath) else {
-            return XCTFail("\(variable)=\(directory): no meta.json there (write it with tools/training_parity_full.py)")
+            return XCTFail("\(variable)=\(directory): no meta.json there (write it with tools/parity/training_parity_full.py)")
         }
         let meta = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: URL(fileURLWithPath: metaPath)))
         guard meta.model.num_classes == 7, meta.model.input.count == 4, meta.model.input[2] == meta.model.input[3] else {

@@ -52,7 +52,7 @@ final class ModelContentTests: XCTestCase {
     }
 
     /// Tensors written by the `onnx` package in typed fields read as the same bytes as its raw_data
-    /// twins (fixtures/format/typed_fields.onnx, made by tools/make_format_fixtures.py).
+    /// twins (fixtures/format/typed_fields.onnx, made by tools/fixtures/make_format_fixtures.py).
     func testTypedFieldsFromTheOnnxPackageMatchRawData() throws {
         let model = try ONNXFile.load(path: Fixtures.path("format/typed_fields.onnx"))
         let byName = Dictionary(uniqueKeysWithValues: model.graph.initializers.map { ($0.name, $0) })

@@ -20,7 +20,7 @@ public enum SyntheticDataset {
         /// When positive, also write `<split>_pixels_<side>.npy` (uint8 [N, side, side, 3]: each
         /// JPEG decoded back, so with its artefacts, and resized with the test Resize) and
         /// `<split>_labels.npy` (int64 [N]) in the root, for numpy-only baselines
-        /// (tools/linear_baseline.py). The image folders are unaffected.
+        /// (tools/parity/linear_baseline.py). The image folders are unaffected.
         public var npySide = 0
 
         public init() {}

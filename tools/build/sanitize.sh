@@ -43,7 +43,7 @@ rm -rf "$reports" && mkdir -p "$reports"
 common="log_path=$reports/report:print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS="$common:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="$common"
-export LSAN_OPTIONS="suppressions=$PWD/tools/sanitize/lsan.supp:print_suppressions=0"
+export LSAN_OPTIONS="suppressions=$PWD/tools/build/lsan.supp:print_suppressions=0"
 export MANET_BINARY="$PWD/$objects/manet"
 
 start=$SECONDS

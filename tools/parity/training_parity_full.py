@@ -1,6 +1,6 @@
 # Full-width training parity: writes a PyTorch reference of a few SGD steps of MA-Net (width 64,
 # 224 px by default) into a folder outside the repository, for TrainingParityTests to check against.
-"""Usage: /work/venvs/torch/bin/python tools/training_parity_full.py OUTDIR [--width 64] [--size 224]
+"""Usage: tools/.venv-torch/bin/python tools/parity/training_parity_full.py OUTDIR [--width 64] [--size 224]
           [--batch 2] [--steps 5] [--model-seed 64] [--bn-seed 65] [--data-seed 12] [--try-seeds K]
           [--no-float64]
 
@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import manet_reference as ref  # noqa: E402
 from make_fixtures import sha256  # noqa: E402
 
 LIMITS = {"grad_rel_l2": 1e-3, "loss_rel": 1e-4, "bn_stats_rel": 1e-4}
 # The float32 run must be this close to the same run in float64 (as for the width-8 fixture in
-# tools/make_fixtures.py): otherwise the batches steer the trajectory through a gradient
+# tools/fixtures/make_fixtures.py): otherwise the batches steer the trajectory through a gradient
 # discontinuity (near-tied max / ReLU) that amplifies rounding, and any float32 implementation,
 # PyTorch's own included, drifts from it by more than the limits.
 CONDITIONING = {"max_loss_rel": 1e-5, "max_grad_rel_l2": 1e-4, "max_bn_stat_rel_l2": 1e-5}
@@ -173,9 +173,9 @@ def main() -> None:
     from safetensors.torch import save_file
 
     out = Path(args.outdir).resolve()
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     if out == repo or repo in out.parents:
-        raise SystemExit(f"{out} is inside the repository; write the full-width reference elsewhere (e.g. /tmp)")
+        raise SystemExit(f"{out} is inside the repository; write the full-width reference elsewhere (e.g. a temporary folder)")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -212,10 +212,10 @@ def main() -> None:
 
     meta = {
         "what": f"PyTorch reference of {args.steps} SGD steps of MA-Net width {args.width} at {args.size} px for "
-                "TrainingParityTests (MANET_TRAINING_PARITY_DIR); made by tools/training_parity_full.py",
+                "TrainingParityTests (MANET_TRAINING_PARITY_DIR); made by tools/parity/training_parity_full.py",
         "model": {"name": "MA-Net", "width": args.width, "num_classes": 7,
                   "input": [args.batch, 3, args.size, args.size],
-                  "reference": f"tools/manet_reference.py MANet(num_classes=7, width={args.width})"},
+                  "reference": f"tools/fixtures/manet_reference.py MANet(num_classes=7, width={args.width})"},
         "initial_weights": {"path": init_path.name, "sha256": sha256(init_path),
                             "note": f"build_manet seed {args.model_seed}, make_bn_nontrivial seed {args.bn_seed}"},
         "batches": [{"input": f"batch_{k}_input.pb", "target": f"batch_{k}_target.pb"} for k in range(args.steps)],

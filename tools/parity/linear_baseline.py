@@ -7,7 +7,7 @@ Resize), then fits, on standardised pixels, with numpy only:
   2. multinomial softmax regression with L2 (full-batch gradient descent with momentum).
 Prints train and test top-1 accuracy of each and the chance level.
 
-    make venv && tools/.venv/bin/python tools/linear_baseline.py --data /tmp/synth --side 32
+    make venv && tools/.venv/bin/python tools/parity/linear_baseline.py --data SYNTH_DIR --side 32
 """
 import argparse
 import os

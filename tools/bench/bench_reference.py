@@ -1,14 +1,14 @@
-"""Reference timings for tools/bench: onnxruntime inference and PyTorch eager inference / training of MA-Net.
+"""Reference timings for tools/bench/bench: onnxruntime inference and PyTorch eager inference / training of MA-Net.
 
 Usage (one measurement per process, so that each peak RSS is its own):
-  python tools/bench_reference.py ort MODEL.onnx --batch N --iterations K [--warmup W] [--threads T]
-  python tools/bench_reference.py torch-infer --batch N --iterations K [--width 64] [--threads T]
-  python tools/bench_reference.py torch-train --batch N --iterations K [--width 64] [--threads T]
-  python tools/bench_reference.py memory-bound MODEL.onnx --batch N
+  python tools/bench/bench_reference.py ort MODEL.onnx --batch N --iterations K [--warmup W] [--threads T]
+  python tools/bench/bench_reference.py torch-infer --batch N --iterations K [--width 64] [--threads T]
+  python tools/bench/bench_reference.py torch-train --batch N --iterations K [--width 64] [--threads T]
+  python tools/bench/bench_reference.py memory-bound MODEL.onnx --batch N
 
 Prints one JSON object with the same keys as `manet bench --json`: iterations_ms, min_ms, median_ms,
 images_per_second, peak_rss_bytes (VmHWM of this process), cpu_median_ms (process CPU per iteration). `ort` needs onnxruntime (tools/.venv);
-the torch modes need torch (the torch venv) and tools/manet_reference.py. Inputs are uniform [0, 1)
+the torch modes need torch (the torch venv) and tools/fixtures/manet_reference.py. Inputs are uniform [0, 1)
 from a fixed seed. Training is the authors' step: both heads' cross-entropy weighted by beta,
 backward, SGD(lr 0.01, momentum 0.9, weight decay 1e-4), in train mode (BN batch statistics).
 
@@ -79,7 +79,7 @@ def run_ort(args) -> dict:
 def torch_model(args):
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
     import manet_reference as ref
 
     torch.set_num_threads(args.threads)

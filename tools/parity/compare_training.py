@@ -1,5 +1,5 @@
 # Trains the PyTorch MA-Net reference and `manet train` on the same synthetic data, same initial weights and recipe, and compares their logs.
-"""Usage: /work/venvs/torch/bin/python tools/compare_training.py [--manet PATH] [--work DIR] ...
+"""Usage: tools/.venv-torch/bin/python tools/parity/compare_training.py [--manet PATH] [--work DIR] ...
 
 1. `manet synth` writes DIR/train and DIR/test (seed 1).
 2. PyTorch: MANet(7, width) from torch.manual_seed(seed), saved as init.safetensors; trained with
@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures"))
 from manet_reference import MANet  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -298,7 +299,7 @@ def run(cmd: list[str]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manet", default=".build/release/manet", help="manet binary")
-    p.add_argument("--work", default="/tmp/manet_compare_training", help="working folder (data, logs, weights)")
+    p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "manet_compare_training"), help="working folder (data, logs, weights)")
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--size", type=int, default=64, help="image side and network input size")
     p.add_argument("--train-per-class", type=int, default=40)

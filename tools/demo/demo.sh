@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: synthetic data -> train a reduced-width MA-Net -> evaluate, in minutes on 2 cores.
-# Usage: bash tools/demo.sh path/to/manet   (the Makefile passes .build/release/manet)
+# Usage: bash tools/demo/demo.sh path/to/manet   (the Makefile passes .build/release/manet)
 set -euo pipefail
 
 MANET="${1:-.build/release/manet}"
 [ -x "$MANET" ] || { echo "demo: $MANET is not an executable (run 'make build' first)" >&2; exit 2; }
 
-WORK="${DEMO_DIR:-$(mktemp -d /tmp/manet-demo.XXXXXX)}"
+WORK="${DEMO_DIR:-$(mktemp -d -t manet-demo.XXXXXX)}"
 mkdir -p "$WORK"
 DATA="$WORK/data"
 RUN="$WORK/run"

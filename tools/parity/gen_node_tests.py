@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes ONNX's node conformance tests, from the pinned pip `onnx`, to OUTDIR.
 
-Usage: tools/gen_node_tests.py OUTDIR
+Usage: tools/parity/gen_node_tests.py OUTDIR
 
 Each test becomes OUTDIR/<name>/model.onnx plus test_data_set_N/input_K.pb and output_K.pb
 (TensorProto), the layout `python -m onnx.backend.test.cmd_tools generate-data` writes. The

@@ -10,8 +10,8 @@
 // (21 rounds); each prints its median round (the slower thread's time) and its fastest. A
 // measurement tool, not a test (docs/PERFORMANCE.md rows (s), (v), (w)).
 //
-//   cc -O3 -I Sources/_CKernels/include tools/packed_conv_bench.c Sources/_CKernels/packed_gemm.c -o /tmp/pcb -lpthread -lm
-//   /tmp/pcb [channels=512] [side=7] [filter sets=13]
+//   cc -O3 -I Sources/_CKernels/include tools/bench/packed_conv_bench.c Sources/_CKernels/packed_gemm.c -o .build/pcb -lpthread -lm
+//   .build/pcb [channels=512] [side=7] [filter sets=13]
 
 #include "packed_gemm.h"
 

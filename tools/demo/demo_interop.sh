@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The second half of `make demo`: export the trained model, look at it, run it, verify it against
-# the trainer and onnxruntime, import it back and fine-tune it. Called by tools/demo.sh.
+# the trainer and onnxruntime, import it back and fine-tune it. Called by tools/demo/demo.sh.
 # Usage: demo_interop.sh MANET WORK DATA RUN THREADS WIDTH SIZE (WORK/evaluate.out holds the evaluation line)
 set -euo pipefail
 MANET="$1"; WORK="$2"; DATA="$3"; RUN="$4"; THREADS="$5"; WIDTH="$6"; SIZE="$7"

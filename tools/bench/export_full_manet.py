@@ -1,6 +1,6 @@
 """Exports a full-width MA-Net (50.5 M parameters) with both PyTorch exporters, for checks not committed.
 
-Usage: python tools/export_full_manet.py OUTDIR [--width 64] [--seed 64] [--no-torchscript] [--keep-bn]
+Usage: python tools/bench/export_full_manet.py OUTDIR [--width 64] [--seed 64] [--no-torchscript] [--keep-bn]
 
 Writes OUTDIR/manet_w{W}_dynamo/model.onnx + model.onnx.data (dynamo exporter, default opset, external
 data) and OUTDIR/manet_w{W}_torchscript_op13.onnx (TorchScript exporter, opset 13, BN folded), each
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import make_fixtures as mf  # noqa: E402
 import manet_reference as ref  # noqa: E402
 
