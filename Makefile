@@ -13,7 +13,7 @@ SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build test demo fixtures conformance-data clean fuzz sanitize
+.PHONY: deps apt venv build proto proto-check test demo fixtures conformance-data clean fuzz sanitize
 
 deps: apt venv
 
@@ -36,8 +36,17 @@ $(VENV)/.installed: tools/requirements.txt
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 	@touch $@
 
-build: deps
+build: deps proto-check
 	swift build $(SWIFT_CONFIG)
+
+# Sources/_CONNX/checkpoint.pb.{h,cc} are generated from proto/checkpoint.proto by protoc and
+# committed (SwiftPM cannot run protoc for a C++ target). `make proto` regenerates them, e.g. after
+# a protobuf upgrade; `make build` first checks that the committed copy is what this protoc makes.
+proto: apt
+	@bash tools/build/protoc.sh
+
+proto-check: apt
+	@bash tools/build/protoc.sh --check
 
 # The test suite: Swift unit and end-to-end tests, with the onnx package's model zoo and node
 # conformance data made available from the tools venv.
