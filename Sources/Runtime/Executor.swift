@@ -175,6 +175,96 @@ public final class Executor {
         try execute(inputs: inputs, keepRecords: true)
     }
 
+    // MARK: - Looking inside a run
+
+    /// Which plan an inference run executes: the one `optimizations` made (what `run(inputs:)`
+    /// runs), or the graph as written.
+    public enum PlanVariant: String, Sendable, CaseIterable {
+        case optimized
+        case asWritten = "as-written"
+    }
+
+    /// Values a run hands back besides the graph outputs.
+    public enum KeptValues: Sendable {
+        case none
+        /// Every value some step of the plan computes.
+        case all
+        case named(Set<String>)
+
+        func contains(_ name: String) -> Bool {
+            switch self {
+            case .none: return false
+            case .all: return true
+            case .named(let names): return names.contains(name)
+            }
+        }
+    }
+
+    /// A run's outputs and the values it was asked to keep.
+    public struct InspectedRun {
+        public var outputs: [String: Tensor]
+        /// Kept values by name. A value the plan never computes (one that fusion folded into
+        /// the step that absorbed its node, see `steps(of:)`) is absent.
+        public var values: [String: Tensor]
+    }
+
+    /// One step of a plan as a reader sees it.
+    public struct StepDescription: Sendable {
+        /// The node as written whose place the step takes (a fused Conv keeps the Conv's node).
+        public var node: Node
+        /// Nodes as written this step also computes (a folded BatchNormalization, a fused
+        /// Relu): their outputs, except the step's own, are never materialised.
+        public var absorbed: [Node]
+        /// Names of the values the step reads and writes ("" for an omitted optional one).
+        public var inputs: [String]
+        public var outputs: [String]
+    }
+
+    /// The steps of a plan in the order they run (topological; Constant nodes are values
+    /// computed at load and not steps).
+    public func steps(of variant: PlanVariant) throws -> [StepDescription] {
+        if variant == .asWritten && frozen { throw RuntimeError.invalidGraph(Self.frozenMessage) }
+        let plan = variant == .asWritten ? self.plan : inferencePlan()
+        return plan.steps.map { step in
+            StepDescription(node: step.node, absorbed: step.absorbed,
+                            inputs: step.inputs.map { $0.map { plan.slotNames[$0] } ?? "" },
+                            outputs: step.outputs.map { $0.map { plan.slotNames[$0] } ?? "" })
+        }
+    }
+
+    /// Inference on `variant`, keeping the values `keeping` names as they are computed. The
+    /// kept values together may hold at most `keptBytesLimit` bytes: a run that would keep
+    /// more stops with `RuntimeError.limitExceeded` naming the value that crossed the budget.
+    /// Steps run one at a time (a kept value's order and bits are the sequential run's).
+    public func run(inputs: [String: Tensor], plan variant: PlanVariant, keeping: KeptValues = .none,
+                    keptBytesLimit: Int = .max) throws -> InspectedRun {
+        if variant == .asWritten && frozen { throw RuntimeError.invalidGraph(Self.frozenMessage) }
+        if context.training { throw RuntimeError.invalidGraph("run(inputs:plan:keeping:) is for inference; turn training off first") }
+        var kept = Kept(selection: keeping, limit: keptBytesLimit)
+        let pass = try execute(inputs: inputs, keepRecords: false, plan: variant == .asWritten ? self.plan : inferencePlan(), kept: &kept)
+        return InspectedRun(outputs: pass.outputs, values: kept.values)
+    }
+
+    /// What a run keeps for `run(inputs:plan:keeping:)`, with its byte budget.
+    struct Kept {
+        let selection: KeptValues
+        let limit: Int
+        var values: [String: Tensor] = [:]
+        var bytes = 0
+
+        static var nothing: Kept { Kept(selection: .none, limit: 0) }
+
+        mutating func add(_ name: String, _ value: Tensor) throws {
+            guard selection.contains(name) else { return }
+            let size = value.count * (value.dtype == .float32 ? 4 : 8)
+            if bytes + size > limit {
+                throw RuntimeError.limitExceeded("keeping every intermediate value needs more than the budget of \(limit) bytes (\(bytes) kept before '\(name)' of shape \(value.shape) and \(size) bytes)")
+            }
+            bytes += size
+            values[name] = value
+        }
+    }
+
     /// The plan an inference run executes: the fused one when optimisations are on.
     func inferencePlan() -> Plan {
         if optimizations.isEmpty { return plan }
@@ -193,7 +283,12 @@ public final class Executor {
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
         // Records and training need the graph as written; plain inference may run it fused.
         if frozen && (keepRecords || context.training) { throw RuntimeError.invalidGraph(Self.frozenMessage) }
-        let plan = keepRecords || context.training ? self.plan : inferencePlan()
+        var kept = Kept.nothing
+        return try execute(inputs: feeds, keepRecords: keepRecords,
+                           plan: keepRecords || context.training ? self.plan : inferencePlan(), kept: &kept)
+    }
+
+    func execute(inputs feeds: [String: Tensor], keepRecords: Bool, plan: Plan, kept: inout Kept) throws -> ForwardPass {
         var values = [Tensor?](repeating: nil, count: plan.slotNames.count)
         for (slot, t) in initializerValues { values[slot] = t }
         for (slot, t) in plan.constants { values[slot] = t }
@@ -211,6 +306,7 @@ public final class Executor {
         }
         // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
+            && { if case .none = kept.selection { return true } else { return false } }()
             && (Self.branchesAtOnce ?? optimizations.contains(.concurrentBranches)) && plan.hasIndependentSteps
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
         for (i, step) in plan.steps.enumerated() where !concurrent {
@@ -238,6 +334,7 @@ public final class Executor {
                                                     reason: "output \(k) ('\(plan.slotNames[slot])') was not produced")
                 }
                 values[slot] = result.outputs[k]
+                try kept.add(plan.slotNames[slot], result.outputs[k])
             }
             for (k, t) in result.stateUpdates {
                 guard k < step.inputs.count, let slot = step.inputs[k] else { continue }

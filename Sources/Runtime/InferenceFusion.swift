@@ -171,6 +171,7 @@ extension Plan {
                 bias = b
             }
             var changed = false
+            var absorbed: [Node] = []
             if options.contains(.foldBatchNorm), let j = only(out, readBy: "BatchNormalization"),
                let bn = steps[j].op as? BatchNormalization, !bn.trainingModeAttribute,
                steps[j].inputs.count == 5, steps[j].outputs.count == 1, let bnOut = steps[j].outputs[0],
@@ -188,6 +189,7 @@ extension Plan {
                 }
                 bias = Tensor(shape: [filters], floats: (0..<filters).map { (bias?.floats[$0] ?? 0) * a[$0] + b[$0] })
                 removed.insert(j)
+                absorbed.append(steps[j].node)
                 out = bnOut
                 changed = true
             }
@@ -195,6 +197,7 @@ extension Plan {
             if options.contains(.fuseRelu), let k = only(out, readBy: "Relu"), steps[k].outputs.count == 1,
                let reluOut = steps[k].outputs[0] {
                 removed.insert(k)
+                absorbed.append(steps[k].node)
                 out = reluOut
                 relu = true
                 changed = true
@@ -211,7 +214,7 @@ extension Plan {
                 changed = true
             }
             guard changed else { continue }
-            replaced[i] = PlanStep(node: step.node, op: fused, inputs: [xSlot], outputs: [out])
+            replaced[i] = PlanStep(node: step.node, op: fused, inputs: [xSlot], outputs: [out], absorbed: absorbed)
         }
         // Add -> Relu, where the Relu is the Add output's only reader (and it is no graph output).
         for (i, step) in steps.enumerated() where options.contains(.fuseAddRelu) {
@@ -220,7 +223,8 @@ extension Plan {
                   let k = only(out, readBy: "Relu"), !removed.contains(k), steps[k].outputs.count == 1,
                   let reluOut = steps[k].outputs[0] else { continue }
             removed.insert(k)
-            replaced[i] = PlanStep(node: step.node, op: FusedAddRelu(add: add), inputs: step.inputs, outputs: [reluOut])
+            replaced[i] = PlanStep(node: step.node, op: FusedAddRelu(add: add), inputs: step.inputs, outputs: [reluOut],
+                                   absorbed: [steps[k].node])
         }
         var plan = self
         plan.steps = steps.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? steps[$0]) }

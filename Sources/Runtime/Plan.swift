@@ -11,6 +11,9 @@ struct PlanStep {
     let inputs: [Int?]
     /// Slot of each output; `nil` for an omitted optional output (empty name).
     let outputs: [Int?]
+    /// Nodes of the graph as written that this step also computes (a folded
+    /// BatchNormalization, a fused Relu), in graph order; empty for a step as written.
+    var absorbed: [Node] = []
 }
 
 /// A graph input as the executor checks it at run time.

@@ -15,6 +15,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case invalidGraph(String)
     /// A value the caller asked for or had to provide.
     case missingValue(String)
+    /// A budget the caller set (e.g. bytes of kept intermediate values) would be exceeded.
+    case limitExceeded(String)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "invalid graph: \(reason)"
         case .missingValue(let name):
             return "missing value '\(name)'"
+        case .limitExceeded(let reason):
+            return reason
         }
     }
 }
