@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
-        .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "TestSupport"]),
+        .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.

@@ -7,25 +7,35 @@ import Runtime
 /// The outcome of one test-data set.
 public struct SetResult: Codable, Equatable, Sendable {
     public var folder: String
+    /// What was compared with what: `optimized` or `as-written` (that plan against the
+    /// reference), or `optimized vs as-written` (the two plans' outputs, the graph as written
+    /// taken as the reference).
+    public var plan: String
     public var outputs: [OutputComparison]
     public var passed: Bool { outputs.allSatisfy(\.passed) }
 
-    enum CodingKeys: String, CodingKey { case folder, outputs, passed }
+    enum CodingKeys: String, CodingKey { case folder, plan, outputs, passed }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(folder, forKey: .folder)
+        try c.encode(plan, forKey: .plan)
         try c.encode(outputs, forKey: .outputs)
         try c.encode(passed, forKey: .passed)
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         folder = try c.decode(String.self, forKey: .folder)
+        plan = try c.decode(String.self, forKey: .plan)
         outputs = try c.decode([OutputComparison].self, forKey: .outputs)
     }
-    public init(folder: String, outputs: [OutputComparison]) {
+    public init(folder: String, plan: String, outputs: [OutputComparison]) {
         self.folder = folder
+        self.plan = plan
         self.outputs = outputs
     }
+
+    /// The label of the cross-check between the two plans.
+    public static let plansAgainstEachOther = "optimized vs as-written"
 }
 
 /// A whole parity check: the model, what it was compared with, and every output of every set.
@@ -76,7 +86,8 @@ public struct ParityReport: Codable, Equatable, Sendable {
                      "tolerance: |ours - ref| <= atol + rtol * |ref|, rtol \(g(tolerance.rtol)), atol \(g(tolerance.atol))"]
         for set in sets {
             lines.append("")
-            lines.append("\(set.folder):")
+            lines.append(set.plan == SetResult.plansAgainstEachOther ? "\(set.folder), optimized plan vs the graph as written:"
+                                                                     : "\(set.folder), \(set.plan) plan:")
             for o in set.outputs {
                 lines.append("  output '\(o.name)' \(o.referenceShape): \(o.passed ? "ok" : "MISMATCH")")
                 if let problem = o.problem {
@@ -96,8 +107,11 @@ public struct ParityReport: Codable, Equatable, Sendable {
         let outputs = sets.flatMap(\.outputs)
         let failed = outputs.filter { !$0.passed }.count
         lines.append("")
-        lines.append(passed ? "PASS: \(outputs.count) output(s) in \(sets.count) set(s) within tolerance"
-                            : "MISMATCH: \(failed) of \(outputs.count) output(s) outside tolerance")
+        let folders = Set(sets.map(\.folder)).count
+        let plans = sets.map(\.plan).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let what = plans.map { $0 == SetResult.plansAgainstEachOther ? $0 : $0 + " plan" }.joined(separator: ", ")
+        lines.append(passed ? "PASS: \(outputs.count) output(s) in \(folders) set(s) within tolerance (\(what))"
+                            : "MISMATCH: \(failed) of \(outputs.count) output(s) outside tolerance (\(what))")
         return lines.joined(separator: "\n") + "\n"
     }
 }
@@ -114,11 +128,13 @@ public struct ParityCheck {
         return model.graph.inputs.filter { !initializers.contains($0.name) }
     }
 
-    public init(model: Model, path: String) throws {
+    /// `optimizations`: the rewrites of the optimised plan; `.inference`, what `manet run` and
+    /// `Classifier` use, unless a caller checks something else.
+    public init(model: Model, path: String, optimizations: GraphOptimizations = .inference) throws {
         self.model = model
         self.modelPath = path
         do {
-            executor = try Executor(model: model)
+            executor = try Executor(model: model, options: optimizations)
         } catch let e as RuntimeError {
             throw VerifyError(file: path, reason: "the interpreter cannot run this model: \(e)")
         }
@@ -171,8 +187,8 @@ public struct ParityCheck {
         }
     }
 
-    /// The model's outputs for one set's inputs, by graph output name.
-    public func run(_ set: ReferenceSet) throws -> [String: TensorData] {
+    /// One set's inputs as feeds, checked against the declared graph inputs.
+    public func feeds(_ set: ReferenceSet) throws -> [String: Tensor] {
         let inputs = feedInputs
         let pairs = try Self.match(set.inputs, to: inputs.map(\.name), what: "input", folder: set.folder)
         var feeds: [String: Tensor] = [:]
@@ -184,25 +200,52 @@ public struct ParityCheck {
                 throw VerifyError(file: t.file, reason: "\(e)")
             }
         }
-        let results: [String: Tensor]
-        do {
-            results = try executor.run(inputs: feeds)
-        } catch let e as RuntimeError {
-            throw VerifyError(file: modelPath, reason: "running on \(set.folder): \(e)")
-        }
-        return results.mapValues { $0.tensorData() }
+        return feeds
     }
 
-    /// Runs one set and compares each graph output with its reference.
-    public func compare(_ set: ReferenceSet, tolerance: Tolerance) throws -> SetResult {
+    /// The model's outputs for one set's inputs on `plan`, by graph output name, and the
+    /// values `keeping` names (see `Executor.run(inputs:plan:keeping:keptBytesLimit:)`).
+    public func run(_ set: ReferenceSet, plan: Executor.PlanVariant, keeping: Executor.KeptValues = .none,
+                    keptBytesLimit: Int = .max) throws -> (outputs: [String: TensorData], values: [String: Tensor]) {
+        let feeds = try feeds(set)
+        do {
+            let run = try executor.run(inputs: feeds, plan: plan, keeping: keeping, keptBytesLimit: keptBytesLimit)
+            return (run.outputs.mapValues { $0.tensorData() }, run.values)
+        } catch let e as RuntimeError {
+            throw VerifyError(file: modelPath, reason: "running the \(plan.rawValue) plan on \(set.folder): \(e)")
+        }
+    }
+
+    /// The steps of a plan (see `Executor.steps(of:)`).
+    public func steps(of plan: Executor.PlanVariant) throws -> [Executor.StepDescription] {
+        try executor.steps(of: plan)
+    }
+
+    /// Runs one set on each of `plans` and compares each graph output with its reference;
+    /// with both plans, also the optimised plan's outputs with the graph as written's.
+    public func compare(_ set: ReferenceSet, tolerance: Tolerance,
+                        plans: [Executor.PlanVariant] = [.optimized]) throws -> [SetResult] {
         let outputNames = model.graph.outputs.map(\.name)
         let pairs = try Self.match(set.outputs, to: outputNames, what: "output", folder: set.folder)
-        let actual = try run(set)
-        var comparisons: [OutputComparison] = []
-        for name in outputNames {
-            guard let (_, reference) = pairs.first(where: { $0.0 == name }), let ours = actual[name] else { continue }
-            comparisons.append(Parity.compare(name: name, actual: ours, reference: reference.data, tolerance: tolerance))
+        var results: [SetResult] = []
+        var outputsByPlan: [Executor.PlanVariant: [String: TensorData]] = [:]
+        for plan in plans {
+            let actual = try run(set, plan: plan).outputs
+            outputsByPlan[plan] = actual
+            var comparisons: [OutputComparison] = []
+            for name in outputNames {
+                guard let (_, reference) = pairs.first(where: { $0.0 == name }), let ours = actual[name] else { continue }
+                comparisons.append(Parity.compare(name: name, actual: ours, reference: reference.data, tolerance: tolerance))
+            }
+            results.append(SetResult(folder: set.folder, plan: plan.rawValue, outputs: comparisons))
         }
-        return SetResult(folder: set.folder, outputs: comparisons)
+        if let optimized = outputsByPlan[.optimized], let asWritten = outputsByPlan[.asWritten] {
+            let comparisons = outputNames.compactMap { name -> OutputComparison? in
+                guard let o = optimized[name], let w = asWritten[name] else { return nil }
+                return Parity.compare(name: name, actual: o, reference: w, tolerance: tolerance)
+            }
+            results.append(SetResult(folder: set.folder, plan: SetResult.plansAgainstEachOther, outputs: comparisons))
+        }
+        return results
     }
 }

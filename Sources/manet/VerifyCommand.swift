@@ -5,6 +5,7 @@ import Foundation
 import ONNXFormat
 import ONNXIR
 import Parity
+import Runtime
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,12 +26,31 @@ struct VerifyCommand: ParsableCommand {
         $MANET_PYTHON or tools/.venv/bin/python, script tools/parity/ort_run.py) on seeded random \
         inputs in [0, 1) -- symbolic dims take --batch -- or on the --reference inputs.
 
+        --plan picks what runs: by default the optimised plan `manet run` executes (BatchNorm \
+        folded into convolutions, Conv+Relu and Add+Relu fused, Winograd 3x3 convolutions, \
+        packed filters); as-written runs each node as the graph states it; both runs the two \
+        and also compares the optimised plan's outputs with the graph as written's.
+
         Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable \
         model or tensor, missing outputs, input of the wrong shape or type, onnxruntime failure).
         """)
 
     enum Against: String, ExpressibleByArgument, CaseIterable {
         case onnxruntime
+    }
+
+    enum PlanChoice: String, ExpressibleByArgument, CaseIterable {
+        case optimized
+        case asWritten = "as-written"
+        case both
+
+        var variants: [Executor.PlanVariant] {
+            switch self {
+            case .optimized: return [.optimized]
+            case .asWritten: return [.asWritten]
+            case .both: return [.optimized, .asWritten]
+            }
+        }
     }
 
     @Argument(help: "The ONNX model.")
@@ -41,6 +61,9 @@ struct VerifyCommand: ParsableCommand {
 
     @Option(help: "Compare with another runtime instead of stored outputs: onnxruntime.")
     var against: Against?
+
+    @Option(help: "The interpreter's plan to check: optimized (what `manet run` runs: BN folded, Conv+Relu and Add+Relu fused, Winograd, packed filters), as-written, or both (also compares the two).")
+    var plan: PlanChoice = .optimized
 
     @Option(help: "Size of symbolic dims (the batch) in generated inputs.")
     var batch = 2
@@ -117,16 +140,17 @@ struct VerifyCommand: ParsableCommand {
             for (n, inputs) in inputSets.enumerated() {
                 let folder = base + "/test_data_set_\(n)"
                 let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder)
-                var result = try check.compare(set, tolerance: tolerance)
-                // A temporary folder is gone when the report is read: name the set instead.
-                if saveReference == nil { result.folder = "onnxruntime set \(n)" }
-                results.append(result)
+                for var result in try check.compare(set, tolerance: tolerance, plans: plan.variants) {
+                    // A temporary folder is gone when the report is read: name the set instead.
+                    if saveReference == nil { result.folder = "onnxruntime set \(n)" }
+                    results.append(result)
+                }
             }
             referenceName = "onnxruntime" + (reference.map { " on the inputs of \($0)" } ?? " on random inputs (seed \(seed), batch \(batch))")
                 + (saveReference.map { ", saved in \($0)" } ?? "")
         } else if let reference {
             for set in try ReferenceData.load(reference) {
-                results.append(try check.compare(set, tolerance: tolerance))
+                results += try check.compare(set, tolerance: tolerance, plans: plan.variants)
             }
         }
         return ParityReport(model: model, reference: referenceName, tolerance: tolerance, sets: results)

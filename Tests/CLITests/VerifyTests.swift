@@ -95,6 +95,23 @@ final class VerifyTests: XCTestCase {
         try manet(["verify", dir + "/model.onnx", "--reference", dir, "--rtol", "0", "--atol", "0.011"], expect: 0)
     }
 
+    func testThePlanCheckedIsTheOptimisedOneByDefault() throws {
+        let model = Fixtures.path("manet_w8_torchscript_op13.onnx"), reference = Fixtures.path("manet_w8_torchscript_op13")
+        func plans(_ extra: [String], against: Bool = false) throws -> [String] {
+            let source = against ? ["--against", "onnxruntime"] : ["--reference", reference]
+            let report = try json(try manet(["verify", model] + source + ["--json"] + extra, expect: 0).stdout)
+            return ((report["sets"] as? [[String: Any]]) ?? []).compactMap { $0["plan"] as? String }
+        }
+        XCTAssertEqual(try plans([]), ["optimized"])
+        XCTAssertEqual(try plans(["--plan", "as-written"]), ["as-written"])
+        XCTAssertEqual(try plans(["--plan", "both"]), ["optimized", "as-written", "optimized vs as-written"])
+        XCTAssertEqual(try plans(["--plan", "both"], against: true), ["optimized", "as-written", "optimized vs as-written"])
+        let r = try manet(["verify", model, "--reference", reference, "--plan", "both"], expect: 0)
+        XCTAssertTrue(r.stdout.contains("test_data_set_0, optimized plan vs the graph as written:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("PASS: 6 output(s) in 1 set(s) within tolerance (optimized plan, as-written plan, optimized vs as-written)"), r.stdout)
+        try manet(["verify", model, "--reference", reference, "--plan", "fused"], expect: 64)
+    }
+
     func testMissingOutputsIsAnError() throws {
         let dir = try copyNodeTest("test_relu")
         try FileManager.default.removeItem(atPath: dir + "/test_data_set_0/output_0.pb")

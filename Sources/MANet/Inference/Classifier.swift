@@ -64,7 +64,10 @@ public final class Classifier {
     /// authors' layout, as `ImageFolderDataset.rafDBClassNames`).
     static var rafDBClassNames: [String] { ImageFolderDataset.rafDBClassNames }
 
-    public init(model: Model, path: String) throws {
+    /// `optimizations`: the executor's inference plan; `.inference` (BN folded, Conv+Relu and
+    /// Add+Relu fused, Winograd, packed filters) is what `manet run` runs and `manet verify`
+    /// checks by default.
+    public init(model: Model, path: String, optimizations: GraphOptimizations = .inference) throws {
         self.path = path
         let initializers = Set(model.graph.initializers.map(\.name))
         let feeds = model.graph.inputs.filter { !initializers.contains($0.name) }
@@ -100,7 +103,8 @@ public final class Classifier {
             source = .softmax(output: chosen)
         }
         do {
-            executor = try Executor(model: model)
+            executor = try Executor(model: model, options: optimizations)
+            executor.freezeForInference()
         } catch let e as RuntimeError {
             throw InferenceError(file: path, reason: "the interpreter cannot run this model: \(e)")
         }
