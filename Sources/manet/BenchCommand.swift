@@ -14,7 +14,7 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Inference: MODEL is run --warmup times untimed, then --iterations times; each run's wall \
             time is reported in milliseconds with the minimum, the median and images/s (batch / \
-            median). A symbolic batch dim takes --batch; inputs are uniform [0, 1) from a fixed seed.
+            median). A symbolic batch dim takes --batch-size (a fixed one is kept); inputs are uniform [0, 1) from a fixed seed.
 
             Training (--train): MA-Net of --width and --input-size is built from a fixed seed and \
             trained on one synthetic batch through the trainer's own step (forward in training \
@@ -22,11 +22,18 @@ struct BenchCommand: ParsableCommand {
 
             Peak RSS is the process's VmHWM from /proc/self/status after the last iteration: \
             model, weights, activations and everything else the process ever held at once.
+
+            EXAMPLES:
+              manet bench model.onnx --batch-size 16 --iterations 20
+              manet bench --train --width 64 --batch-size 16 --json
             """)
 
     @Argument(help: "The ONNX model to time (inference).") var model: String?
     @Flag(help: "Time training steps of a freshly built MA-Net instead of inference.") var train = false
-    @Option(help: "Images per run.") var batch = 1
+    @Option(help: "Images per run (default 1; a model with a fixed batch dim runs its own).") var batchSize: Int?
+    @Option(name: .customLong("batch"), help: .hidden) var batchAlias: Int?
+    /// The batch the user asked for (nil: the default, 1).
+    var requestedBatch: Int? { batchSize ?? batchAlias }
     @Option(help: "Timed runs.") var iterations = 10
     @Option(help: "Untimed runs first (default: 2 for inference, 1 for training).") var warmup: Int?
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
@@ -55,7 +62,7 @@ struct BenchCommand: ParsableCommand {
         if maxMemory != nil && model == nil { throw ValidationError("--max-memory applies to a MODEL") }
         if train && model != nil { throw ValidationError("--train builds its own MA-Net; give no MODEL") }
         if !train && model == nil { throw ValidationError("give an ONNX MODEL, or --train") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard requestedBatch ?? 1 >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must not be negative") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -75,19 +82,20 @@ struct BenchCommand: ParsableCommand {
         }
         var timings: [Double] = []
         var label: String
+        var batch = requestedBatch ?? 1
         if train {
             label = "training step, MA-Net width \(width), \(inputSize)x\(inputSize)"
-            timings = try timeTraining()
+            timings = try timeTraining(batch: batch)
         } else {
             label = "inference, \(model!)"
-            timings = try timeInference(path: model!)
+            (timings, batch) = try timeInference(path: model!)
         }
         var report = Report(mode: train ? "train" : "inference", what: label, batch: batch, threads: threads,
                             iterations_ms: timings, peakRSS: Self.peakRSSBytes())
         report.cpu_median_ms = measuredCPUMedian
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print("\(label): batch \(batch), \(threads) thread(s), \(iterations) iterations")
@@ -129,28 +137,37 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func timeInference(path: String) throws -> [Double] {
-        let graphModel: Model
-        do {
-            graphModel = try ONNXFile.load(path: path, maxMemory: maxMemory?.bytes)
-        } catch let e as ONNXFormatError {
-            throw interopExit(2, e.description)
-        }
+    /// The timings and the batch that ran (a fixed batch dim is the model's own).
+    func timeInference(path: String) throws -> (timings: [Double], batch: Int) {
+        let graphModel = try ONNXFile.load(path: path, maxMemory: maxMemory?.bytes)
+        var batch = requestedBatch ?? 1
+        var batchFromModel = false
         let context = ExecutionContext(training: false, threads: threads, deterministic: deterministic)
         var generator = Xoshiro256(seed: 1)
         var feeds: [String: Tensor] = [:]
         let initializers = Set(graphModel.graph.initializers.map(\.name))
         for input in graphModel.graph.inputs where !initializers.contains(input.name) {
             guard case .tensor(let element, let dims?)? = input.type else {
-                throw ValidationError("input '\(input.name)' has no tensor type to synthesise data for")
+                throw CLIError("\(path): input '\(input.name)' has no tensor type to synthesise data for")
             }
-            // The first dim is the batch whatever it is called; other unknown dims are refused.
+            // The first dim is the batch whatever it is called; a fixed one is the model's (a
+            // different --batch-size cannot run, so it is noted and not used); other unknown dims
+            // are refused.
             var shape: [Int] = []
             for (axis, d) in dims.enumerated() {
                 switch d {
-                case .fixed(let n): shape.append(axis == 0 ? batch : n)
+                case .fixed(let n):
+                    // The first input's first dim is the batch that is reported.
+                    if axis == 0 && n != batch && !batchFromModel && feeds.isEmpty {
+                        if let requested = requestedBatch {
+                            printError("manet: note: \(path): input '\(input.name)' has a fixed batch of \(n); --batch-size \(requested) does not apply")
+                        }
+                        batch = n
+                        batchFromModel = true
+                    }
+                    shape.append(n)
                 default:
-                    guard axis == 0 else { throw ValidationError("input '\(input.name)' has an unknown dim \(axis)") }
+                    guard axis == 0 else { throw CLIError("\(path): input '\(input.name)' has an unknown dim \(axis); bench can fill only the batch dim") }
                     shape.append(batch)
                 }
             }
@@ -190,10 +207,10 @@ struct BenchCommand: ParsableCommand {
         if let profiler {
             FileHandle.standardError.write(Data((profiler.report(runs: iterations) + "\n").utf8))
         }
-        return timings
+        return (timings, batch)
     }
 
-    func timeTraining() throws -> [Double] {
+    func timeTraining(batch: Int) throws -> [Double] {
         var options = TrainingOptions()
         options.width = width
         options.inputSize = inputSize

@@ -8,36 +8,49 @@ import Runtime
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Evaluate a trained MA-Net on DIR/test (Resize transform, fused logits).")
+        abstract: "Evaluate a trained MA-Net on DIR/test (Resize transform, fused logits).",
+        discussion: """
+            Prints the authors' validation lines, then the accuracy and loss, the accuracy of each \
+            class and the confusion matrix (rows: true class, columns: predicted). The model's epoch \
+            is counted as `manet logs` counts it (the epoch that produced the weights, from 0).
 
+            EXAMPLES:
+              manet evaluate runs/train-1/model_best.pb --data data
+              manet evaluate model.onnx --data data --json
+              manet evaluate runs/train-1/model_best.pb --data data --svg confusion.svg
+            """)
+
+    @Argument(help: ArgumentHelp("The model: a manet checkpoint (.pb), e.g. runs/train-1/model_best.pb, or an ONNX export or safetensors state_dict of MA-Net.", valueName: "model"))
+    var modelArgument: String?
+    @Option(name: .customLong("model"), help: .hidden) var modelOption: String?
     @Option(help: "Dataset root holding test/ (one folder per class).") var data: String
-    @Option(help: "A manet checkpoint (.pb), e.g. checkpoints/model_best.pb.") var model: String
     @Option(help: "Images per batch.") var batchSize = 32
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Print a progress line every N batches.") var printFreq = 10
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
 
+    /// The positional model, or the old `--model` spelling.
+    var model: String { modelArgument ?? modelOption ?? "" }
+
     func validate() throws {
+        switch (modelArgument, modelOption) {
+        case (nil, nil): throw ValidationError("give the model to evaluate: manet evaluate MODEL --data DIR")
+        case (.some, .some): throw ValidationError("give the model once (positional MODEL; --model is its old spelling)")
+        default: break
+        }
         guard batchSize > 0, threads > 0, printFreq > 0 else {
             throw ValidationError("--batch-size, --threads and --print-freq must be positive")
         }
     }
 
     func run() throws {
-        do {
-            try evaluate()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(2)
+        // An ONNX export or a safetensors state_dict is evaluated as `manet import` would read it.
+        let checkpoint: TrainingCheckpoint
+        if CheckpointInput.otherModelKind(model) != nil {
+            checkpoint = try ModelImporter.importModel(path: model).checkpoint
+        } else {
+            checkpoint = try CheckpointInput.read(model, option: "")
         }
-    }
-
-    private func evaluate() throws {
-        guard model.hasSuffix(".pb") else {
-            throw TrainingError.notYetSupported("--model \(model): only manet checkpoints (.pb) are supported so far; "
-                + "ONNX and safetensors models come with the interop work")
-        }
-        let checkpoint = try TrainingCheckpoint.read(path: model)
         let testSet = try ImageFolderDataset(root: URL(fileURLWithPath: data), split: .test)
         guard testSet.classNames.count == checkpoint.numClasses else {
             throw TrainingError.checkpointMismatch("\(model) classifies \(checkpoint.numClasses) classes, \(data)/test has \(testSet.classNames.count)")

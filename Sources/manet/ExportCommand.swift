@@ -17,6 +17,11 @@ struct ExportCommand: ParsableCommand {
             (atomically). --format safetensors writes the PyTorch state_dict instead, keys as the \
             authors' model (load_state_dict(strict=True) accepts it).
             Exit status: 0 on success, 2 (message on stderr) on any error.
+
+            EXAMPLES:
+              manet export runs/train-1/model_best.pb -o model.onnx --fused
+              manet export model_best.pb -o model.onnx --opset 13 --fold-bn
+              manet export model_best.pb -o model.safetensors --format safetensors
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -32,6 +37,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "onnx or safetensors.") var format: Format = .onnx
 
     func validate() throws {
+        guard (13...17).contains(opset) else { throw ValidationError("--opset \(opset): opset \(opset) is not supported for export: choose 13 to 17") }
         if format == .safetensors && (fused || foldBn || externalData || opset != 17) {
             throw ValidationError("--fused, --fold-bn, --external-data and --opset apply to --format onnx only")
         }
@@ -44,7 +50,7 @@ struct ExportCommand: ParsableCommand {
             // inside the model is that bare file name, relative to the model's folder).
             try OutputPath.checkFile(output, what: "--output")
             if externalData { try OutputPath.checkFile(output + ".data", what: "external data file") }
-            let ckpt = try TrainingCheckpoint.read(path: checkpoint)
+            let ckpt = try CheckpointInput.read(checkpoint, option: "")
             switch format {
             case .safetensors:
                 try MANetExporter.exportSafetensors(ckpt, file: checkpoint, to: output)
@@ -61,7 +67,7 @@ struct ExportCommand: ParsableCommand {
                 print("checked: ONNX checker and shape inference passed")
                 if externalData { print("wrote \(output).data") }
             }
-        } catch let error as ExitCode {
+        } catch let error as CLIError {
             throw error
         } catch {
             throw interopExit(2, "\(error)")

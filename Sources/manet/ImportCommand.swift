@@ -17,6 +17,10 @@ struct ImportCommand: ParsableCommand {
             With --num-classes different from the source's heads (12666 for the authors' MS-Celeb \
             pre-training, 8 for AffectNet-8), fc_1 and fc_2 are re-initialised as nn.Linear does.
             Exit status: 0 on success, 2 (message on stderr) on any error.
+
+            EXAMPLES:
+              manet import model.onnx -o imported.pb
+              manet import state_dict.safetensors -o imported.pb --num-classes 7
             """)
 
     @Argument(help: "The source: .onnx, .safetensors, or a manet checkpoint .pb.") var source: String
@@ -39,7 +43,7 @@ struct ImportCommand: ParsableCommand {
                   + "\(parameters) floats")
             for note in result.notes { print("note: \(note)") }
             print("wrote \(output)")
-        } catch let error as ExitCode {
+        } catch let error as CLIError {
             throw error
         } catch {
             throw interopExit(2, "\(error)")

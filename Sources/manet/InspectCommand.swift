@@ -18,6 +18,10 @@ struct InspectCommand: ParsableCommand {
             Exit status: 0 when the model is valid, 2 (with `manet: error: FILE: REASON` on \
             stderr) when it cannot be read or is invalid; the report is still printed when the \
             file could be read.
+
+            EXAMPLES:
+              manet inspect model.onnx
+              manet inspect model.onnx --json
             """)
 
     @Argument(help: "The ONNX model file (external data is read from its folder).")

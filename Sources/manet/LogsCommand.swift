@@ -15,6 +15,11 @@ struct LogsCommand: ParsableCommand {
         running averages printed), test loss (last running average) and accuracy (%), best \
         accuracy so far, seconds. With two logs, the table shows both runs' test accuracy, train \
         loss and test loss with B-A differences, and the final and best accuracies.
+
+        EXAMPLES:
+          manet logs runs/train-1/log.txt
+          manet logs runs/train-1/log.txt runs/train-2/log.txt --svg curves.svg
+          manet logs console.txt --json
         """)
 
     @Argument(help: "A training log.")
@@ -49,7 +54,7 @@ struct LogsCommand: ParsableCommand {
 
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data: Data
             if let runB {
                 struct Report: Encodable { var runs: [TrainingLog]; var comparison: LogComparison }

@@ -23,6 +23,11 @@ struct RunCommand: ParsableCommand {
         metadata (default 0.6), else from the softmax of its only [N, C] output. Class names \
         come from the metadata key `class_names`, else the RAF-DB names for 7 classes, else \
         indices.
+
+        EXAMPLES:
+          manet run model.onnx --input face.jpg
+          manet run model.onnx --input data/test --skip-bad-images
+          manet run model.onnx --input batch.npy --json
         """)
 
     @Argument(help: "The ONNX model.")
@@ -34,8 +39,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Show the K most probable classes per input (default: all).")
     var top: Int?
 
-    @Option(help: "Images per interpreter run (a model with a fixed batch dim uses its own).")
-    var batch = 8
+    @Option(help: "Images per interpreter run (a model with a fixed batch dim uses its own; default 8).")
+    var batchSize: Int?
+
+    @Option(name: .customLong("batch"), help: .hidden)
+    var batchAlias: Int?
+
+    var batch: Int { batchSize ?? batchAlias ?? 8 }
 
     @Option(help: MemoryLimit.help)
     var maxMemory: MemoryLimit?
@@ -45,7 +55,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
     func run() throws {
@@ -76,7 +86,7 @@ struct RunCommand: ParsableCommand {
             var beta: Double? = nil
             if case .fusedLogits = classifier.source { beta = classifier.beta }
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             let report = Report(model: model, probabilities: classifier.source.description, beta: beta, predictions: shown)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

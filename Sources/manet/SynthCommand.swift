@@ -21,6 +21,10 @@ struct SynthCommand: ParsableCommand {
 
             Every image is a pure function of (--seed, split, class, index): the same command always \
             writes the same files, whatever the thread count.
+
+            EXAMPLES:
+              manet synth --out data
+              manet synth --out data --train-per-class 250 --test-per-class 50 --size 64 --seed 1
             """)
 
     @Option(help: "Output folder; train/ and test/ are created inside it.")
@@ -68,30 +72,21 @@ struct SynthCommand: ParsableCommand {
         options.npySide = npySide
         options.nuisance = nuisance
         signal(SIGXFSZ, SIG_IGN)  // a file-size limit is an EFBIG error naming the file, not a kill
-        do { try OutputPath.checkFolder(out, what: "--out") } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        try OutputPath.checkFolder(out, what: "--out")
         let root = URL(fileURLWithPath: out)
         let total = 7 * (trainPerClass + testPerClass)
         print("synth: writing \(7 * trainPerClass) train and \(7 * testPerClass) test images (\(size)x\(size), seed \(seed), nuisance \(nuisance)) to \(root.path)")
         // A live counter on a terminal; otherwise a line every 10%, so logs stay short.
         let live = isatty(STDOUT_FILENO) != 0
         let step = max(1, total / 10)
-        let summary: SyntheticDataset.Summary
-        do {
-            summary = try SyntheticDataset.write(to: root, options: options, replace: force) { done, total in
-                if live {
-                    FileHandle.standardOutput.write(Data("\rsynth: \(done)/\(total) images".utf8))
-                    if done == total { FileHandle.standardOutput.write(Data("\n".utf8)) }
-                } else if done % step == 0 || done == total {
-                    print("synth: \(done)/\(total) images")
-                    fflush(stdout)
-                }
+        let summary = try SyntheticDataset.write(to: root, options: options, replace: force) { done, total in
+            if live {
+                FileHandle.standardOutput.write(Data("\rsynth: \(done)/\(total) images".utf8))
+                if done == total { FileHandle.standardOutput.write(Data("\n".utf8)) }
+            } else if done % step == 0 || done == total {
+                print("synth: \(done)/\(total) images")
+                fflush(stdout)
             }
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(2)
         }
         print(String(format: "synth: done in %.1f s (%.0f images/s, %.1f MB)", summary.seconds,
                      Double(total) / max(summary.seconds, 1e-9), Double(summary.bytes) / 1e6))

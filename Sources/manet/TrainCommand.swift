@@ -12,14 +12,29 @@ struct TrainCommand: ParsableCommand {
         discussion: """
             Defaults are the paper's recipe: SGD lr 0.01, momentum 0.9, weight decay 1e-4, StepLR(15, 0.1), \
             batch 128, 100 epochs, beta 0.6, RandomResizedCrop(224) + flip. Log lines are those of the \
-            authors' main.py (stdout, and appended to --log); after each epoch the curves are drawn to \
-            <log>.svg and checkpoint.pb (latest) / model_best.pb are written to --checkpoint-dir.
+            authors' main.py (appended to --log, and on stdout); after each epoch the curves are drawn \
+            to <log>.svg and checkpoint.pb (latest) / model_best.pb are written to --checkpoint-dir. \
+            The run ends with a summary: best accuracy and its epoch, wall time, and where the log, \
+            the curves and the checkpoints are.
+
+            Runs never overwrite runs: without --checkpoint-dir each run gets a new folder \
+            runs/train-N (the first N not taken; with --resume, the checkpoint's own folder). A \
+            --checkpoint-dir (or --log) that holds another run's checkpoints or log is refused, \
+            naming the way on: `--resume <dir>/checkpoint.pb` to continue that run, --overwrite to \
+            replace it, or another folder. A refused run writes nothing.
+
+            Progress: on a terminal a live line shows the phase (epoch k of N, train or test), the \
+            step, images/s, elapsed time and ETA of the phase, and the loss and accuracy so far; long \
+            steps (building the model, the first batch, evaluation, checkpoint writes) say what they \
+            are doing. The live line never reaches the log file. When stdout is not a terminal, or \
+            with --plain, stdout gets the log lines only and the long steps go to stderr.
 
             Stopping and resuming: checkpoints are replaced atomically (temporary file, fsync, \
             rename, fsync of the folder), so a run killed at any moment leaves the previous \
             checkpoint.pb intact; `--resume <dir>/checkpoint.pb` continues from it, cuts the log \
             back to the length it had when that checkpoint was written and redoes the lost work, \
-            printing the same per-step losses as an uninterrupted run. Ctrl-C (SIGINT) stops after \
+            printing the same per-step losses as an uninterrupted run. Ctrl-C (SIGINT) is answered \
+            at once ("stopping after this step, Ctrl-C again to quit now"); the run stops after \
             the current step, writes checkpoint.pb with the position inside the epoch, prints how \
             to resume and exits with status 130; a second Ctrl-C exits at once, keeping the \
             previous checkpoint. A failed write (full disk, file-size limit) of the checkpoint, the \
@@ -30,6 +45,12 @@ struct TrainCommand: ParsableCommand {
             Paths: --log must be a file (a directory is refused), --checkpoint-dir a folder; a \
             class folder or image that is a symbolic link leading outside the dataset root is \
             refused with an error naming it.
+
+            EXAMPLES:
+              manet train --data data --width 8 --input-size 64 --epochs 14
+              manet train --data data --resume runs/train-1/checkpoint.pb --epochs 20
+              manet train --data data --init imported.pb --epochs 1 --lr 0.001
+              manet train --data data --checkpoint-dir runs/w8 --overwrite
             """)
 
     @Option(help: "Dataset root holding train/ and test/.") var data: String
@@ -50,7 +71,10 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Keep ImageFolder order (classes sorted, files sorted).") var noShuffle = false
     @Option(help: "Print a progress line every N steps.") var printFreq = 10
     @Option(help: "Log file the lines are appended to (default: <checkpoint-dir>/log.txt).") var log: String?
-    @Option(help: "Folder for checkpoint.pb and model_best.pb.") var checkpointDir = "checkpoints"
+    @Option(help: "Folder for checkpoint.pb, model_best.pb and the log (default: a new runs/train-N; with --resume, the checkpoint's folder).")
+    var checkpointDir: String?
+    @Flag(help: "Replace the checkpoints, log and curves an earlier run left in --checkpoint-dir.") var overwrite = false
+    @Flag(help: "No live progress line, even on a terminal (stdout gets the log lines only).") var plain = false
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Network input side in pixels (a multiple of 32, at least 64).") var inputSize = 224
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
@@ -74,25 +98,31 @@ struct TrainCommand: ParsableCommand {
         // A file-size limit (ulimit -f) must surface as EFBIG from write(), reported with the
         // file's name, instead of killing the process.
         signal(SIGXFSZ, SIG_IGN)
+        let display = TrainingDisplay(live: !plain && ProgressLine.stdoutIsTerminal)
+        let started = Date()
+        let folder: String
         do {
-            try train()
-        } catch let error as ExitCode {
-            throw error
+            folder = try train(display: display, started: started)
         } catch let TrainingError.interrupted(epoch, stepsDone, batches, checkpoint) {
+            display.clear()
             let error = TrainingError.interrupted(epoch: epoch, stepsDone: stepsDone, batches: batches, checkpoint: checkpoint)
             print("manet: \(error)")
             if let checkpoint {
-                print("manet: resume with: manet train \(resumeArguments(checkpoint: checkpoint))")
+                print("manet: resume with: manet train \(resumeArguments(checkpoint: checkpoint, folder: (checkpoint as NSString).deletingLastPathComponent))")
             }
             fflush(stdout)
-            throw ExitCode(130)
+            throw ExitCode(ExitStatus.interrupted)
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(2)
+            display.clear()
+            throw error
         }
+        _ = folder
     }
 
-    private func train() throws {
+    /// Trains and prints the end-of-run summary; returns the run's folder.
+    private func train(display: TrainingDisplay, started: Date) throws -> String {
+        // Everything that can refuse the run comes before anything is written, so that a refused
+        // run (a bad dataset, a mismatched --resume, a folder holding another run) leaves no file.
         let (trainSet, testSet) = try ImageFolderDataset.load(root: URL(fileURLWithPath: data))
         guard trainSet.classNames.count == numClasses else {
             throw TrainingError.invalidOption("\(data)/train has \(trainSet.classNames.count) class folders, but --num-classes is \(numClasses)")
@@ -100,12 +130,18 @@ struct TrainCommand: ParsableCommand {
         guard testSet.classFolders == trainSet.classFolders else {
             throw TrainingError.invalidOption("\(data): train/ and test/ have different class folders")
         }
-        try prepareFolder(checkpointDir)
-        for path in TrainingCheckpoint.removeStaleTemporaries(in: checkpointDir) {
-            print("note: removed \(path), left by a checkpoint write that was killed")
+        var resumed: TrainingCheckpoint?
+        if let resume {
+            let checkpoint = try CheckpointInput.read(resume, option: "--resume")
+            guard checkpoint.width == width, checkpoint.numClasses == numClasses else {
+                throw TrainingError.checkpointMismatch("\(resume) holds width \(checkpoint.width) with \(checkpoint.numClasses) classes; "
+                    + "this run asks for width \(width) with \(numClasses) classes (pass --width / --num-classes to match)")
+            }
+            resumed = checkpoint
         }
+        let checkpointDir = try runFolder()
         let logPath = log ?? (checkpointDir + "/log.txt")
-        let logWriter = try LogWriter(path: logPath)
+        try refuseClobbering(folder: checkpointDir, logPath: logPath)
 
         var options = TrainingOptions()
         options.recipe.learningRate = lr
@@ -126,17 +162,11 @@ struct TrainCommand: ParsableCommand {
         options.logPath = logPath
         options.checkpointDirectory = checkpointDir
         options.threads = threads
-        options.progressBar = ProgressBar.stdoutIsTerminal
 
         let trainer: Trainer
         var resumedLogLength: UInt64 = 0
-        if let resume {
-            let checkpoint = try TrainingCheckpoint.read(path: resume)
+        if let resume, let checkpoint = resumed {
             resumedLogLength = checkpoint.logLength
-            guard checkpoint.width == width, checkpoint.numClasses == numClasses else {
-                throw TrainingError.checkpointMismatch("\(resume) holds width \(checkpoint.width) with \(checkpoint.numClasses) classes; "
-                    + "this run asks for width \(width) with \(numClasses) classes (pass --width / --num-classes to match)")
-            }
             // A resumed run continues the stored recipe and generators; only the epoch count may grow.
             options.recipe = checkpoint.recipe
             options.recipe.epochs = epochs
@@ -146,6 +176,10 @@ struct TrainCommand: ParsableCommand {
             guard let generator = Xoshiro256(stateWords: checkpoint.generatorState) else {
                 throw TrainingError.invalidCheckpoint("\(resume): no generator state")
             }
+            guard checkpoint.epochsCompleted < epochs else {
+                throw TrainingError.invalidOption("\(resume) has already completed \(checkpoint.epochsCompleted) epochs; pass --epochs above that to continue")
+            }
+            display.status("building MA-Net (width \(width), \(numClasses) classes, \(options.inputSize) px) and loading \(resume)")
             let model = try MANetModel.build(numClasses: numClasses, width: width, inputSize: options.inputSize, seed: 0)
             trainer = try Trainer(model: consume model, options: options, classNames: trainSet.classNames,
                                   generator: generator, dataSeed: checkpoint.dataSeed)
@@ -154,13 +188,15 @@ struct TrainCommand: ParsableCommand {
                 throw TrainingError.invalidOption("\(resume) has already completed \(trainer.epochsCompleted) epochs; pass --epochs above that to continue")
             }
         } else {
+            display.status("building MA-Net (width \(width), \(numClasses) classes, \(inputSize) px)")
             trainer = try Trainer(options: options, classNames: trainSet.classNames)
             if let initFrom {
                 // A manet checkpoint, an ONNX export or a safetensors state_dict (see `manet import`);
                 // heads of another class count are re-initialised for --num-classes.
+                display.status("loading the weights of \(initFrom)")
                 let imported = try ModelImporter.importModel(
                     path: initFrom, options: ImportOptions(numClasses: numClasses, inputSize: inputSize, seed: seed))
-                for note in imported.notes { print("note: --init \(initFrom): \(note)") }
+                for note in imported.notes { display.note("note: --init \(initFrom): \(note)") }
                 try trainer.load(imported.checkpoint, resume: false)
             }
         }
@@ -178,11 +214,28 @@ struct TrainCommand: ParsableCommand {
                 throw TrainingError.checkpointMismatch("\(resume) stopped at step \(trainer.stepInEpoch) of epoch \(trainer.epochsCompleted), "
                     + "but \(data)/train makes only \(trainLoader.batchesPerEpoch) batches per epoch")
             }
-            // The lines after the checkpoint belong to work that is redone now.
-            if resumedLogLength > 0, try !logWriter.truncate(to: resumedLogLength) {
-                print("note: \(logPath) is shorter than when \(resume) was written; appending without cutting it back")
+        }
+
+        // From here on the run writes.
+        try prepareFolder(checkpointDir)
+        if overwrite && resume == nil {
+            for path in [checkpointDir + "/checkpoint.pb", checkpointDir + "/model_best.pb", logPath, Self.curvesPath(logPath)]
+            where Self.isRegularFile(path) {
+                try FileManager.default.removeItem(atPath: path)
             }
         }
+        for path in TrainingCheckpoint.removeStaleTemporaries(in: checkpointDir) {
+            display.note("note: removed \(path), left by a checkpoint write that was killed")
+        }
+        let logWriter = try LogWriter(path: logPath)
+        if resume != nil {
+            // The lines after the checkpoint belong to work that is redone now.
+            if resumedLogLength > 0, try !logWriter.truncate(to: resumedLogLength) {
+                display.note("note: \(logPath) is shorter than when \(resume!) was written; appending without cutting it back")
+            }
+        }
+        logWriter.clearLine = { display.clear() }
+        trainer.onProgress = { display.show($0) }
         trainer.stopRequested = { TrainingInterruption.isRequested }
         // Test hook (crash-safety tests only): slow every step down so that a signal can be aimed
         // at the middle of an epoch.
@@ -190,22 +243,79 @@ struct TrainCommand: ParsableCommand {
             trainer.onStep = { _, _, _ in usleep(delay * 1000) }
         }
         TrainingInterruption.installHandler()
+        display.note("manet: training \(trainSet.count) images (\(trainLoader.batchesPerEpoch) steps per epoch) to epoch \(epochs); "
+                     + "writing to \(checkpointDir)/")
         try trainer.run(train: trainLoader, test: testLoader, log: logWriter)
+        display.clear()
+
+        // The summary: what the user looks for when the run is over.
+        let wall = Date().timeIntervalSince(started)
+        let best = trainer.bestEpoch >= 0
+            ? "best accuracy \(PythonFormat.fixed(Double(trainer.bestAccuracy), decimals: 3))% at epoch \(trainer.bestEpoch)"
+            : "no epoch evaluated"
+        print("manet: done: \(best) (epochs 0-\(trainer.epochsCompleted - 1)), wall time \(ProgressLine.duration(wall))")
+        print("manet: log          \(logPath)")
+        print("manet: curves       \(Self.curvesPath(logPath))")
+        print("manet: checkpoints  \(checkpointDir)/checkpoint.pb (latest), \(checkpointDir)/model_best.pb (best)")
+        print("manet: next: manet evaluate \(shellQuoted(checkpointDir + "/model_best.pb")) --data \(shellQuoted(data))")
+        return checkpointDir
+    }
+
+    /// `--checkpoint-dir`, else the folder of the `--resume` checkpoint, else the first free
+    /// `runs/train-N` (not created here).
+    private func runFolder() throws -> String {
+        if let checkpointDir { return checkpointDir }
+        if let resume {
+            let folder = (resume as NSString).deletingLastPathComponent
+            return folder.isEmpty ? "." : folder
+        }
+        var n = 1
+        while FileManager.default.fileExists(atPath: "runs/train-\(n)") { n += 1 }
+        return "runs/train-\(n)"
+    }
+
+    /// Refuses a folder (or a --log file) that holds another run, unless this run continues it
+    /// (--resume of a checkpoint in that folder) or replaces it (--overwrite).
+    private func refuseClobbering(folder: String, logPath: String) throws {
+        if overwrite { return }
+        if let resume {
+            // Continuing in the checkpoint's own folder is the point of --resume.
+            let own = URL(fileURLWithPath: (resume as NSString).deletingLastPathComponent.isEmpty ? "." : (resume as NSString).deletingLastPathComponent)
+                .resolvingSymlinksInPath().path
+            if own == URL(fileURLWithPath: folder).resolvingSymlinksInPath().path { return }
+        }
+        var found = ["checkpoint.pb", "model_best.pb"].filter { Self.isRegularFile(folder + "/" + $0) }.map { folder + "/" + $0 }
+        if Self.isRegularFile(logPath), let size = try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int, size > 0 {
+            found.append(logPath)
+        }
+        guard !found.isEmpty else { return }
+        let checkpoint = folder + "/checkpoint.pb"
+        var ways: [String] = []
+        if Self.isRegularFile(checkpoint) { ways.append("`--resume \(shellQuoted(checkpoint))` continues it") }
+        ways.append("`--overwrite` replaces it")
+        ways.append(checkpointDir == nil ? "`--checkpoint-dir NEW` writes elsewhere" : "another --checkpoint-dir (or none: a new runs/train-N) keeps both")
+        throw CLIError("\(folder) holds another run (\(found.joined(separator: ", "))); refusing to overwrite it",
+                       hint: ways.joined(separator: "; "))
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Where the trainer draws the curves: `<log without extension>.svg`.
+    static func curvesPath(_ logPath: String) -> String {
+        (logPath as NSString).deletingPathExtension + ".svg"
     }
 
     /// The `manet train` arguments that continue from `checkpoint` (the recipe comes from it).
-    private func resumeArguments(checkpoint: String) -> String {
+    private func resumeArguments(checkpoint: String, folder: String) -> String {
         var args = ["--data", data, "--resume", checkpoint, "--epochs", String(epochs), "--width", String(width),
-                    "--num-classes", String(numClasses), "--checkpoint-dir", checkpointDir,
+                    "--num-classes", String(numClasses), "--checkpoint-dir", folder,
                     "--print-freq", String(printFreq), "--threads", String(threads)]
         if let log { args += ["--log", log] }
         if skipBadImages { args.append("--skip-bad-images") }
-        return args.map(Self.shellQuoted).joined(separator: " ")
-    }
-
-    private static func shellQuoted(_ s: String) -> String {
-        let plain = s.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
-        return plain && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return args.map(shellQuoted).joined(separator: " ")
     }
 
     /// Creates `path` if needed and proves it writable before hours of training depend on it.

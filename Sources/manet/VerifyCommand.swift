@@ -24,7 +24,7 @@ struct VerifyCommand: ParsableCommand {
 
         --against onnxruntime runs the model in onnxruntime (the tools venv's python: \
         $MANET_PYTHON or tools/.venv/bin/python, script tools/parity/ort_run.py) on seeded random \
-        inputs in [0, 1) -- symbolic dims take --batch -- or on the --reference inputs.
+        inputs in [0, 1) -- symbolic dims take --batch-size -- or on the --reference inputs.
 
         --plan picks what runs: by default the optimised plan `manet run` executes (BatchNorm \
         folded into convolutions, Conv+Relu and Add+Relu fused, Winograd 3x3 convolutions, \
@@ -33,6 +33,11 @@ struct VerifyCommand: ParsableCommand {
 
         Exit status: 0 all outputs pass, 1 some output is outside tolerance, 2 error (unreadable \
         model or tensor, missing outputs, input of the wrong shape or type, onnxruntime failure).
+
+        EXAMPLES:
+          manet verify model.onnx --against onnxruntime --batch-size 4
+          manet verify model.onnx --reference test_data --strict
+          manet verify model.onnx --against onnxruntime --save-reference ort_ref
         """)
 
     enum Against: String, ExpressibleByArgument, CaseIterable {
@@ -65,8 +70,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "The interpreter's plan to check: optimized (what `manet run` runs: BN folded, Conv+Relu and Add+Relu fused, Winograd, packed filters), as-written, or both (also compares the two).")
     var plan: PlanChoice = .optimized
 
-    @Option(help: "Size of symbolic dims (the batch) in generated inputs.")
-    var batch = 2
+    @Option(help: "Size of symbolic dims (the batch) in generated inputs (default 2).")
+    var batchSize: Int?
+
+    @Option(name: .customLong("batch"), help: .hidden)
+    var batchAlias: Int?
+
+    var batch: Int { batchSize ?? batchAlias ?? 2 }
 
     @Option(help: "Seed of generated inputs.")
     var seed: UInt64 = 0
@@ -93,7 +103,7 @@ struct VerifyCommand: ParsableCommand {
         if reference == nil && against == nil {
             throw ValidationError("give --reference DIR, or --against onnxruntime")
         }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch-size must be at least 1") }
         for (name, value) in [("--rtol", rtol), ("--atol", atol)] {
             if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(name) must be a finite number >= 0") }
         }

@@ -13,7 +13,7 @@ final class BenchProfileCLITests: XCTestCase {
     }
 
     func testTrainingProfileNamesForwardBackwardAndUpdate() throws {
-        let result = try runManet(["bench", "--train", "--width", "4", "--input-size", "64", "--batch", "2",
+        let result = try runManet(["bench", "--train", "--width", "4", "--input-size", "64", "--batch-size", "2",
                                    "--iterations", "1", "--warmup", "0", "--threads", "2", "--profile"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("training step, MA-Net width 4"), result.stdout)

@@ -154,7 +154,9 @@ final class CrashSafetyTests: XCTestCase {
             if !resume { try? FileManager.default.removeItem(atPath: log) }  // no checkpoint: start over
             let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             let epochsLogged = logText.components(separatedBy: "Current best accuracy").count - 1
-            let child = try ManetChild(run.arguments(dir: dir, resume: resume), environment: environment,
+            // Starting over replaces what the killed run left (a model_best.pb written just
+            // before the kill): --overwrite says so, as the refusal's hint asks.
+            let child = try ManetChild(run.arguments(dir: dir, resume: resume) + (resume ? [] : ["--overwrite"]), environment: environment,
                                        outputPrefix: run.root.file("killed-\(attempt)"))
             let aimed = kills % 4 == 3
             if aimed {
@@ -191,7 +193,7 @@ final class CrashSafetyTests: XCTestCase {
         // renamed into place) the final run starts over, so the killed run's lines go first.
         let finalResumes = FileManager.default.fileExists(atPath: latest)
         if !finalResumes { try? FileManager.default.removeItem(atPath: log) }
-        let final = try runManet(run.arguments(dir: dir, resume: finalResumes))
+        let final = try runManet(run.arguments(dir: dir, resume: finalResumes) + (finalResumes ? [] : ["--overwrite"]))
         removedTemporaries += final.stdout.components(separatedBy: "left by a checkpoint write that was killed").count - 1
         if final.status == 2 && final.stderr.contains("already completed") {
             try? FileManager.default.removeItem(atPath: latest)  // the chain was complete already

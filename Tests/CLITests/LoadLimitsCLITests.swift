@@ -40,9 +40,9 @@ final class LoadLimitsCLITests: XCTestCase {
         let image = folder.file("none.png")
         let commands: [(args: [String], prefix: String)] = [
             (["inspect", "--max-memory", "1M", model], "manet: error: "),
-            (["run", "--max-memory", "1M", model, "--input", image], "error: "),
-            (["verify", "--max-memory", "1m", model, "--reference", folder.path], "error: "),
-            (["bench", "--max-memory", "1MiB", model, "--iterations", "1"], "error: "),
+            (["run", "--max-memory", "1M", model, "--input", image], "manet: error: "),
+            (["verify", "--max-memory", "1m", model, "--reference", folder.path], "manet: error: "),
+            (["bench", "--max-memory", "1MiB", model, "--iterations", "1"], "manet: error: "),
         ]
         for (args, prefix) in commands {
             let result = try runManet(args)
@@ -56,7 +56,7 @@ final class LoadLimitsCLITests: XCTestCase {
         let result = try runManet(["inspect", "--max-memory", "4M", model])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("Parameters:  795,948 elements in 287 initializers"), result.stdout)
-        let bench = try runManet(["bench", "--max-memory", "1G", model, "--iterations", "1", "--warmup", "0", "--batch", "1", "--json"])
+        let bench = try runManet(["bench", "--max-memory", "1G", model, "--iterations", "1", "--warmup", "0", "--batch-size", "1", "--json"])
         XCTAssertEqual(bench.status, 0, bench.stderr)
         XCTAssertTrue(bench.stdout.contains("\"median_ms\""), bench.stdout)
     }
@@ -77,7 +77,7 @@ final class LoadLimitsCLITests: XCTestCase {
     func testTensorLargerThanTheFileIsRefused() throws {
         let tensor = ProtoBytes.tensor(name: "huge", dims: [1 << 20, 1 << 20], rawData: [UInt8](repeating: 0, count: 8))
         let path = try write("huge.onnx", ProtoBytes.model(graph: ProtoBytes.string(2, "g") + ProtoBytes.bytes(5, tensor)))
-        for (command, prefix) in [("inspect", "manet: error: "), ("bench", "error: ")] {
+        for (command, prefix) in [("inspect", "manet: error: "), ("bench", "manet: error: ")] {
             let result = try runManet([command, path])
             XCTAssertEqual(result.status, 2, result.stderr)
             XCTAssertEqual(result.stderr, "\(prefix)\(path): tensor 'huge': raw_data holds 8 bytes but dims need 4398046511104\n")
@@ -92,6 +92,6 @@ final class LoadLimitsCLITests: XCTestCase {
         let path = try write("nested10000.onnx", ProtoBytes.nestedModel(depth: 10_000))
         let r = try runManet(["run", path, "--input", folder.file("none.png")])
         XCTAssertEqual(r.status, 2, r.stderr)
-        XCTAssertEqual(r.stderr, "error: \(path): not an ONNX model: the bytes do not parse as an ONNX ModelProto (truncated, text, another format, or messages nested more than 256 levels deep)\n")
+        XCTAssertEqual(r.stderr, "manet: error: \(path): not an ONNX model: the bytes do not parse as an ONNX ModelProto (truncated, text, another format, or messages nested more than 256 levels deep)\n")
     }
 }

@@ -51,13 +51,13 @@ say "[1/9] synth: $n_train train / $n_test test images in $(ls "$DATA/train" | w
 t0=$(date +%s)
 "$MANET" train --data "$DATA" --width "$WIDTH" --input-size "$SIZE" --epochs "$EPOCHS" --no-augment \
   --batch-size "$BATCH" --lr "$LR" --step-size $((EPOCHS - 2 > 0 ? EPOCHS - 2 : 1)) --threads "$THREADS" \
-  --print-freq 5 --seed 1 --checkpoint-dir "$RUN" --log "$RUN/log.txt" >"$WORK/train.out"
+  --print-freq 5 --seed 1 --checkpoint-dir "$RUN" --log "$RUN/log.txt" --overwrite --plain >"$WORK/train.out"
 t1=$(date +%s)
 best=$(grep '^Current best accuracy: ' "$RUN/log.txt" | tail -1 | cut -d' ' -f4)
 say "[2/9] train: width $WIDTH, ${SIZE}x${SIZE}, $EPOCHS epochs in $((t1 - t0)) s; best test accuracy $best% (log $RUN/log.txt in the authors' format, curves $RUN/log.svg, checkpoints $RUN/{checkpoint,model_best}.pb) -> proves native training, logs and checkpoints"
 
 # 3. Evaluation of the best checkpoint, independently of the trainer's own validation.
-result=$("$MANET" evaluate --data "$DATA" --model "$RUN/model_best.pb" --threads "$THREADS" | tail -1)
+result=$("$MANET" evaluate "$RUN/model_best.pb" --data "$DATA" --threads "$THREADS" | grep "^accuracy " | tail -1)
 printf '%s\n' "$result" >"$WORK/evaluate.out"
 say "[3/9] evaluate: $result -> proves a checkpoint reloads into a model that reproduces the best epoch's accuracy"
 

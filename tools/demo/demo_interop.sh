@@ -34,7 +34,7 @@ say "[6/9] run: the exported ONNX in the interpreter classifies the test split a
 
 # 7. Verify: the interpreter against onnxruntime on generated inputs, then the BN-folded export
 # against onnxruntime's outputs of the unfolded one.
-"$MANET" verify "$ONNX/manet.onnx" --against onnxruntime --batch 4 --save-reference "$WORK/ort_reference" >"$WORK/verify_ort.out"
+"$MANET" verify "$ONNX/manet.onnx" --against onnxruntime --batch-size 4 --save-reference "$WORK/ort_reference" >"$WORK/verify_ort.out"
 "$MANET" verify "$ONNX/manet_folded.onnx" --reference "$WORK/ort_reference" >"$WORK/verify_folded.out"
 worst=$(grep -iE 'max abs' "$WORK/verify_ort.out" | head -2 | sed -E 's/[[:space:]]+/ /g' | paste -sd';' -)
 say "[7/9] verify: interpreter vs onnxruntime passes ($worst); BN-folded export vs onnxruntime passes -> proves the numbers survive export, folding and a second runtime"
@@ -45,6 +45,6 @@ say "[8/9] import: $ONNX/manet.onnx -> $WORK/imported.pb -> proves an ONNX file 
 
 # 9. Fine-tune the imported model for one epoch.
 "$MANET" train --data "$DATA" --init "$WORK/imported.pb" --width "$WIDTH" --input-size "$SIZE" --epochs 1 --no-augment --batch-size 32 --lr 0.001 \
-  --threads "$THREADS" --print-freq 1000 --seed 2 --checkpoint-dir "$WORK/finetune" --log "$WORK/finetune/log.txt" >"$WORK/finetune.out"
+  --threads "$THREADS" --print-freq 1000 --seed 2 --checkpoint-dir "$WORK/finetune" --log "$WORK/finetune/log.txt" --overwrite --plain >"$WORK/finetune.out"
 ft=$(grep '^ \* Accuracy' "$WORK/finetune/log.txt" | tail -1 | sed -E 's/^ \* Accuracy //')
 say "[9/9] fine-tune: one epoch from the imported model, test accuracy $ft% -> proves an imported model trains further"

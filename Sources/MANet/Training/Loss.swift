@@ -55,13 +55,23 @@ public struct MANetLoss {
 
     /// Top-1 hits; ties go to the lowest class index, as `torch.topk` does on CPU.
     public static func countCorrect(_ logits: [Float], classes k: Int, labels: [Int]) -> Int {
-        var correct = 0
-        for (i, label) in labels.enumerated() {
+        zip(topClasses(logits, classes: k, rows: labels.count), labels).filter { $0 == $1 }.count
+    }
+
+    /// The top-1 class of each of `rows` rows of `k` logits (ties: the lowest index).
+    public static func topClasses(_ logits: [Float], classes k: Int, rows: Int) -> [Int] {
+        (0..<rows).map { i in
             var best = 0
             for j in 1..<k where logits[i * k + j] > logits[i * k + best] { best = j }
-            if best == label { correct += 1 }
+            return best
         }
-        return correct
+    }
+
+    /// The classes the fused logits predict, row by row (what `correct` counts).
+    public func predictions(logitsLocal: Tensor, logitsGlobal: Tensor) -> [Int] {
+        let b = Float(beta), rest = Float(1 - beta)
+        let fused = zip(logitsLocal.floats, logitsGlobal.floats).map { b * $0 + rest * $1 }
+        return Self.topClasses(fused, classes: logitsLocal.shape[1], rows: logitsLocal.shape[0])
     }
 }
 

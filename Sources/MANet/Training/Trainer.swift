@@ -18,8 +18,6 @@ public struct TrainingOptions: Sendable {
     public var threads = ExecutionContext.defaultThreads
     /// Same bits run to run (needed for `--resume` to repeat an uninterrupted run exactly).
     public var deterministic = true
-    /// Draw a progress bar (only meaningful when stdout is a terminal).
-    public var progressBar = false
 
     public init() {}
 }
@@ -72,6 +70,10 @@ public final class Trainer {
     public private(set) var globalStep = 0
     /// Called after every training step with (epoch, step in epoch, loss): tests compare runs.
     public var onStep: ((Int, Int, Double) -> Void)?
+    /// Told what the run is doing: each training step and evaluation batch, and the long steps
+    /// (first batch, evaluation, checkpoint writes) before they start. The trainer prints nothing
+    /// of it; `manet train` draws a live line from it on a terminal.
+    public var onProgress: ((TrainingProgress) -> Void)?
     /// Called with each step's gradients (before weight decay) ahead of the update: parity tests.
     public var onGradients: (([String: Tensor]) -> Void)?
 
@@ -159,12 +161,13 @@ public final class Trainer {
     /// One pass over the training set from step `first` (a resumed epoch) with the epoch's meters,
     /// logging every `printFrequency` steps. Returns the steps done when `stopRequested` ended it
     /// early, nil when it finished.
-    func trainEpoch(_ epoch: Int, from first: Int, loader: BatchLoader, log: LogWriter, progress: ProgressBar?,
+    func trainEpoch(_ epoch: Int, from first: Int, loader: BatchLoader, log: LogWriter,
                     losses: inout AverageMeter, accuracy: inout AccuracyMeter) throws -> Int? {
         let reader = loader.epoch(epoch, fromBatch: first)
         defer { reader.cancel() }
         let batches = loader.batchesPerEpoch
         var i = first
+        onProgress?(.status("epoch \(epoch) (\(epoch + 1) of \(options.recipe.epochs)): reading the first batch and taking step \(first + 1) of \(batches)"))
         while let batch = try reader.next() {
             let result = try step(images: batch.images, labels: batch.labels, epoch: epoch, stepInEpoch: i)
             losses.update(Double(Float(result.loss)), count: batch.count)
@@ -174,7 +177,8 @@ public final class Trainer {
                 try log.write(LogLine.progress(prefix: LogLine.trainPrefix(epoch: epoch), batch: i, batches: batches,
                                                loss: losses, accuracy: accuracy))
             }
-            progress?.update(step: i + 1, of: batches, images: batch.count, label: "epoch \(epoch)")
+            onProgress?(.training(epoch: epoch, epochs: options.recipe.epochs, step: i + 1, steps: batches, images: batch.count,
+                                  loss: losses.average, accuracy: Double(accuracy.average)))
             i += 1
             if i < batches, stopRequested?() == true { return i }
         }
@@ -182,27 +186,35 @@ public final class Trainer {
     }
 
     /// Evaluation on `loader` (test transform, inference-mode BatchNormalization).
-    public func validate(loader: BatchLoader, log: LogWriter?, progress: ProgressBar? = nil) throws -> (loss: Double, accuracy: Float) {
-        try validate(loader: loader, log: log, progress: progress, stoppable: false)!
+    public func validate(loader: BatchLoader, log: LogWriter?, epoch: Int? = nil,
+                         onPredictions: ((_ labels: [Int], _ predicted: [Int]) -> Void)? = nil) throws -> (loss: Double, accuracy: Float) {
+        try validate(loader: loader, log: log, epoch: epoch, stoppable: false, onPredictions: onPredictions)!
     }
 
     /// As `validate`; with `stoppable`, returns nil as soon as `stopRequested` says so.
-    func validate(loader: BatchLoader, log: LogWriter?, progress: ProgressBar?, stoppable: Bool) throws -> (loss: Double, accuracy: Float)? {
+    /// `onPredictions` receives each batch's labels and predicted classes (argmax of the fused
+    /// logits, the prediction the accuracy counts).
+    func validate(loader: BatchLoader, log: LogWriter?, epoch: Int?, stoppable: Bool,
+                  onPredictions: ((_ labels: [Int], _ predicted: [Int]) -> Void)? = nil) throws -> (loss: Double, accuracy: Float)? {
         var losses = AverageMeter(), accuracy = AccuracyMeter()
         let reader = loader.epoch(0)
         defer { reader.cancel() }
         let batches = reader.batchCount
         var i = 0
+        onProgress?(.status((epoch.map { "epoch \($0) (\($0 + 1) of \(options.recipe.epochs)): " } ?? "")
+                            + "evaluating \(loader.dataset.count) test images in \(batches) batches"))
         while let batch = try reader.next() {
             if stoppable, stopRequested?() == true { return nil }
             let (local, global) = try predict(images: batch.images)
             let result = lossFunction.evaluate(logitsLocal: local, logitsGlobal: global, labels: batch.labels)
+            if let onPredictions { onPredictions(batch.labels, lossFunction.predictions(logitsLocal: local, logitsGlobal: global)) }
             losses.update(Double(Float(result.loss)), count: batch.count)
             accuracy.update(correct: result.correct, batchSize: batch.count)
             if i % options.printFrequency == 0 {
                 try log?.write(LogLine.progress(prefix: LogLine.testPrefix, batch: i, batches: batches, loss: losses, accuracy: accuracy))
             }
-            progress?.update(step: i + 1, of: batches, images: batch.count, label: "test")
+            onProgress?(.evaluating(epoch: epoch, epochs: options.recipe.epochs, step: i + 1, steps: batches, images: batch.count,
+                                    loss: losses.average, accuracy: Double(accuracy.average)))
             i += 1
         }
         try log?.write(LogLine.testAccuracy(accuracy.average))
@@ -218,8 +230,6 @@ public final class Trainer {
     /// uninterrupted run prints. When `stopRequested` turns true (SIGINT) the run stops after the
     /// current step, writes a checkpoint of that mid-epoch state and throws `interrupted`.
     public func run(train: BatchLoader, test: BatchLoader, log: LogWriter) throws {
-        let progress = options.progressBar ? ProgressBar() : nil
-        if let progress { log.clearLine = { progress.clear() } }
         let batches = train.batchesPerEpoch
         while epochsCompleted < options.recipe.epochs {
             let epoch = epochsCompleted
@@ -229,18 +239,15 @@ public final class Trainer {
             if stepInEpoch == 0 { try log.write(LogLine.learningRate(lr)) }
             var losses = epochLoss, accuracy = epochAccuracy
             if stepInEpoch < batches {
-                let stopped = try trainEpoch(epoch, from: stepInEpoch, loader: train, log: log, progress: progress,
+                let stopped = try trainEpoch(epoch, from: stepInEpoch, loader: train, log: log,
                                              losses: &losses, accuracy: &accuracy)
-                progress?.clear()
                 if let stopped { try stop(epoch: epoch, stepsDone: stopped, batches: batches, losses, accuracy, logLength: try log.length()) }
             }
             let trainedLength = try log.length()
-            guard let tested = try validate(loader: test, log: log, progress: progress, stoppable: true) else {
-                progress?.clear()
+            guard let tested = try validate(loader: test, log: log, epoch: epoch, stoppable: true) else {
                 try stop(epoch: epoch, stepsDone: batches, batches: batches, losses, accuracy, logLength: trainedLength)
             }
             let (testLoss, testAccuracy) = tested
-            progress?.clear()
             let isBest = testAccuracy > bestAccuracy || bestEpoch < 0
             if isBest {
                 bestAccuracy = max(testAccuracy, bestAccuracy)
@@ -259,6 +266,7 @@ public final class Trainer {
             // checkpoint records covers the whole epoch.
             try log.write(LogLine.epochTime(Date().timeIntervalSince(start)))
             if let dir = options.checkpointDirectory {
+                onProgress?(.status("epoch \(epoch) (\(epoch + 1) of \(options.recipe.epochs)): writing \(isBest ? "model_best.pb and " : "")checkpoint.pb"))
                 var checkpoint = try makeCheckpoint()
                 checkpoint.logLength = try log.length()
                 // Best first: a kill between the two leaves the previous latest checkpoint, whose
@@ -281,6 +289,7 @@ public final class Trainer {
         epochAccuracy = accuracy
         var path: String?
         if let dir = options.checkpointDirectory {
+            onProgress?(.status("stopping: writing checkpoint.pb"))
             var checkpoint = try makeCheckpoint()
             checkpoint.logLength = logLength
             path = dir + "/checkpoint.pb"
