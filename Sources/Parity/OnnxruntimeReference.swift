@@ -87,11 +87,13 @@ public enum OnnxruntimeReference {
         return candidates.first { fm.fileExists(atPath: $0 + "/" + relative) }
     }
 
-    /// Runs onnxruntime on the inputs in `inputFolder` and writes `output_K.pb` into `outputFolder`.
-    public static func run(model: String, inputFolder: String, outputFolder: String) throws {
+    /// Runs onnxruntime on the inputs in `inputFolder` and writes `output_K.pb` into `outputFolder`;
+    /// with `values`, also every intermediate value, from a copy of the model in which each one
+    /// is a graph output, as `<ReferenceData.fileStem(name)>.pb` named after the value.
+    public static func run(model: String, inputFolder: String, outputFolder: String, values: Bool = false) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try python())
-        process.arguments = [try script(), model, inputFolder, outputFolder]
+        process.arguments = [try script(), model, inputFolder, outputFolder] + (values ? ["--values"] : [])
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -110,7 +112,7 @@ public enum OnnxruntimeReference {
     }
 
     /// Generated (or given) inputs plus onnxruntime's outputs, as one reference set in `folder`.
-    public static func makeSet(model: String, inputs: [TensorData], folder: String) throws -> ReferenceSet {
+    public static func makeSet(model: String, inputs: [TensorData], folder: String, values: Bool = false) throws -> ReferenceSet {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (k, t) in inputs.enumerated() {
             let file = folder + "/input_\(k).pb"
@@ -120,7 +122,7 @@ public enum OnnxruntimeReference {
                 throw VerifyError(file: e.file, reason: e.reason)
             }
         }
-        try run(model: model, inputFolder: folder, outputFolder: folder)
+        try run(model: model, inputFolder: folder, outputFolder: folder, values: values)
         guard let set = try ReferenceData.load(folder).first else {
             throw VerifyError(file: folder, reason: "onnxruntime wrote no outputs")
         }

@@ -27,6 +27,11 @@ public struct ReferenceTensor {
     public var file: String
     /// Named as the TensorProto names it; `.npy` files carry no name (empty).
     public var data: TensorData
+
+    public init(file: String, data: TensorData) {
+        self.file = file
+        self.data = data
+    }
 }
 
 /// One test-data set: inputs and (possibly no) expected outputs, in file order.
@@ -34,6 +39,12 @@ public struct ReferenceSet {
     public var folder: String
     public var inputs: [ReferenceTensor]
     public var outputs: [ReferenceTensor]
+
+    public init(folder: String, inputs: [ReferenceTensor], outputs: [ReferenceTensor]) {
+        self.folder = folder
+        self.inputs = inputs
+        self.outputs = outputs
+    }
 }
 
 public enum ReferenceData {
@@ -58,7 +69,10 @@ public enum ReferenceData {
     /// The sets under `path`: its `test_data_set_N` folders, or `path` itself.
     /// `requireOutputs`: a set without any `output_K` file is an error (verify against a
     /// reference); without it, only inputs are read (inputs for onnxruntime or `manet run`).
-    public static func load(_ path: String, requireOutputs: Bool = true) throws -> [ReferenceSet] {
+    /// `readOutputs` (default: `requireOutputs`): read the `output_K` files that exist even when
+    /// none are required (`manet verify --layers`, where outputs are values like the others).
+    public static func load(_ path: String, requireOutputs: Bool = true, readOutputs: Bool? = nil) throws -> [ReferenceSet] {
+        let readOutputs = readOutputs ?? requireOutputs
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -75,12 +89,12 @@ public enum ReferenceData {
             return fm.fileExists(atPath: full, isDirectory: &dir) && dir.boolValue ? (n, full) : nil
         }.sorted { $0.0 < $1.0 }
         if !setFolders.isEmpty {
-            return try setFolders.map { try loadSet($0.1, requireOutputs: requireOutputs) }
+            return try setFolders.map { try loadSet($0.1, requireOutputs: requireOutputs, readOutputs: readOutputs) }
         }
         guard entries.contains(where: { numbered($0)?.kind == "input" }) else {
             throw VerifyError(file: path, reason: "no test_data_set_N folders and no input_K.pb or input_K.npy files")
         }
-        return [try loadSet(path, requireOutputs: requireOutputs)]
+        return [try loadSet(path, requireOutputs: requireOutputs, readOutputs: readOutputs)]
     }
 
     static func contents(_ path: String) throws -> [String] {
@@ -104,7 +118,38 @@ public enum ReferenceData {
         return nil
     }
 
-    static func loadSet(_ folder: String, requireOutputs: Bool) throws -> ReferenceSet {
+    /// The file name (without extension) under which a set folder holds the value `name` for
+    /// `manet verify --layers`: the name with every character outside [A-Za-z0-9._-] (and a
+    /// leading '.') replaced by '_', and `value_` before a name that reads as `input_K` or
+    /// `output_K`. tools/parity/ort_run.py writes the same.
+    public static func fileStem(_ name: String) -> String {
+        var stem = String(name.map { c -> Character in
+            c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-") ? c : "_"
+        })
+        if stem.hasPrefix(".") { stem = "_" + stem.dropFirst() }
+        if numbered(stem + ".pb") != nil { stem = "value_" + stem }
+        return stem
+    }
+
+    /// Intermediate values in a set folder: every `.pb` or `.npy` file that is not an
+    /// `input_K` or `output_K`, keyed by the name a `.pb` carries, else by its file name
+    /// without extension (compare `fileStem`). Two files giving the same key are an error.
+    public static func loadValues(_ folder: String) throws -> [String: ReferenceTensor] {
+        var found: [String: ReferenceTensor] = [:]
+        for name in try contents(folder) where numbered(name) == nil && (name.hasSuffix(".pb") || name.hasSuffix(".npy")) {
+            let file = (folder as NSString).appendingPathComponent(name)
+            let data = try loadTensor(file)
+            let stem = String(name.dropLast(name.hasSuffix(".pb") ? 3 : 4))
+            let key = data.name.isEmpty ? stem : data.name
+            if let other = found[key] {
+                throw VerifyError(file: file, reason: "gives value '\(key)', which \((other.file as NSString).lastPathComponent) already gives; keep one")
+            }
+            found[key] = ReferenceTensor(file: file, data: data)
+        }
+        return found
+    }
+
+    static func loadSet(_ folder: String, requireOutputs: Bool, readOutputs: Bool) throws -> ReferenceSet {
         var files: [String: [Int: String]] = ["input": [:], "output": [:]]
         for name in try contents(folder) {
             guard let (kind, index, _) = numbered(name) else { continue }
@@ -125,7 +170,7 @@ public enum ReferenceData {
             }
         }
         let inputs = try ordered("input")
-        let outputs = requireOutputs ? try ordered("output") : []
+        let outputs = requireOutputs || readOutputs ? try ordered("output") : []
         if requireOutputs && outputs.isEmpty {
             throw VerifyError(file: folder, reason: "no output_K.pb or output_K.npy files: nothing to compare with")
         }

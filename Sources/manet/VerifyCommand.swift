@@ -26,6 +26,19 @@ struct VerifyCommand: ParsableCommand {
         $MANET_PYTHON or tools/.venv/bin/python, script tools/parity/ort_run.py) on seeded random \
         inputs in [0, 1) -- symbolic dims take --batch-size -- or on the --reference inputs.
 
+        --layers compares every intermediate value, not only the graph outputs. With --against \
+        onnxruntime, onnxruntime runs a copy of the model in which every node output is a graph \
+        output; with --reference, each set folder holds, besides input_K (and output_K), one \
+        file per value: NAME.pb (a TensorProto named after the value) or NAME.npy, NAME being the \
+        value name with characters other than letters, digits, '.', '_' and '-' replaced by '_'. \
+        Values the reference lacks are listed as not compared, not as failures. The report lists \
+        every value in graph order (node, op, output, max abs and rel difference, err/tol: the \
+        worst element's difference in units of the tolerance, and the rtol it needs), names the \
+        first value outside tolerance with the step that computed it and each of its inputs' \
+        errors; with the optimised plan, values fusion removed are shown as fused into the step \
+        that absorbed them. --svg FILE draws err/tol along the graph. --max-memory also bounds \
+        the bytes of the values kept for the comparison.
+
         --plan picks what runs: by default the optimised plan `manet run` executes (BatchNorm \
         folded into convolutions, Conv+Relu and Add+Relu fused, Winograd 3x3 convolutions, \
         packed filters); as-written runs each node as the graph states it; both runs the two \
@@ -38,6 +51,8 @@ struct VerifyCommand: ParsableCommand {
           manet verify model.onnx --against onnxruntime --batch-size 4
           manet verify model.onnx --reference test_data --strict
           manet verify model.onnx --against onnxruntime --save-reference ort_ref
+          manet verify model.onnx --against onnxruntime --plan both
+          manet verify model.onnx --against onnxruntime --layers --svg errors.svg
         """)
 
     enum Against: String, ExpressibleByArgument, CaseIterable {
@@ -99,11 +114,18 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @Flag(help: "Compare every intermediate value, in graph order, and name the first node outside tolerance (with --against onnxruntime, or a --reference folder that also holds values named by ONNX value names, .pb or .npy).")
+    var layers = false
+
+    @Option(help: "With --layers: also draw the error along the graph into this SVG file.")
+    var svg: String?
+
     func validate() throws {
         if reference == nil && against == nil {
             throw ValidationError("give --reference DIR, or --against onnxruntime")
         }
         if batch < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if svg != nil && !layers { throw ValidationError("--svg draws the error along the graph: it needs --layers") }
         for (name, value) in [("--rtol", rtol), ("--atol", atol)] {
             if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(name) must be a finite number >= 0") }
         }
@@ -115,6 +137,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        if layers { return try runLayers() }
         let report: ParityReport
         do {
             report = try makeReport()
@@ -164,5 +187,77 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         return ParityReport(model: model, reference: referenceName, tolerance: tolerance, sets: results)
+    }
+
+    /// `--layers`: every intermediate value of each plan against its reference.
+    func runLayers() throws {
+        var reports: [LayerReport] = []
+        do {
+            reports = try makeLayerReports()
+            if let svg {
+                do {
+                    try LayerReport.svg(reports).write(toFile: svg, atomically: true, encoding: .utf8)
+                } catch {
+                    throw VerifyError(file: svg, reason: "cannot write: \(error.localizedDescription)")
+                }
+            }
+        } catch let e as VerifyError {
+            throw interopExit(2, e.description)
+        } catch let e as ONNXFormatError {
+            throw interopExit(2, e.description)
+        }
+        if json {
+            print(try LayerReport.json(reports))
+        } else {
+            print(reports.map { $0.text() }.joined(separator: "\n"), terminator: "")
+        }
+        if !reports.allSatisfy(\.passed) { throw ExitCode(1) }
+    }
+
+    func makeLayerReports() throws -> [LayerReport] {
+        let loaded = try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes)
+        let check = try ParityCheck(model: loaded, path: model)
+        let budget = maxMemory?.bytes ?? Int.max
+        var reports: [LayerReport] = []
+        if against == .onnxruntime {
+            let temporary = FileManager.default.temporaryDirectory
+                .appendingPathComponent("manet-verify-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: temporary) }
+            let inputSets: [[TensorData]]
+            if let reference {
+                inputSets = try ReferenceData.load(reference, requireOutputs: false).map { $0.inputs.map(\.data) }
+            } else {
+                inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
+            }
+            let base = saveReference ?? temporary
+            let referenceName = "onnxruntime" + (reference.map { " on the inputs of \($0)" } ?? " on random inputs (seed \(seed), batch \(batch))")
+            for (n, inputs) in inputSets.enumerated() {
+                // Ours first: a model whose values do not fit the budget stops before onnxruntime holds them all too.
+                let fed = ReferenceSet(folder: "onnxruntime set \(n)",
+                                       inputs: inputs.enumerated().map { ReferenceTensor(file: "input_\($0.offset)", data: $0.element) }, outputs: [])
+                let ours = try plan.variants.map { try check.run(fed, plan: $0, keeping: .all, keptBytesLimit: budget).values }
+                let folder = base + "/test_data_set_\(n)"
+                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder, values: true)
+                let (matched, unmatched) = try check.matchValues(set, values: try ReferenceData.loadValues(folder))
+                for (variant, values) in zip(plan.variants, ours) {
+                    reports.append(try check.compareLayers(ours: values, references: matched, unmatched: unmatched, plan: variant,
+                                                           set: saveReference == nil ? "onnxruntime set \(n)" : folder,
+                                                           reference: referenceName, tolerance: tolerance))
+                }
+            }
+        } else if let reference {
+            for set in try ReferenceData.load(reference, requireOutputs: false, readOutputs: true) {
+                let (matched, unmatched) = try check.matchValues(set, values: try ReferenceData.loadValues(set.folder))
+                if matched.isEmpty {
+                    throw VerifyError(file: set.folder, reason: "holds no tensor named after a value of the graph (NAME.pb or NAME.npy, see --help), so --layers has nothing to compare")
+                }
+                for variant in plan.variants {
+                    let ours = try check.run(set, plan: variant, keeping: .named(Set(matched.keys)), keptBytesLimit: budget).values
+                    reports.append(try check.compareLayers(ours: ours, references: matched, unmatched: unmatched, plan: variant,
+                                                           set: set.folder, reference: reference, tolerance: tolerance))
+                }
+            }
+        }
+        return reports
     }
 }
