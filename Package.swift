@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // MARK: - Public API
@@ -24,18 +25,21 @@ let package = Package(
         /// Reads and writes ONNX files (external data included), runs the ONNX checker and
         /// shape inference, through the C layer. The only Swift code that knows protobuf exists.
         .target(name: "ONNXFormat", dependencies: ["ONNXIR", "_CONNX"]),
+        /// PyTorch's `torch.save` files (zip archive and legacy stream) in and out, over a pickle
+        /// machine that executes nothing. Knows no model.
+        .target(name: "PyTorchFormat", dependencies: ["ONNXIR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         /// Tensors, operators (one file each: attributes, shapes, forward, backward), the
         /// operator registry and the graph executor.
         .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),
         /// MA-Net as an IR graph, its training (loss, SGD, StepLR, checkpoints, logs) and data
         /// (image folders, transforms, the synthetic dataset).
-        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "_CImageCodec"]),
+        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "PyTorchFormat", "Runtime", "_CImageCodec"]),
         /// Parity checks: reads reference tensors (ONNX test-data `.pb`, NumPy `.npy`), runs the
         /// interpreter and compares outputs as numpy.allclose does; onnxruntime as a reference.
         .target(name: "Parity", dependencies: ["ONNXIR", "ONNXFormat", "Runtime"]),
         /// The fuzz harness bodies: one function per untrusted-input loader (bytes in, errors
         /// swallowed), shared by the libFuzzer executables in `Fuzz/` and the replay test.
-        .target(name: "FuzzTargets", dependencies: ["ONNXIR", "ONNXFormat", "Runtime", "MANet", "Parity"]),
+        .target(name: "FuzzTargets", dependencies: ["ONNXIR", "ONNXFormat", "PyTorchFormat", "Runtime", "MANet", "Parity"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
@@ -77,6 +81,7 @@ let package = Package(
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "PyTorchFormatTests", dependencies: ["PyTorchFormat", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "TestSupport"]),

@@ -5,7 +5,7 @@
 //   swift build -c release --sanitize fuzzer --sanitize address
 import PackageDescription
 
-let targets = ["onnx", "checkpoint", "safetensors", "npy", "tensor", "image"]
+let targets = ["onnx", "checkpoint", "safetensors", "npy", "tensor", "image", "pth"]
 
 let package = Package(
     name: "manet-fuzz",

@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/.."
 dir=$1; seconds=$2; shift 2
-targets=${*:-onnx checkpoint safetensors npy tensor image}
+targets=${*:-onnx checkpoint safetensors npy tensor image pth}
 bin=$dir/build/release
 failed=()
 printf '%-12s %12s %8s %8s %8s  %s\n' target execs cov ft corpus result

@@ -9,9 +9,10 @@ import ONNXFormat
 import Runtime
 import MANet
 import Parity
+import PyTorchFormat
 
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case onnx, checkpoint, safetensors, npy, tensor, image
+    case onnx, checkpoint, safetensors, npy, tensor, image, pth
 
     /// Runs the harness for this target on `bytes`.
     public func run(_ bytes: [UInt8]) {
@@ -22,6 +23,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .npy: FuzzTargets.npy(bytes)
         case .tensor: FuzzTargets.tensor(bytes)
         case .image: FuzzTargets.image(bytes)
+        case .pth: FuzzTargets.pth(bytes)
         }
     }
 }
@@ -101,6 +103,26 @@ public enum FuzzTargets {
     /// safetensors reading.
     public static func safetensors(_ bytes: [UInt8]) {
         _ = try? Safetensors.parse(bytes)
+    }
+
+    /// torch.save reading (zip archive or legacy stream, the pickle machine), then every tensor
+    /// reachable from the root materialised, storages capped at 64 MiB in all.
+    public static func pth(_ bytes: [UInt8]) {
+        guard let file = try? TorchFile(bytes: bytes, limits: PyTorchReadLimits(maxBytes: 64 << 20)) else { return }
+        var pending: [(PickleValue, Int)] = [(file.root, 0)]
+        var visited = 0
+        while let (value, depth) = pending.popLast(), visited < 10_000 {
+            visited += 1
+            guard depth < 64 else { continue }
+            switch value {
+            case .tensor(let t): _ = try? file.tensorData(t, name: "t")
+            case .dict(let d): pending += d.entries.map { ($0.value, depth + 1) }
+            case .list(let l): pending += l.items.map { ($0, depth + 1) }
+            case .tuple(let t): pending += t.map { ($0, depth + 1) }
+            case .object(let o): pending += [(o.arguments, depth + 1)] + (o.state.map { [($0, depth + 1)] } ?? [])
+            default: break
+            }
+        }
     }
 
     /// NumPy `.npy` reading.

@@ -7,6 +7,7 @@ import Foundation
 import ONNXIR
 import MANet
 import Parity
+import PyTorchFormat
 
 extension FuzzTarget {
     /// The generated seeds of this target, as (file name, bytes).
@@ -27,6 +28,9 @@ extension FuzzTarget {
                                       testAccuracy: 50, seconds: 1)],
                 seed: 1, dataSeed: 2, generatorState: [1, 2, 3, 4], recipe: recipe)
             return [("small.ckpt", try checkpoint.encoded())]
+        case .pth:
+            let (pickle, _) = try TorchSave.pickle(.dict([(.string("state_dict"), .orderedDict([("w", .tensor(w)), ("n", .tensor(n))]))]))
+            return [("small_pickle.pkl", pickle)]
         case .safetensors:
             return [("small.safetensors", try SafetensorsWriter.serialize([w, b, n], metadata: ["format": "pt"]))]
         case .npy:

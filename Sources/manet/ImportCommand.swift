@@ -7,12 +7,15 @@ import MANet
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Turn a PyTorch-trained MA-Net (ONNX export or safetensors state_dict) into a trainable checkpoint.",
+        abstract: "Turn a PyTorch-trained MA-Net (ONNX export, safetensors or torch.save .pth) into a trainable checkpoint.",
         discussion: """
             SRC may be an ONNX file from either PyTorch exporter (BatchNormalization kept: mapped by \
             initializer name; folded into the convolutions: imported with identity BatchNorm layers \
             holding the folded bias), a safetensors state_dict (with or without DataParallel's \
-            `module.` prefix), or a manet checkpoint. Width and class count are read from the \
+            `module.` prefix), a torch.save file (.pth / .pth.tar, zip or legacy format: a state_dict at the \
+            top level or under state_dict, model, model_state_dict or net; storages tagged cuda:N are \
+            read on the CPU; nothing in the pickle is ever run: other objects are kept opaque and \
+            named), or a manet checkpoint. Width and class count are read from the \
             tensors' shapes. Every missing, unexpected or mis-shaped key is listed in one error. \
             With --num-classes different from the source's heads (12666 for the authors' MS-Celeb \
             pre-training, 8 for AffectNet-8), fc_1 and fc_2 are re-initialised as nn.Linear does.
@@ -23,17 +26,19 @@ struct ImportCommand: ParsableCommand {
               manet import state_dict.safetensors -o imported.pb --num-classes 7
             """)
 
-    @Argument(help: "The source: .onnx, .safetensors, or a manet checkpoint .pb.") var source: String
+    @Argument(help: "The source: .onnx, .safetensors, .pth / .pth.tar, or a manet checkpoint .pb.") var source: String
     @Option(name: .shortAndLong, help: "The checkpoint to write (.pb).") var output: String
     @Option(help: "Class count of the result (default: the source's; another count re-initialises the heads).") var numClasses: Int?
     @Option(help: "Stem width the source must have (default: read from conv1.weight).") var width: Int?
     @Option(help: "Input side stored in the checkpoint (default: the ONNX input's, else 224).") var inputSize: Int?
     @Option(help: "Seed for re-initialised heads and the checkpoint's generators.") var seed: UInt64 = 0
+    @Option(help: MemoryLimit.help) var maxMemory: MemoryLimit?
 
     func run() throws {
         do {
             try OutputPath.checkFile(output, what: "--output")
-            let options = ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed)
+            let options = ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed,
+                                        maxBytes: maxMemory?.bytes)
             let result = try ModelImporter.importModel(path: source, options: options)
             try result.checkpoint.write(to: output)
             let c = result.checkpoint

@@ -62,6 +62,7 @@ final class FuzzRegressionTests: XCTestCase {
     func testNPY() throws { try replay(.npy, minimumSeeds: 2) }
     func testTensor() throws { try replay(.tensor, minimumSeeds: 20) }
     func testImage() throws { try replay(.image, minimumSeeds: 3) }
+    func testPTH() throws { try replay(.pth, minimumSeeds: 10) }
 
     /// A Conv with a zero stride made libonnx's shape inference divide by zero (SIGFPE) in both
     /// the checker and `inferShapes`; the C layer now refuses it first, naming the node.

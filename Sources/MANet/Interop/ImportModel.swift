@@ -8,7 +8,7 @@ import ONNXIR
 /// or folded) or a safetensors `state_dict` into a `TrainingCheckpoint`.
 public enum ModelImporter {
     public enum SourceFormat: String, Sendable {
-        case checkpoint, onnx, safetensors
+        case checkpoint, onnx, safetensors, pth
     }
 
     /// Decides the format from the bytes first (safetensors' header, then the extension for the
@@ -21,18 +21,25 @@ public enum ModelImporter {
         let head = [UInt8](handle.readData(ofLength: 9))
         // safetensors: a little-endian u64 header length, then the JSON header's `{`.
         if head.count == 9, head[8] == UInt8(ascii: "{") { return .safetensors }
+        // torch.save: a zip archive (PyTorch >= 1.6) or a pickle stream (PROTO opcode) before it.
+        if head.starts(with: [0x50, 0x4b, 0x03, 0x04]) || head.starts(with: [0x80, 0x02]) { return .pth }
         let lower = path.lowercased()
+        if lower.hasSuffix(".pth") || lower.hasSuffix(".pth.tar") || lower.hasSuffix(".pt") { return .pth }
         if lower.hasSuffix(".safetensors") { return .safetensors }
         if lower.hasSuffix(".onnx") { return .onnx }
         if lower.hasSuffix(".pb") || lower.hasSuffix(".ckpt") { return .checkpoint }
         throw ImportError.unreadable(file: path, reason:
-            "cannot tell the format: name it .onnx (ONNX model), .safetensors (PyTorch state_dict) or .pb (manet checkpoint)")
+            "cannot tell the format: name it .onnx (ONNX model), .safetensors (PyTorch state_dict), .pth / .pth.tar (torch.save) or .pb (manet checkpoint)")
     }
 
     public static func importModel(path: String, options: ImportOptions = ImportOptions()) throws -> ImportResult {
         var notes: [String] = []
         var source: SourceStateDict
         switch try format(ofFile: path) {
+        case .pth:
+            let read = try PyTorchCheckpointReader.read(path: path, maxBytes: options.maxBytes)
+            source = read.0
+            notes += read.1
         case .safetensors:
             let tensors = try Safetensors.read(path: path)
             source = SourceStateDict(file: path, tensors: tensors.map { ($0.name, $0) }, carriesBatchCounters: true)

@@ -14,8 +14,12 @@ public struct ImportOptions: Sendable {
     public var inputSize: Int?
     /// Seed for re-initialised heads and for the checkpoint's generators.
     public var seed: UInt64 = 0
+    /// Refuse a source whose tensors need more than this many bytes, before reading them
+    /// (torch.save files; `nil`: no limit).
+    public var maxBytes: Int?
 
-    public init(numClasses: Int? = nil, width: Int? = nil, inputSize: Int? = nil, seed: UInt64 = 0) {
+    public init(numClasses: Int? = nil, width: Int? = nil, inputSize: Int? = nil, seed: UInt64 = 0, maxBytes: Int? = nil) {
+        self.maxBytes = maxBytes
         self.numClasses = numClasses
         self.width = width
         self.inputSize = inputSize
