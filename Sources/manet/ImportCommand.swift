@@ -24,6 +24,7 @@ struct ImportCommand: ParsableCommand {
             EXAMPLES:
               manet import model.onnx -o imported.pb
               manet import state_dict.safetensors -o imported.pb --num-classes 7
+              manet import Pretrained_on_MSCeleb.pth.tar -o start.pb --num-classes 7
             """)
 
     @Argument(help: "The source: .onnx, .safetensors, .pth / .pth.tar, or a manet checkpoint .pb.") var source: String
