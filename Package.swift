@@ -22,9 +22,13 @@ let package = Package(
 
         /// ONNX concepts as Swift value types: model, graph, node, attribute, tensor. No I/O.
         .target(name: "ONNXIR"),
+        /// One of each small helper the other targets share: the `{file, reason}` error, atomic
+        /// file writing (fsync, rename, fsync of the folder), the seeded generators (SplitMix64,
+        /// xoshiro256**) and the NumPy `.npy` codec.
+        .target(name: "ManetSupport", dependencies: ["ONNXIR"]),
         /// Reads and writes ONNX files (external data included), runs the ONNX checker and
         /// shape inference, through the C layer. The only Swift code that knows protobuf exists.
-        .target(name: "ONNXFormat", dependencies: ["ONNXIR", "_CONNX"]),
+        .target(name: "ONNXFormat", dependencies: ["ONNXIR", "ManetSupport", "_CONNX"]),
         /// PyTorch's `torch.save` files (zip archive and legacy stream) in and out, over a pickle
         /// machine that executes nothing. Knows no model.
         .target(name: "PyTorchFormat", dependencies: ["ONNXIR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
@@ -33,18 +37,18 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),
         /// MA-Net as an IR graph, its training (loss, SGD, StepLR, checkpoints, logs) and data
         /// (image folders, transforms, the synthetic dataset).
-        .target(name: "MANet", dependencies: ["ONNXIR", "ONNXFormat", "PyTorchFormat", "Runtime", "_CImageCodec"]),
+        .target(name: "MANet", dependencies: ["ONNXIR", "ManetSupport", "ONNXFormat", "PyTorchFormat", "Runtime", "_CImageCodec"]),
         /// Parity checks: reads reference tensors (ONNX test-data `.pb`, NumPy `.npy`), runs the
         /// interpreter and compares outputs as numpy.allclose does; onnxruntime as a reference.
-        .target(name: "Parity", dependencies: ["ONNXIR", "ONNXFormat", "Runtime"]),
+        .target(name: "Parity", dependencies: ["ONNXIR", "ManetSupport", "ONNXFormat", "Runtime"]),
         /// The fuzz harness bodies: one function per untrusted-input loader (bytes in, errors
         /// swallowed), shared by the libFuzzer executables in `Fuzz/` and the replay test.
-        .target(name: "FuzzTargets", dependencies: ["ONNXIR", "ONNXFormat", "PyTorchFormat", "Runtime", "MANet", "Parity"]),
+        .target(name: "FuzzTargets", dependencies: ["ONNXIR", "ManetSupport", "ONNXFormat", "PyTorchFormat", "Runtime", "MANet", "Parity"]),
         /// The `manet` command line.
         .executableTarget(
             name: "manet",
             dependencies: [
-                "ONNXIR", "ONNXFormat", "Runtime", "MANet", "Parity",
+                "ONNXIR", "ManetSupport", "ONNXFormat", "Runtime", "MANet", "Parity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -78,13 +82,14 @@ let package = Package(
         // MARK: - Unit test bundles
 
         .testTarget(name: "ONNXIRTests", dependencies: ["ONNXIR", "TestSupport"]),
+        .testTarget(name: "ManetSupportTests", dependencies: ["ManetSupport", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
-        .testTarget(name: "MANetTests", dependencies: ["MANet", "Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "MANetTests", dependencies: ["MANet", "ManetSupport", "Runtime", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "PyTorchFormatTests", dependencies: ["PyTorchFormat", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ManetSupport", "TestSupport"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "ManetSupport", "TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
         .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),
     ],

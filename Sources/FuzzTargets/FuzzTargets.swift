@@ -4,6 +4,7 @@
 // swallowed. A crash, trap, hang or leak is a defect in the loader.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import ONNXFormat
 import Runtime

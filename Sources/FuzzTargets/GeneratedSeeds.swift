@@ -1,9 +1,10 @@
 // Small valid inputs for the loaders that have no small committed fixture (a checkpoint, a JPEG,
 // PNGs of other colour types, safetensors and `.npy` of several dtypes), made with the toolkit's own
-// writers. `make fuzz` adds them to the seed corpus (MANET_FUZZ_SEEDS, see `Fuzz/`), and the
+// writers. `make fuzz` adds them to the seed corpus (see `Fuzz/run.sh`), and the
 // replay test runs them through the harnesses.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import MANet
 import Parity
@@ -54,10 +55,11 @@ extension FuzzTarget {
         }
     }
 
-    /// For the libFuzzer entry points: when MANET_FUZZ_SEEDS names a folder, writes this target's
-    /// generated seeds there (before libFuzzer reads its corpus folders).
-    public func writeGeneratedSeedsIfAsked() {
-        guard let folder = ProcessInfo.processInfo.environment["MANET_FUZZ_SEEDS"], !folder.isEmpty else { return }
+    /// For the libFuzzer entry points: writes this target's generated seeds into `folder` (before
+    /// libFuzzer reads its corpus folders); nothing when `folder` is nil or empty. The entry
+    /// points pass `$MANET_FUZZ_SEEDS` (see `Fuzz/run.sh`).
+    public func writeGeneratedSeeds(to folder: String?) {
+        guard let folder, !folder.isEmpty else { return }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for seed in try generatedSeeds() {

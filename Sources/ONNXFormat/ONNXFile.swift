@@ -1,6 +1,7 @@
 // The public entry points: load, save and serialize ONNX models and tensors; check; infer shapes.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import _CONNX
 
@@ -89,12 +90,12 @@ public enum ONNXFile {
             // No data file at all when every initializer is small enough to stay inline.
             if !order.isEmpty {
                 try writeAtomically(dataPath) { fd in
-                    for i in order { try writeAll(fd, initializers[i].bytes, file: dataPath) }
+                    for i in order { try AtomicFile.writeAll(initializers[i].bytes, to: fd, path: dataPath) }
                 }
             }
         }
         let bytes = try serialize(model, file: path, placement: { placements[$0] })
-        try writeAtomically(path) { fd in try writeAll(fd, bytes, file: path) }
+        try writeAtomically(path) { fd in try AtomicFile.writeAll(bytes, to: fd, path: path) }
     }
 
     /// The model as ONNX bytes with numbers in the typed fields (float_data, ...), not raw_data.
@@ -205,7 +206,7 @@ public enum ONNXFile {
     /// Writes one TensorProto atomically.
     public static func saveTensor(_ tensor: TensorData, to path: String) throws {
         let bytes = try serializeTensor(tensor, file: path)
-        try writeAtomically(path) { fd in try writeAll(fd, bytes, file: path) }
+        try writeAtomically(path) { fd in try AtomicFile.writeAll(bytes, to: fd, path: path) }
     }
 
     /// One TensorProto as bytes.
@@ -286,44 +287,14 @@ public enum ONNXFile {
         return bytes
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], file: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ONNXFormatError.unwritable(file: file, reason: "write failed: \(errnoText())") }
-            done += n
-        }
-    }
-
-    /// Writes through a temporary file in the same folder, fsyncs it and renames it over `path`,
-    /// so a reader sees either the old file or the complete new one, never a partial write.
+    /// Writes through `AtomicFile` (temporary file in the same folder, fsync, rename, fsync of the
+    /// folder), so a reader sees either the old file or the complete new one; errors as
+    /// `ONNXFormatError.unwritable`.
     static func writeAtomically(_ path: String, _ body: (Int32) throws -> Void) throws {
-        let folder = (path as NSString).deletingLastPathComponent
-        let dir = folder.isEmpty ? "." : folder
-        var template = Array((dir + "/." + (path as NSString).lastPathComponent + ".tmp-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw ONNXFormatError.unwritable(file: path, reason: "cannot create a temporary file in '\(dir)': \(errnoText())") }
-        let tmp = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
-        var open = true
         do {
-            try body(fd)
-            // mkstemp makes 0600 files; a model is an ordinary document.
-            _ = fchmod(fd, 0o644)
-            guard fsync(fd) == 0 else { throw ONNXFormatError.unwritable(file: path, reason: "fsync failed: \(errnoText())") }
-            open = false
-            guard close(fd) == 0 else { throw ONNXFormatError.unwritable(file: path, reason: "close failed: \(errnoText())") }
-            guard rename(tmp, path) == 0 else { throw ONNXFormatError.unwritable(file: path, reason: "rename failed: \(errnoText())") }
-        } catch {
-            if open { _ = close(fd) }
-            _ = unlink(tmp)
-            throw error
-        }
-        // Persist the rename itself.
-        let dfd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            _ = close(dfd)
+            try AtomicFile.write(to: path, body)
+        } catch let e as FileError {
+            throw ONNXFormatError.unwritable(file: path, reason: e.reason)
         }
     }
 }

@@ -1,6 +1,7 @@
 // Runs a model in the interpreter on reference inputs and compares every output: `manet verify`.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import Runtime
 
@@ -136,7 +137,7 @@ public struct ParityCheck {
         do {
             executor = try Executor(model: model, options: optimizations)
         } catch let e as RuntimeError {
-            throw VerifyError(file: path, reason: "the interpreter cannot run this model: \(e)")
+            throw FileError(file: path, reason: "the interpreter cannot run this model: \(e)")
         }
     }
 
@@ -151,19 +152,19 @@ public struct ParityCheck {
                 name = t.data.name
             } else {
                 guard k < candidates.count else {
-                    throw VerifyError(file: t.file, reason: "the model has \(candidates.count) graph \(what)(s) (\(candidates.joined(separator: ", "))), but this is \(what) \(k)")
+                    throw FileError(file: t.file, reason: "the model has \(candidates.count) graph \(what)(s) (\(candidates.joined(separator: ", "))), but this is \(what) \(k)")
                 }
                 name = candidates[k]
             }
             if let other = used[name] {
-                throw VerifyError(file: t.file, reason: "maps to graph \(what) '\(name)', which \(other) already gives")
+                throw FileError(file: t.file, reason: "maps to graph \(what) '\(name)', which \(other) already gives")
             }
             used[name] = (t.file as NSString).lastPathComponent
             pairs.append((name, t))
         }
         let missing = candidates.filter { used[$0] == nil }
         if !missing.isEmpty {
-            throw VerifyError(file: folder, reason: "no reference \(what) for graph \(what)(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) (\(tensors.count) \(what) file(s) for \(candidates.count) graph \(what)s)")
+            throw FileError(file: folder, reason: "no reference \(what) for graph \(what)(s) \(missing.map { "'\($0)'" }.joined(separator: ", ")) (\(tensors.count) \(what) file(s) for \(candidates.count) graph \(what)s)")
         }
         return pairs
     }
@@ -172,16 +173,16 @@ public struct ParityCheck {
     func checkInput(_ t: ReferenceTensor, against input: ValueInfo) throws {
         guard case .tensor(let elementType, let dims)? = input.type else { return }
         if let e = elementType, e != t.data.elementType {
-            throw VerifyError(file: t.file, reason: "element type \(t.data.elementType), but graph input '\(input.name)' is \(e)")
+            throw FileError(file: t.file, reason: "element type \(t.data.elementType), but graph input '\(input.name)' is \(e)")
         }
         if let dims {
             let shape = t.data.dims
             guard dims.count == shape.count else {
-                throw VerifyError(file: t.file, reason: "shape \(shape), but graph input '\(input.name)' has rank \(dims.count): \(dims)")
+                throw FileError(file: t.file, reason: "shape \(shape), but graph input '\(input.name)' has rank \(dims.count): \(dims)")
             }
             for (axis, (d, size)) in zip(dims, shape).enumerated() {
                 if case .fixed(let n) = d, n != size {
-                    throw VerifyError(file: t.file, reason: "shape \(shape), but graph input '\(input.name)' is \(dims) (dim \(axis): \(size) vs \(n))")
+                    throw FileError(file: t.file, reason: "shape \(shape), but graph input '\(input.name)' is \(dims) (dim \(axis): \(size) vs \(n))")
                 }
             }
         }
@@ -197,7 +198,7 @@ public struct ParityCheck {
             do {
                 feeds[name] = try Tensor(t.data)
             } catch let e as RuntimeError {
-                throw VerifyError(file: t.file, reason: "\(e)")
+                throw FileError(file: t.file, reason: "\(e)")
             }
         }
         return feeds
@@ -214,7 +215,7 @@ public struct ParityCheck {
         } catch RuntimeError.limitExceeded(let reason) {
             throw VerifyError(file: modelPath, reason: "the \(plan.rawValue) plan on \(set.folder): \(reason); the budget is the memory limit (--max-memory)")
         } catch let e as RuntimeError {
-            throw VerifyError(file: modelPath, reason: "running the \(plan.rawValue) plan on \(set.folder): \(e)")
+            throw FileError(file: modelPath, reason: "running the \(plan.rawValue) plan on \(set.folder): \(e)")
         }
     }
 

@@ -8,19 +8,9 @@
 // is an error naming the file, because guessing would compare the wrong tensors.
 
 import Foundation
+import ManetSupport
 import ONNXFormat
 import ONNXIR
-
-/// A problem with a user's file (model, reference folder, tensor): reported, exit code 2.
-public struct VerifyError: Error, Equatable, CustomStringConvertible {
-    public var file: String
-    public var reason: String
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-    public var description: String { "\(file): \(reason)" }
-}
 
 /// One tensor read from a reference file.
 public struct ReferenceTensor {
@@ -51,18 +41,14 @@ public enum ReferenceData {
     /// Reads `input_K` / `output_K` tensors from `.pb` or `.npy`.
     public static func loadTensor(_ path: String) throws -> TensorData {
         if path.hasSuffix(".npy") {
-            do {
-                var t = try NPY.read(path: path)
-                t.name = ""
-                return t
-            } catch let e as NPYError {
-                throw VerifyError(file: e.file, reason: e.reason)
-            }
+            var t = try NPY.read(path: path)
+            t.name = ""
+            return t
         }
         do {
             return try ONNXFile.loadTensor(path: path)
         } catch let e as ONNXFormatError {
-            throw VerifyError(file: e.file, reason: e.reason)
+            throw FileError(file: e.file, reason: e.reason)
         }
     }
 
@@ -76,10 +62,10 @@ public enum ReferenceData {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VerifyError(file: path, reason: "no such file or folder")
+            throw FileError(file: path, reason: "no such file or folder")
         }
         guard isDirectory.boolValue else {
-            throw VerifyError(file: path, reason: "is a file; --reference takes a folder of test_data_set_N folders or of input_K/output_K files")
+            throw FileError(file: path, reason: "is a file; --reference takes a folder of test_data_set_N folders or of input_K/output_K files")
         }
         let entries = try contents(path)
         let setFolders = entries.compactMap { name -> (Int, String)? in
@@ -92,7 +78,7 @@ public enum ReferenceData {
             return try setFolders.map { try loadSet($0.1, requireOutputs: requireOutputs, readOutputs: readOutputs) }
         }
         guard entries.contains(where: { numbered($0)?.kind == "input" }) else {
-            throw VerifyError(file: path, reason: "no test_data_set_N folders and no input_K.pb or input_K.npy files")
+            throw FileError(file: path, reason: "no test_data_set_N folders and no input_K.pb or input_K.npy files")
         }
         return [try loadSet(path, requireOutputs: requireOutputs, readOutputs: readOutputs)]
     }
@@ -101,7 +87,7 @@ public enum ReferenceData {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: path).sorted()
         } catch {
-            throw VerifyError(file: path, reason: "cannot list the folder")
+            throw FileError(file: path, reason: "cannot list the folder")
         }
     }
 
@@ -154,7 +140,7 @@ public enum ReferenceData {
         for name in try contents(folder) {
             guard let (kind, index, _) = numbered(name) else { continue }
             if let other = files[kind]![index] {
-                throw VerifyError(file: (folder as NSString).appendingPathComponent(name),
+                throw FileError(file: (folder as NSString).appendingPathComponent(name),
                                   reason: "both \(other) and \(name) give \(kind) \(index); keep one")
             }
             files[kind]![index] = name
@@ -163,7 +149,7 @@ public enum ReferenceData {
             let byIndex = files[kind]!
             return try (0..<byIndex.count).map { k in
                 guard let name = byIndex[k] else {
-                    throw VerifyError(file: folder, reason: "\(kind)_\(k).pb (or .npy) is missing, but \(kind)s up to \(byIndex.keys.max()!) exist")
+                    throw FileError(file: folder, reason: "\(kind)_\(k).pb (or .npy) is missing, but \(kind)s up to \(byIndex.keys.max()!) exist")
                 }
                 let file = (folder as NSString).appendingPathComponent(name)
                 return ReferenceTensor(file: file, data: try loadTensor(file))
@@ -172,7 +158,7 @@ public enum ReferenceData {
         let inputs = try ordered("input")
         let outputs = requireOutputs || readOutputs ? try ordered("output") : []
         if requireOutputs && outputs.isEmpty {
-            throw VerifyError(file: folder, reason: "no output_K.pb or output_K.npy files: nothing to compare with")
+            throw FileError(file: folder, reason: "no output_K.pb or output_K.npy files: nothing to compare with")
         }
         return ReferenceSet(folder: folder, inputs: inputs, outputs: outputs)
     }

@@ -1,18 +1,13 @@
 // The checkpoint C API: manet::Checkpoint (proto/checkpoint.proto) with tensors as onnx.TensorProto.
 
 #include "connx_checkpoint.h"
+#include "connx_errors.h"
 
 #include "checkpoint.pb.h"
 #include <onnx/onnx_pb.h>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <fcntl.h>
 #include <memory>
-#include <new>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 struct connx_checkpoint {
@@ -23,34 +18,11 @@ struct connx_checkpoint {
     std::vector<onnx::TensorProto> momentum;
 };
 
+using namespace connx_detail;
+
 namespace {
 
 constexpr uint32_t kFormatVersion = 1;
-
-connx_error *checkpoint_error(const std::string &message) {
-    // malloc, not new: connx_error_free releases with free().
-    auto *error = static_cast<connx_error *>(std::malloc(sizeof(connx_error)));
-    if (!error) return nullptr;
-    error->message = static_cast<char *>(std::malloc(message.size() + 1));
-    if (error->message) {
-        std::memcpy(error->message, message.data(), message.size());
-        error->message[message.size()] = 0;
-    }
-    return error;
-}
-
-template <typename Body>
-connx_error *guarded(const char *what, Body body) {
-    try {
-        return body();
-    } catch (const std::bad_alloc &) {
-        return checkpoint_error(std::string(what) + ": out of memory");
-    } catch (const std::exception &e) {
-        return checkpoint_error(std::string(what) + ": " + e.what());
-    } catch (...) {
-        return checkpoint_error(std::string(what) + ": unknown C++ exception");
-    }
-}
 
 std::vector<onnx::TensorProto> &list_of(connx_checkpoint *c, connx_checkpoint_list list) {
     return list == CONNX_CHECKPOINT_MOMENTUM ? c->momentum : c->state_dict;
@@ -81,10 +53,6 @@ std::string validate_tensor(const onnx::TensorProto &t) {
     return "";
 }
 
-std::string errno_text(const std::string &what, const std::string &path) {
-    return what + " " + path + ": " + std::strerror(errno);
-}
-
 }  // namespace
 
 extern "C" {
@@ -103,12 +71,12 @@ void connx_checkpoint_free(connx_checkpoint *checkpoint) { delete checkpoint; }
 connx_error *connx_checkpoint_parse(const void *bytes, size_t length, connx_checkpoint **out) {
     *out = nullptr;
     return guarded("parsing the checkpoint", [&]() -> connx_error * {
-        if (length > static_cast<size_t>(INT32_MAX)) return checkpoint_error("the checkpoint is larger than 2 GB");
+        if (length > static_cast<size_t>(INT32_MAX)) return make_error("the checkpoint is larger than 2 GB");
         auto c = std::unique_ptr<connx_checkpoint>(new connx_checkpoint());
         if (!c->message.ParseFromArray(bytes, static_cast<int>(length)))
-            return checkpoint_error("the bytes are not a manet checkpoint (protobuf parse failed)");
+            return make_error("the bytes are not a manet checkpoint (protobuf parse failed)");
         if (c->message.format_version() != kFormatVersion)
-            return checkpoint_error("format version " + std::to_string(c->message.format_version()) +
+            return make_error("format version " + std::to_string(c->message.format_version()) +
                                     " is not supported (this build reads version " + std::to_string(kFormatVersion) + ")");
         auto decode = [&](const google::protobuf::RepeatedPtrField<std::string> &field,
                           std::vector<onnx::TensorProto> &into, const char *what) -> std::string {
@@ -124,7 +92,7 @@ connx_error *connx_checkpoint_parse(const void *bytes, size_t length, connx_chec
         };
         std::string problem = decode(c->message.state_dict(), c->state_dict, "state_dict");
         if (problem.empty()) problem = decode(c->message.momentum_buffers(), c->momentum, "momentum_buffers");
-        if (!problem.empty()) return checkpoint_error(problem);
+        if (!problem.empty()) return make_error(problem);
         c->message.clear_state_dict();
         c->message.clear_momentum_buffers();
         *out = c.release();
@@ -140,105 +108,15 @@ connx_error *connx_checkpoint_serialize(const connx_checkpoint *checkpoint, conn
         for (const auto &t : checkpoint->state_dict) message.add_state_dict(t.SerializeAsString());
         for (const auto &t : checkpoint->momentum) message.add_momentum_buffers(t.SerializeAsString());
         size_t size = message.ByteSizeLong();
-        if (size > static_cast<size_t>(INT32_MAX)) return checkpoint_error("the checkpoint exceeds protobuf's 2 GB limit");
+        if (size > static_cast<size_t>(INT32_MAX)) return make_error("the checkpoint exceeds protobuf's 2 GB limit");
         auto *data = static_cast<uint8_t *>(std::malloc(size ? size : 1));
-        if (!data) return checkpoint_error("out of memory");
+        if (!data) return make_error("out of memory");
         if (!message.SerializeToArray(data, static_cast<int>(size))) {
             std::free(data);
-            return checkpoint_error("protobuf serialization failed");
+            return make_error("protobuf serialization failed");
         }
         out->data = data;
         out->length = size;
-        return nullptr;
-    });
-}
-
-connx_error *connx_checkpoint_read_file(const char *path, connx_checkpoint **out) {
-    *out = nullptr;
-    return guarded("reading the checkpoint", [&]() -> connx_error * {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return checkpoint_error(errno_text("cannot open", path));
-        std::string bytes;
-        char buffer[1 << 16];
-        for (;;) {
-            ssize_t n = read(fd, buffer, sizeof buffer);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                std::string message = errno_text("cannot read", path);
-                close(fd);
-                return checkpoint_error(message);
-            }
-            if (n == 0) break;
-            bytes.append(buffer, static_cast<size_t>(n));
-        }
-        close(fd);
-        connx_error *error = connx_checkpoint_parse(bytes.data(), bytes.size(), out);
-        if (error && error->message) {
-            std::string message = std::string(path) + ": " + error->message;
-            connx_error_free(error);
-            return checkpoint_error(message);
-        }
-        return error;
-    });
-}
-
-connx_error *connx_checkpoint_write_file(const connx_checkpoint *checkpoint, const char *path) {
-    return guarded("writing the checkpoint", [&]() -> connx_error * {
-        connx_bytes bytes{nullptr, 0};
-        if (connx_error *e = connx_checkpoint_serialize(checkpoint, &bytes)) return e;
-        std::string target(path);
-        std::string folder = ".";
-        size_t slash = target.rfind('/');
-        if (slash != std::string::npos) folder = slash == 0 ? "/" : target.substr(0, slash);
-        std::string temporary = target + ".tmp-" + std::to_string(getpid());
-        // O_NOFOLLOW: a symlink planted at the temporary name is refused, not written through.
-        int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0) {
-            connx_bytes_free(bytes);
-            return checkpoint_error(errno_text("cannot create", temporary));
-        }
-        size_t written = 0;
-        while (written < bytes.length) {
-            ssize_t n = write(fd, bytes.data + written, bytes.length - written);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                std::string message = errno_text("cannot write", temporary);
-                close(fd);
-                unlink(temporary.c_str());
-                connx_bytes_free(bytes);
-                return checkpoint_error(message);
-            }
-            written += static_cast<size_t>(n);
-        }
-        connx_bytes_free(bytes);
-        // fsync before rename: otherwise a crash can leave the new name pointing at an empty file.
-        if (fsync(fd) != 0 || close(fd) != 0) {
-            std::string message = errno_text("cannot flush", temporary);
-            unlink(temporary.c_str());
-            return checkpoint_error(message);
-        }
-        // Test hook (crash-safety tests only): widen the window between the complete temporary
-        // file and the rename so that a SIGKILL can be aimed at it.
-        if (const char *delay = std::getenv("MANET_TEST_CHECKPOINT_WRITE_DELAY_MS")) {
-            long ms = std::strtol(delay, nullptr, 10);
-            if (ms > 0 && ms <= 10000) usleep(static_cast<useconds_t>(ms) * 1000);
-        }
-        if (rename(temporary.c_str(), target.c_str()) != 0) {
-            std::string message = errno_text("cannot rename " + temporary + " to", target);
-            unlink(temporary.c_str());
-            return checkpoint_error(message);
-        }
-        // The rename itself is durable only once the folder's entry is on disk.
-        // A folder that cannot be opened or synced is reported: the new name may not survive a
-        // power loss (the previous checkpoint or the new one is there, never a torn file).
-        int dir = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir < 0) return checkpoint_error(errno_text("wrote the checkpoint but cannot open its folder to sync it:", folder));
-        if (fsync(dir) != 0 && errno != EINVAL) {
-            std::string message = errno_text("wrote the checkpoint but cannot sync its folder", folder);
-            close(dir);
-            return checkpoint_error(message);
-        }
-        close(dir);
         return nullptr;
     });
 }
@@ -373,7 +251,7 @@ connx_error *connx_checkpoint_get_tensor(const connx_checkpoint *c, connx_checkp
     std::memset(out, 0, sizeof *out);
     const auto &tensors = list_of(c, list);
     if (i >= tensors.size())
-        return checkpoint_error("tensor index " + std::to_string(i) + " out of range (" + std::to_string(tensors.size()) + " tensors)");
+        return make_error("tensor index " + std::to_string(i) + " out of range (" + std::to_string(tensors.size()) + " tensors)");
     const onnx::TensorProto &t = tensors[i];
     out->name = connx_str{t.name().data(), t.name().size()};
     out->data_type = t.data_type();
@@ -392,7 +270,7 @@ connx_error *connx_checkpoint_add_tensor(connx_checkpoint *c, connx_checkpoint_l
         for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
         t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
         std::string problem = validate_tensor(t);
-        if (!problem.empty()) return checkpoint_error(problem);
+        if (!problem.empty()) return make_error(problem);
         list_of(c, list).push_back(std::move(t));
         return nullptr;
     });

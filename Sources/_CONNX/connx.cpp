@@ -1,6 +1,7 @@
 // The C layer's implementation: the only code in the project that touches protobuf and libonnx.
 
 #include "connx.h"
+#include "connx_errors.h"
 
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
@@ -9,7 +10,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/stubs/logging.h>
 
 #include <climits>
 #include <cstdlib>
@@ -20,6 +20,7 @@
 #include <string>
 
 using namespace onnx;
+using namespace connx_detail;
 
 struct connx_model {
     ModelProto proto;
@@ -29,63 +30,6 @@ struct connx_tensor_file {
 };
 
 namespace {
-
-// Protobuf logs parse and size errors to stderr by default. We capture every log line in a
-// per-thread buffer instead, so the message reaches Swift inside the error value.
-thread_local std::string captured_log;
-
-void capture_log(google::protobuf::LogLevel, const char *, int, const std::string &message) {
-    if (!captured_log.empty()) captured_log += "; ";
-    captured_log += message;
-}
-
-void install_log_handler() {
-    static std::once_flag once;
-    std::call_once(once, [] { google::protobuf::SetLogHandler(&capture_log); });
-}
-
-connx_error *make_error(const std::string &message) {
-    // malloc, not new: allocation failure here must not throw out of a catch block.
-    auto *error = static_cast<connx_error *>(std::malloc(sizeof(connx_error)));
-    if (!error) return nullptr;  // out of memory: nothing better is possible
-    error->message = static_cast<char *>(std::malloc(message.size() + 1));
-    if (error->message) {
-        std::memcpy(error->message, message.data(), message.size());
-        error->message[message.size()] = 0;
-    }
-    return error;
-}
-
-// Error returned when even building an error fails (out of memory).
-connx_error *oom_error() {
-    static char text[] = "out of memory";
-    static connx_error error{text};
-    return &error;
-}
-
-connx_error *error_with_log(const std::string &message) {
-    std::string full = message;
-    if (!captured_log.empty()) full += " (protobuf: " + captured_log + ")";
-    connx_error *e = make_error(full);
-    return e ? e : oom_error();
-}
-
-// Runs `body`, turning every C++ exception (libonnx's ValidationError, protobuf's
-// FatalException, bad_alloc, anything else) into an error value.
-template <typename Body>
-connx_error *guarded(const char *what, Body body) {
-    install_log_handler();
-    captured_log.clear();
-    try {
-        return body();
-    } catch (const std::bad_alloc &) {
-        return error_with_log(std::string(what) + ": out of memory");
-    } catch (const std::exception &e) {
-        return error_with_log(std::string(what) + ": " + e.what());
-    } catch (...) {
-        return error_with_log(std::string(what) + ": unknown C++ exception");
-    }
-}
 
 // Same for the `add` functions that return a handle: NULL on any exception.
 template <typename T, typename Body>

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import MANet
+import ManetSupport
 import Runtime
 
 struct EvaluateCommand: ParsableCommand {

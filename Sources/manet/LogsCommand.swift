@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import ManetSupport
 import MANet
 
 struct LogsCommand: ParsableCommand {
@@ -46,9 +47,9 @@ struct LogsCommand: ParsableCommand {
         if let svg {
             let document = TrainingCurves.svg([runA] + (runB.map { [$0] } ?? []))
             do {
-                try document.write(toFile: svg, atomically: true, encoding: .utf8)
-            } catch {
-                throw interopExit(2, "\(svg): cannot write the SVG: \(error.localizedDescription)")
+                try AtomicFile.write(Array(document.utf8), to: svg)
+            } catch let e as FileError {
+                throw interopExit(2, "\(svg): cannot write the SVG: \(e.reason)")
             }
         }
 

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import ManetSupport
 import MANet
 import ONNXFormat
 import ONNXIR
@@ -64,11 +65,9 @@ struct RunCommand: ParsableCommand {
         do {
             classifier = try Classifier(model: try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes), path: model)
             predictions = try predict(classifier)
-        } catch let e as InferenceError {
+        } catch let e as FileError {
             throw interopExit(2, e.description)
         } catch let e as ONNXFormatError {
-            throw interopExit(2, e.description)
-        } catch let e as VerifyError {
             throw interopExit(2, e.description)
         }
         let shown = predictions.map { p -> Prediction in
@@ -104,21 +103,21 @@ struct RunCommand: ParsableCommand {
     /// Images under `folder`, recursively, sorted by path.
     func images(in folder: String) throws -> [String] {
         guard let walker = FileManager.default.enumerator(atPath: folder) else {
-            throw InferenceError(file: folder, reason: "cannot list the folder")
+            throw FileError(file: folder, reason: "cannot list the folder")
         }
         let extensions: Set<String> = ["jpg", "jpeg", "png"]
         let files = walker.compactMap { $0 as? String }
             .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
             .sorted()
             .map { (folder as NSString).appendingPathComponent($0) }
-        guard !files.isEmpty else { throw InferenceError(file: folder, reason: "holds no .jpg, .jpeg or .png image") }
+        guard !files.isEmpty else { throw FileError(file: folder, reason: "holds no .jpg, .jpeg or .png image") }
         return files
     }
 
     func predict(_ classifier: Classifier) throws -> [Prediction] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
-            throw InferenceError(file: input, reason: "no such file or folder")
+            throw FileError(file: input, reason: "no such file or folder")
         }
         let lower = input.lowercased()
         if !isDirectory.boolValue && (lower.hasSuffix(".npy") || lower.hasSuffix(".pb")) {
@@ -155,10 +154,10 @@ struct RunCommand: ParsableCommand {
         do {
             tensor = try Tensor(data)
         } catch let e as RuntimeError {
-            throw InferenceError(file: input, reason: "\(e)")
+            throw FileError(file: input, reason: "\(e)")
         }
         guard tensor.dtype == .float32 else {
-            throw InferenceError(file: input, reason: "holds \(data.elementType) values; images are float")
+            throw FileError(file: input, reason: "holds \(data.elementType) values; images are float")
         }
         // One sample without its batch dim gets one.
         if !classifier.inputDims.isEmpty, tensor.rank == classifier.inputDims.count - 1 {
@@ -166,11 +165,11 @@ struct RunCommand: ParsableCommand {
         }
         if !classifier.inputDims.isEmpty {
             guard tensor.rank == classifier.inputDims.count else {
-                throw InferenceError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims)")
+                throw FileError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims)")
             }
             for (axis, (d, n)) in zip(classifier.inputDims, tensor.shape).enumerated() {
                 if case .fixed(let expected) = d, expected != n {
-                    throw InferenceError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims) (dim \(axis): \(n) vs \(expected))")
+                    throw FileError(file: input, reason: "shape \(tensor.shape), but the model's input '\(classifier.inputName)' is \(classifier.inputDims) (dim \(axis): \(n) vs \(expected))")
                 }
             }
         }

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import MANet
+import ManetSupport
 import Runtime
 
 struct TrainCommand: ParsableCommand {
@@ -78,6 +79,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Network input side in pixels (a multiple of 32, at least 64).") var inputSize = 224
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
+    // Test hooks for the crash-safety tests (hidden from --help): slow every step, or every
+    // checkpoint write between its complete temporary file and the rename, so that a signal can
+    // be aimed at the middle of an epoch or of a write. At most 10 s each.
+    @Option(help: .hidden) var testStepDelayMs: UInt32 = 0
+    @Option(help: .hidden) var testCheckpointWriteDelayMs: UInt32 = 0
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
@@ -237,11 +243,9 @@ struct TrainCommand: ParsableCommand {
         logWriter.clearLine = { display.clear() }
         trainer.onProgress = { display.show($0) }
         trainer.stopRequested = { TrainingInterruption.isRequested }
-        // Test hook (crash-safety tests only): slow every step down so that a signal can be aimed
-        // at the middle of an epoch.
-        if let delay = ProcessInfo.processInfo.environment["MANET_TEST_STEP_DELAY_MS"].flatMap(UInt32.init), delay <= 10_000 {
-            trainer.onStep = { _, _, _ in usleep(delay * 1000) }
-        }
+        let stepDelay = min(testStepDelayMs, 10_000), writeDelay = min(testCheckpointWriteDelayMs, 10_000)
+        if stepDelay > 0 { trainer.onStep = { _, _, _ in usleep(stepDelay * 1000) } }
+        if writeDelay > 0 { trainer.beforeCheckpointRename = { usleep(writeDelay * 1000) } }
         TrainingInterruption.installHandler()
         display.note("manet: training \(trainSet.count) images (\(trainLoader.batchesPerEpoch) steps per epoch) to epoch \(epochs); "
                      + "writing to \(checkpointDir)/")

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import ManetSupport
 import ONNXFormat
 import ONNXIR
 import Parity
@@ -141,7 +142,7 @@ struct VerifyCommand: ParsableCommand {
         let report: ParityReport
         do {
             report = try makeReport()
-        } catch let e as VerifyError {
+        } catch let e as FileError {
             throw interopExit(2, e.description)
         } catch let e as ONNXFormatError {
             throw interopExit(2, e.description)
@@ -170,9 +171,10 @@ struct VerifyCommand: ParsableCommand {
                 inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
             }
             let base = saveReference ?? temporary
+            let runner = try Environment.onnxruntimeRunner()
             for (n, inputs) in inputSets.enumerated() {
                 let folder = base + "/test_data_set_\(n)"
-                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder)
+                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder, runner: runner)
                 for var result in try check.compare(set, tolerance: tolerance, plans: plan.variants) {
                     // A temporary folder is gone when the report is read: name the set instead.
                     if saveReference == nil { result.folder = "onnxruntime set \(n)" }
@@ -230,6 +232,7 @@ struct VerifyCommand: ParsableCommand {
                 inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
             }
             let base = saveReference ?? temporary
+            let runner = try Environment.onnxruntimeRunner()
             let referenceName = "onnxruntime" + (reference.map { " on the inputs of \($0)" } ?? " on random inputs (seed \(seed), batch \(batch))")
             for (n, inputs) in inputSets.enumerated() {
                 // Ours first: a model whose values do not fit the budget stops before onnxruntime holds them all too.
@@ -237,7 +240,7 @@ struct VerifyCommand: ParsableCommand {
                                        inputs: inputs.enumerated().map { ReferenceTensor(file: "input_\($0.offset)", data: $0.element) }, outputs: [])
                 let ours = try plan.variants.map { try check.run(fed, plan: $0, keeping: .all, keptBytesLimit: budget).values }
                 let folder = base + "/test_data_set_\(n)"
-                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder, values: true)
+                let set = try OnnxruntimeReference.makeSet(model: model, inputs: inputs, folder: folder, runner: runner, values: true)
                 let (matched, unmatched) = try check.matchValues(set, values: try ReferenceData.loadValues(folder))
                 for (variant, values) in zip(plan.variants, ours) {
                     reports.append(try check.compareLayers(ours: values, references: matched, unmatched: unmatched, plan: variant,

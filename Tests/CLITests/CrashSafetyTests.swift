@@ -3,6 +3,7 @@
 // uninterrupted run; a file-size limit is an error that leaves the previous checkpoint intact.
 
 import Foundation
+import ManetSupport
 import TestSupport
 import XCTest
 
@@ -80,21 +81,6 @@ final class ManetChild {
     }
 }
 
-/// splitmix64: the test's own seeded choice of kill moments.
-struct KillSchedule {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-        range.lowerBound + Double(next() >> 11) / Double(1 << 53) * (range.upperBound - range.lowerBound)
-    }
-}
-
 final class CrashSafetyTests: XCTestCase {
     nonisolated(unsafe) static var shared: TinyTrainingRun?
     nonisolated(unsafe) static var referenceLines: [String] = []
@@ -133,9 +119,9 @@ final class CrashSafetyTests: XCTestCase {
     func testKilledAtRandomMomentsResumesToTheSameLosses() throws {
         let dir = run.root.file("killed")
         let latest = dir + "/checkpoint.pb", log = dir + "/log.txt"
-        var schedule = KillSchedule(state: 20_261_127)
+        var schedule = SplitMix64(seed: 20_261_127)  // the test's own seeded choice of kill moments
         var kills = 0, aimedKills = 0, removedTemporaries = 0, checkpointSeen = false, attempt = 0, chains = 0
-        let environment = ["MANET_TEST_CHECKPOINT_WRITE_DELAY_MS": "150"]
+        let slowWrites = ["--test-checkpoint-write-delay-ms", "150"]
         let perEpoch = Self.referenceSeconds / Double(run.epochs)
         func temporaries() -> [String] { files(in: dir, prefix: "checkpoint.pb.tmp-") + files(in: dir, prefix: "model_best.pb.tmp-") }
         func removed(_ child: ManetChild) -> Int { child.stdout.components(separatedBy: "left by a checkpoint write that was killed").count - 1 }
@@ -156,7 +142,7 @@ final class CrashSafetyTests: XCTestCase {
             let epochsLogged = logText.components(separatedBy: "Current best accuracy").count - 1
             // Starting over replaces what the killed run left (a model_best.pb written just
             // before the kill): --overwrite says so, as the refusal's hint asks.
-            let child = try ManetChild(run.arguments(dir: dir, resume: resume) + (resume ? [] : ["--overwrite"]), environment: environment,
+            let child = try ManetChild(run.arguments(dir: dir, resume: resume) + (resume ? [] : ["--overwrite"]) + slowWrites,
                                        outputPrefix: run.root.file("killed-\(attempt)"))
             let aimed = kills % 4 == 3
             if aimed {
@@ -214,7 +200,7 @@ final class CrashSafetyTests: XCTestCase {
     func testSIGINTStopsAfterTheCurrentStepAndResumesExactly() throws {
         let dir = run.root.file("interrupted")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let slow = ["MANET_TEST_STEP_DELAY_MS": "150"]
+        let slow = ["--test-step-delay-ms", "150"]
         let log = dir + "/log.txt"
         func waitForLine(_ child: ManetChild, _ text: String) {
             let deadline = Date().addingTimeInterval(120)
@@ -223,7 +209,7 @@ final class CrashSafetyTests: XCTestCase {
         }
 
         // 1. One SIGINT after the second step of epoch 1 is logged.
-        let first = try ManetChild(run.arguments(dir: dir), environment: slow, outputPrefix: run.root.file("sigint-1"))
+        let first = try ManetChild(run.arguments(dir: dir) + slow, outputPrefix: run.root.file("sigint-1"))
         waitForLine(first, "Epoch: [1][1/6]")
         first.signal(SIGINT)
         let (status1, signalled1) = first.wait()
@@ -240,7 +226,7 @@ final class CrashSafetyTests: XCTestCase {
 
         // 2. Resume; two SIGINTs in quick succession during epoch 2: immediate exit.
         let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.pb"))
-        let second = try ManetChild(run.arguments(dir: dir, resume: true), environment: slow, outputPrefix: run.root.file("sigint-2"))
+        let second = try ManetChild(run.arguments(dir: dir, resume: true) + slow, outputPrefix: run.root.file("sigint-2"))
         waitForLine(second, "Epoch: [2][2/6]")
         second.signal(SIGINT)
         usleep(20_000)

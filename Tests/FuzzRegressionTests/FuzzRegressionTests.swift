@@ -3,6 +3,7 @@
 // every seed that `Fuzz/seeds.txt` selects, and the generated seeds. A regression crashes the test process.
 
 import Foundation
+import ManetSupport
 import XCTest
 import FuzzTargets
 import ONNXFormat

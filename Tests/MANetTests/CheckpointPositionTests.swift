@@ -2,6 +2,7 @@
 // step resumes with the same next batch and losses, the log is cut back, stale temporaries go.
 
 import Foundation
+import ManetSupport
 import XCTest
 import ONNXIR
 import Runtime

@@ -1,6 +1,7 @@
 // JPEG and PNG decoding through libjpeg-turbo/libpng: every PNG colour type to RGB, and bad files as errors that name the file.
 
 import Foundation
+import ManetSupport
 import XCTest
 import MANet
 

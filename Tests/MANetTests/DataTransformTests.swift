@@ -1,6 +1,7 @@
 // Resize against Pillow's own output, RandomResizedCrop's sampling rules, flip and ToTensor.
 
 import Foundation
+import ManetSupport
 import XCTest
 import MANet
 

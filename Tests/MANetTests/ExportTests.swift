@@ -2,6 +2,7 @@
 
 import Foundation
 @testable import MANet
+import ManetSupport
 import ONNXFormat
 import ONNXIR
 import Runtime

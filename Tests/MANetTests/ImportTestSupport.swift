@@ -2,6 +2,7 @@
 
 import Foundation
 import MANet
+import ManetSupport
 import ONNXFormat
 import Runtime
 import TestSupport

@@ -1,5 +1,6 @@
 // The MA-Net builder: state_dict names and shapes, graph interface, options and their errors.
 
+import ManetSupport
 import XCTest
 import ONNXIR
 @testable import MANet

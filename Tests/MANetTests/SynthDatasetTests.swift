@@ -1,6 +1,7 @@
 // The synthetic expression dataset: reproducible images, the image-folder layout it writes, and its refusal to overwrite.
 
 import Foundation
+import ManetSupport
 import XCTest
 import MANet
 

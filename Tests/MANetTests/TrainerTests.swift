@@ -1,6 +1,7 @@
 // The trainer end to end at small width: logs, checkpoints, exact resume, and the bad-input stops.
 
 import Foundation
+import ManetSupport
 import XCTest
 import ONNXIR
 import Runtime

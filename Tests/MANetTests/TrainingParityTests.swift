@@ -2,6 +2,7 @@
 // a full-width reference from tools/parity/training_parity_full.py when MANET_TRAINING_PARITY_DIR is set).
 
 import Foundation
+import ManetSupport
 import XCTest
 import ONNXIR
 import ONNXFormat

@@ -1,5 +1,6 @@
 // A small builder that emits ONNX IR nodes and initializers, parameters named as a PyTorch state_dict.
 
+import ManetSupport
 import ONNXIR
 
 /// Builds an ONNX graph (opset 17 forms) the way a PyTorch module tree reads: `scoped("layer1")

@@ -1,7 +1,8 @@
-// The trainer's checkpoint in Swift, encoded through the C layer (proto/checkpoint.proto).
+// The trainer's checkpoint in Swift; ONNXFormat's `CheckpointMessage` encodes it (proto/checkpoint.proto).
 
-import _CONNX
 import Foundation
+import ManetSupport
+import ONNXFormat
 import ONNXIR
 
 /// One finished epoch: what the curves and the checkpoint history keep.
@@ -96,179 +97,106 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     /// The state_dict entry called `name`.
     public func tensor(_ name: String) -> TensorData? { stateDict.first { $0.name == name } }
 
-    // MARK: - Encoding through the C layer
+    // MARK: - Encoding (through ONNXFormat's CheckpointMessage)
 
-    private static func take(_ error: UnsafeMutablePointer<connx_error>?) -> String? {
-        guard let error else { return nil }
-        defer { connx_error_free(error) }
-        return error.pointee.message.map { String(cString: $0) } ?? "out of memory"
+    /// The message this checkpoint is stored as.
+    var message: CheckpointMessage {
+        var m = CheckpointMessage()
+        m.width = width
+        m.numClasses = numClasses
+        m.inputSize = inputSize
+        m.beta = beta
+        m.classNames = classNames
+        m.stateDict = stateDict
+        m.momentumBuffers = momentumBuffers
+        m.epochsCompleted = epochsCompleted
+        m.learningRate = learningRate
+        m.bestAccuracy = bestAccuracy
+        m.bestEpoch = bestEpoch
+        m.history = history.map {
+            CheckpointMessage.Epoch(epoch: $0.epoch, learningRate: $0.learningRate, trainLoss: $0.trainLoss,
+                                    trainAccuracy: $0.trainAccuracy, testLoss: $0.testLoss,
+                                    testAccuracy: $0.testAccuracy, seconds: $0.seconds)
+        }
+        m.seed = seed
+        m.dataSeed = dataSeed
+        m.generatorState = generatorState
+        m.initialLearningRate = recipe.learningRate
+        m.momentum = recipe.momentum
+        m.weightDecay = recipe.weightDecay
+        m.stepSize = recipe.stepSize
+        m.gamma = recipe.gamma
+        m.batchSize = recipe.batchSize
+        m.epochs = recipe.epochs
+        m.augment = recipe.augment
+        m.shuffle = recipe.shuffle
+        m.stepInEpoch = stepInEpoch
+        m.lossValue = epochLoss.value
+        m.lossSum = epochLoss.sum
+        m.lossCount = epochLoss.count
+        m.accuracyValue = epochAccuracy.value
+        m.accuracySum = epochAccuracy.sum
+        m.accuracyCount = epochAccuracy.count
+        m.logLength = logLength
+        return m
     }
 
-    private func makeHandle() throws -> OpaquePointer {
-        var handle: OpaquePointer?
-        if let message = Self.take(connx_checkpoint_new(&handle)) { throw TrainingError.invalidCheckpoint(message) }
-        guard let handle else { throw TrainingError.invalidCheckpoint("out of memory") }
-        do {
-            var h = connx_checkpoint_header()
-            h.width = Int32(width)
-            h.num_classes = Int32(numClasses)
-            h.input_size = Int32(inputSize)
-            h.beta = beta
-            h.epochs_completed = Int32(epochsCompleted)
-            h.learning_rate = learningRate
-            h.best_accuracy = bestAccuracy
-            h.best_epoch = Int32(bestEpoch)
-            h.seed = seed
-            h.data_seed = dataSeed
-            let words = generatorState + [UInt64](repeating: 0, count: max(0, 4 - generatorState.count))
-            h.generator_state = (words[0], words[1], words[2], words[3])
-            h.initial_learning_rate = recipe.learningRate
-            h.momentum = recipe.momentum
-            h.weight_decay = recipe.weightDecay
-            h.step_size = Int32(recipe.stepSize)
-            h.gamma = recipe.gamma
-            h.batch_size = Int32(recipe.batchSize)
-            h.epochs = Int32(recipe.epochs)
-            h.augment = recipe.augment ? 1 : 0
-            h.shuffle = recipe.shuffle ? 1 : 0
-            h.step_in_epoch = Int32(stepInEpoch)
-            h.loss_value = epochLoss.value
-            h.loss_sum = epochLoss.sum
-            h.loss_count = Int64(epochLoss.count)
-            h.accuracy_value = epochAccuracy.value
-            h.accuracy_sum = epochAccuracy.sum
-            h.accuracy_count = Int64(epochAccuracy.count)
-            h.log_length = logLength
-            connx_checkpoint_set_header(handle, &h)
-            for name in classNames {
-                var bytes = Array(name.utf8)
-                bytes.withUnsafeMutableBufferPointer { b in
-                    b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(1, b.count)) {
-                        connx_checkpoint_add_class_name(handle, connx_str(data: $0, length: b.count))
-                    }
-                }
-                _ = bytes
-            }
-            for r in history {
-                var e = connx_checkpoint_epoch(epoch: Int32(r.epoch), learning_rate: r.learningRate,
-                                               train_loss: r.trainLoss, train_accuracy: r.trainAccuracy,
-                                               test_loss: r.testLoss, test_accuracy: r.testAccuracy, seconds: r.seconds)
-                connx_checkpoint_add_epoch(handle, &e)
-            }
-            try Self.add(stateDict, to: handle, list: CONNX_CHECKPOINT_STATE_DICT)
-            try Self.add(momentumBuffers, to: handle, list: CONNX_CHECKPOINT_MOMENTUM)
-        } catch {
-            connx_checkpoint_free(handle)
-            throw error
-        }
-        return handle
-    }
-
-    private static func add(_ tensors: [TensorData], to handle: OpaquePointer, list: connx_checkpoint_list) throws {
-        for t in tensors {
-            let nameBytes = Array(t.name.utf8) + [0]
-            let dims = t.dims.map(Int64.init) + [0]
-            let message: String? = nameBytes.withUnsafeBufferPointer { nameBuffer in
-                dims.withUnsafeBufferPointer { dimBuffer in
-                    t.bytes.withUnsafeBufferPointer { raw in
-                        nameBuffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: nameBuffer.count) { name in
-                            let rawPointer = UnsafeRawPointer(raw.baseAddress ?? UnsafePointer(nameBuffer.baseAddress!))
-                            var c = connx_checkpoint_tensor(
-                                name: connx_str(data: name, length: nameBuffer.count - 1),
-                                data_type: t.elementType.rawValue,
-                                dims: dimBuffer.baseAddress, rank: t.dims.count,
-                                raw: connx_str(data: rawPointer.assumingMemoryBound(to: CChar.self), length: raw.count))
-                            return take(connx_checkpoint_add_tensor(handle, list, &c))
-                        }
-                    }
-                }
-            }
-            if let message { throw TrainingError.invalidCheckpoint(message) }
-        }
-    }
-
-    private static func read(_ handle: OpaquePointer) throws -> TrainingCheckpoint {
-        var h = connx_checkpoint_header()
-        connx_checkpoint_get_header(handle, &h)
-        func string(_ s: connx_str) -> String {
-            guard let data = s.data else { return "" }
-            return String(decoding: UnsafeRawBufferPointer(start: data, count: s.length), as: UTF8.self)
-        }
-        let classNames = (0..<connx_checkpoint_class_name_count(handle)).map { string(connx_checkpoint_class_name(handle, $0)) }
-        let history = (0..<connx_checkpoint_epoch_count(handle)).map { i -> EpochRecord in
-            var e = connx_checkpoint_epoch()
-            connx_checkpoint_get_epoch(handle, i, &e)
-            return EpochRecord(epoch: Int(e.epoch), learningRate: e.learning_rate, trainLoss: e.train_loss,
-                               trainAccuracy: e.train_accuracy, testLoss: e.test_loss,
-                               testAccuracy: e.test_accuracy, seconds: e.seconds)
-        }
-        func tensors(_ list: connx_checkpoint_list) throws -> [TensorData] {
-            try (0..<connx_checkpoint_tensor_count(handle, list)).map { i in
-                var t = connx_checkpoint_tensor()
-                if let message = take(connx_checkpoint_get_tensor(handle, list, i, &t)) {
-                    throw TrainingError.invalidCheckpoint(message)
-                }
-                guard let type = ElementType(rawValue: t.data_type) else {
-                    throw TrainingError.invalidCheckpoint("tensor \(string(t.name)) has unknown type \(t.data_type)")
-                }
-                let dims = (0..<t.rank).map { Int(t.dims[$0]) }
-                let bytes = t.raw.data.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: t.raw.length)) } ?? []
-                return TensorData(name: string(t.name), elementType: type, dims: dims, bytes: bytes)
-            }
+    init(message m: CheckpointMessage) throws {
+        guard m.stepInEpoch >= 0, m.lossCount >= 0, m.accuracyCount >= 0 else {
+            throw TrainingError.invalidCheckpoint("negative epoch position (step \(m.stepInEpoch))")
         }
         var recipe = TrainingRecipe()
-        recipe.learningRate = h.initial_learning_rate
-        recipe.momentum = h.momentum
-        recipe.weightDecay = h.weight_decay
-        recipe.stepSize = Int(h.step_size)
-        recipe.gamma = h.gamma
-        recipe.batchSize = Int(h.batch_size)
-        recipe.epochs = Int(h.epochs)
-        recipe.augment = h.augment != 0
-        recipe.shuffle = h.shuffle != 0
-        let g = h.generator_state
-        guard h.step_in_epoch >= 0, h.loss_count >= 0, h.accuracy_count >= 0 else {
-            throw TrainingError.invalidCheckpoint("negative epoch position (step \(h.step_in_epoch))")
-        }
-        var checkpoint = TrainingCheckpoint(
-            width: Int(h.width), numClasses: Int(h.num_classes), inputSize: Int(h.input_size), beta: h.beta,
-            classNames: classNames, stateDict: try tensors(CONNX_CHECKPOINT_STATE_DICT),
-            momentumBuffers: try tensors(CONNX_CHECKPOINT_MOMENTUM), epochsCompleted: Int(h.epochs_completed),
-            learningRate: h.learning_rate, bestAccuracy: h.best_accuracy, bestEpoch: Int(h.best_epoch),
-            history: history, seed: h.seed, dataSeed: h.data_seed, generatorState: [g.0, g.1, g.2, g.3],
-            recipe: recipe)
-        checkpoint.stepInEpoch = Int(h.step_in_epoch)
-        checkpoint.epochLoss = AverageMeter(value: h.loss_value, sum: h.loss_sum, count: Int(h.loss_count))
-        checkpoint.epochAccuracy = AccuracyMeter(value: h.accuracy_value, sum: h.accuracy_sum, count: Int(h.accuracy_count))
-        checkpoint.logLength = h.log_length
-        return checkpoint
+        recipe.learningRate = m.initialLearningRate
+        recipe.momentum = m.momentum
+        recipe.weightDecay = m.weightDecay
+        recipe.stepSize = m.stepSize
+        recipe.gamma = m.gamma
+        recipe.batchSize = m.batchSize
+        recipe.epochs = m.epochs
+        recipe.augment = m.augment
+        recipe.shuffle = m.shuffle
+        self.init(width: m.width, numClasses: m.numClasses, inputSize: m.inputSize, beta: m.beta,
+                  classNames: m.classNames, stateDict: m.stateDict, momentumBuffers: m.momentumBuffers,
+                  epochsCompleted: m.epochsCompleted, learningRate: m.learningRate, bestAccuracy: m.bestAccuracy,
+                  bestEpoch: m.bestEpoch,
+                  history: m.history.map {
+                      EpochRecord(epoch: $0.epoch, learningRate: $0.learningRate, trainLoss: $0.trainLoss,
+                                  trainAccuracy: $0.trainAccuracy, testLoss: $0.testLoss,
+                                  testAccuracy: $0.testAccuracy, seconds: $0.seconds)
+                  },
+                  seed: m.seed, dataSeed: m.dataSeed, generatorState: m.generatorState, recipe: recipe)
+        stepInEpoch = m.stepInEpoch
+        epochLoss = AverageMeter(value: m.lossValue, sum: m.lossSum, count: m.lossCount)
+        epochAccuracy = AccuracyMeter(value: m.accuracyValue, sum: m.accuracySum, count: m.accuracyCount)
+        logLength = m.logLength
     }
 
     /// The serialized checkpoint message.
     public func encoded() throws -> [UInt8] {
-        let handle = try makeHandle()
-        defer { connx_checkpoint_free(handle) }
-        var out = connx_bytes()
-        if let message = Self.take(connx_checkpoint_serialize(handle, &out)) { throw TrainingError.invalidCheckpoint(message) }
-        defer { connx_bytes_free(out) }
-        return out.data.map { [UInt8](UnsafeBufferPointer(start: $0, count: out.length)) } ?? []
+        do {
+            return try message.encoded()
+        } catch let e as FileError {
+            throw TrainingError.invalidCheckpoint(e.reason)
+        }
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> TrainingCheckpoint {
-        var handle: OpaquePointer?
-        let message = bytes.withUnsafeBytes { take(connx_checkpoint_parse($0.baseAddress, $0.count, &handle)) }
-        if let message { throw TrainingError.invalidCheckpoint(message) }
-        guard let handle else { throw TrainingError.invalidCheckpoint("no result") }
-        defer { connx_checkpoint_free(handle) }
-        return try read(handle)
+        do {
+            return try TrainingCheckpoint(message: try CheckpointMessage.decode(bytes))
+        } catch let e as FileError {
+            throw TrainingError.invalidCheckpoint(e.reason)
+        }
     }
 
-    /// Writes atomically (temporary file, fsync, rename): a crash leaves the old file intact.
-    public func write(to path: String) throws {
-        let handle = try makeHandle()
-        defer { connx_checkpoint_free(handle) }
-        if let message = Self.take(connx_checkpoint_write_file(handle, path)) {
-            throw TrainingError.unwritablePath(path, message)
+    /// Writes atomically (`AtomicFile`: temporary file, fsync, rename, fsync of the folder): a
+    /// crash leaves the old file or the new one, never a torn file. `beforeRename` runs when the
+    /// temporary file is complete, just before the rename (tests stop a process there).
+    public func write(to path: String, beforeRename: (() -> Void)? = nil) throws {
+        let bytes = try encoded()
+        do {
+            try AtomicFile.write(bytes, to: path, beforeRename: beforeRename)
+        } catch let e as FileError {
+            throw TrainingError.unwritablePath(path, e.reason)
         }
     }
 
@@ -279,18 +207,8 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     /// leftover is harmless until then.
     @discardableResult
     public static func removeStaleTemporaries(in folder: String, names: [String] = ["checkpoint.pb", "model_best.pb"]) -> [String] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
-        var removed: [String] = []
-        let prefixes = names.map { $0 + ".tmp-" } + [writeProbePrefix]
-        for entry in entries {
-            for prefix in prefixes where entry.hasPrefix(prefix) {
-                guard let pid = Int32(entry.dropFirst(prefix.count)) else { continue }
-                if pid != getpid() && kill(pid, 0) == 0 { continue }  // a live writer's file
-                let path = folder + "/" + entry
-                if unlink(path) == 0 { removed.append(path) }
-            }
-        }
-        return removed
+        AtomicFile.staleFiles(in: folder, prefixes: names.map(AtomicFile.temporaryPrefix(for:)) + [writeProbePrefix])
+            .filter { unlink($0) == 0 }
     }
 
     /// Name prefix of the empty file `manet train` creates and removes to prove the checkpoint
@@ -298,10 +216,16 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     public static let writeProbePrefix = ".manet-write-test-"
 
     public static func read(path: String) throws -> TrainingCheckpoint {
-        var handle: OpaquePointer?
-        if let message = take(connx_checkpoint_read_file(path, &handle)) { throw TrainingError.invalidCheckpoint(message) }
-        guard let handle else { throw TrainingError.invalidCheckpoint("\(path): no result") }
-        defer { connx_checkpoint_free(handle) }
-        return try read(handle)
+        let bytes: [UInt8]
+        do {
+            bytes = try FileBytes.read(path)
+        } catch let e as FileError {
+            throw TrainingError.invalidCheckpoint(e.reason)
+        }
+        do {
+            return try TrainingCheckpoint(message: try CheckpointMessage.decode(bytes, file: path))
+        } catch let e as FileError {
+            throw TrainingError.invalidCheckpoint("\(path): \(e.reason)")
+        }
     }
 }

@@ -1,6 +1,7 @@
 // Turns an ImageFolderDataset into batches of [N,3,S,S] tensors and labels, decoded and augmented on a background thread ahead of the trainer.
 
 import Foundation
+import ManetSupport
 import Runtime
 
 /// One batch: images in [0, 1], planar, and their labels.

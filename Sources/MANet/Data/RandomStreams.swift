@@ -1,5 +1,7 @@
 // Data-side helpers on the project's Xoshiro256: derived streams per (seed, epoch, sample), unbiased integers, a stable shuffle.
 
+import ManetSupport
+
 extension Xoshiro256 {
     /// A generator for one stream of a family, e.g. (seed, epoch, sample index). Each key is
     /// mixed in turn through SplitMix64's finaliser, so (1, 2) and (2, 1) give unrelated streams
@@ -7,10 +9,7 @@ extension Xoshiro256 {
     public init(seed: UInt64, stream keys: UInt64...) {
         var mixed = seed
         for key in keys {
-            var z = (mixed ^ (key &* 0xD6E8_FEB8_6659_FD93)) &+ 0x9E37_79B9_7F4A_7C15
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            mixed = z ^ (z >> 31)
+            mixed = SplitMix64.mix((mixed ^ (key &* 0xD6E8_FEB8_6659_FD93)) &+ 0x9E37_79B9_7F4A_7C15)
         }
         self.init(seed: mixed)
     }

@@ -1,6 +1,7 @@
 // torchvision's image transforms on 8-bit RGB: Resize (PIL's antialiased bilinear), RandomResizedCrop, RandomHorizontalFlip, ToTensor.
 
 import Foundation
+import ManetSupport
 import Runtime
 
 /// A crop rectangle in pixels, named as torchvision's `get_params` returns it: (i, j, h, w).

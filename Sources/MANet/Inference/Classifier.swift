@@ -7,19 +7,9 @@
 // RAF-DB names when there are 7 classes, else the class indices.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import Runtime
-
-/// A problem with the model, an input file or an image: reported with exit code 2.
-public struct InferenceError: Error, Equatable, CustomStringConvertible {
-    public var file: String
-    public var reason: String
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-    public var description: String { "\(file): \(reason)" }
-}
 
 /// One input's prediction: every class with its probability, most probable first.
 public struct Prediction: Codable, Equatable, Sendable {
@@ -72,7 +62,7 @@ public final class Classifier {
         let initializers = Set(model.graph.initializers.map(\.name))
         let feeds = model.graph.inputs.filter { !initializers.contains($0.name) }
         guard feeds.count == 1, let input = feeds.first else {
-            throw InferenceError(file: path, reason: "expects one input tensor, the model has \(feeds.count): \(feeds.map(\.name).joined(separator: ", "))")
+            throw FileError(file: path, reason: "expects one input tensor, the model has \(feeds.count): \(feeds.map(\.name).joined(separator: ", "))")
         }
         inputName = input.name
         if case .tensor(_, let dims?)? = input.type { inputDims = dims } else { inputDims = [] }
@@ -80,7 +70,7 @@ public final class Classifier {
         let metadata = Dictionary(model.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
         if let text = metadata["beta"] {
             guard let b = Double(text.trimmingCharacters(in: .whitespaces)), b >= 0, b <= 1 else {
-                throw InferenceError(file: path, reason: "metadata beta '\(text)' is not a number in [0, 1]")
+                throw FileError(file: path, reason: "metadata beta '\(text)' is not a number in [0, 1]")
             }
             beta = b
         } else {
@@ -98,7 +88,7 @@ public final class Classifier {
             }
             let chosen = rank2.count == 1 ? rank2[0].name : (outputs.count == 1 ? outputs[0] : nil)
             guard let chosen else {
-                throw InferenceError(file: path, reason: "no 'probabilities' output, no 'logits_local' + 'logits_global', and no single [N, C] output among \(outputs.joined(separator: ", "))")
+                throw FileError(file: path, reason: "no 'probabilities' output, no 'logits_local' + 'logits_global', and no single [N, C] output among \(outputs.joined(separator: ", "))")
             }
             source = .softmax(output: chosen)
         }
@@ -106,7 +96,7 @@ public final class Classifier {
             executor = try Executor(model: model, options: optimizations)
             executor.freezeForInference()
         } catch let e as RuntimeError {
-            throw InferenceError(file: path, reason: "the interpreter cannot run this model: \(e)")
+            throw FileError(file: path, reason: "the interpreter cannot run this model: \(e)")
         }
     }
 
@@ -140,7 +130,7 @@ public final class Classifier {
         do {
             image = try ImageCodec.decode(contentsOf: URL(fileURLWithPath: file))
         } catch let e as DataError {
-            throw InferenceError(file: file, reason: "\(e)")
+            throw FileError(file: file, reason: "\(e)")
         }
         // The test pipeline draws no random numbers; the generator only fills its signature.
         var unused = Xoshiro256(seed: 0)
@@ -153,11 +143,11 @@ public final class Classifier {
         do {
             outputs = try executor.run(inputs: [inputName: batch])
         } catch let e as RuntimeError {
-            throw InferenceError(file: path, reason: "running the model: \(e)")
+            throw FileError(file: path, reason: "running the model: \(e)")
         }
         func rows(_ name: String) throws -> (Int, Int, [Float]) {
             guard let t = outputs[name], t.dtype == .float32, t.rank == 2 else {
-                throw InferenceError(file: path, reason: "output '\(name)' is not a float [N, C] tensor")
+                throw FileError(file: path, reason: "output '\(name)' is not a float [N, C] tensor")
             }
             return (t.shape[0], t.shape[1], t.floats)
         }
@@ -172,7 +162,7 @@ public final class Classifier {
             let (n, c, local) = try rows(localName)
             let (n2, c2, global) = try rows(globalName)
             guard n == n2, c == c2 else {
-                throw InferenceError(file: path, reason: "'\(localName)' [\(n), \(c)] and '\(globalName)' [\(n2), \(c2)] differ in shape")
+                throw FileError(file: path, reason: "'\(localName)' [\(n), \(c)] and '\(globalName)' [\(n2), \(c2)] differ in shape")
             }
             // Fused in float32 as the trainer's prediction is, then softmax in double.
             let b = Float(beta)

@@ -1,5 +1,6 @@
 // Matches a PyTorch state_dict (from any source) against MA-Net's keys and shapes and makes a trainable checkpoint.
 
+import ManetSupport
 import ONNXIR
 import Runtime
 

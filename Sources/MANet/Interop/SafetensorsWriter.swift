@@ -1,6 +1,7 @@
 // Writes tensors in the safetensors format, the reader's counterpart: header length, JSON header, packed data.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 
 /// Writes a safetensors file that `safetensors.torch.load_file` reads: tensors packed in the given
@@ -43,13 +44,13 @@ public enum SafetensorsWriter {
         return out
     }
 
-    /// Writes atomically (a temporary file in the same folder, then rename).
+    /// Writes atomically (`AtomicFile`: a temporary file in the same folder, fsync, rename).
     public static func write(_ tensors: [TensorData], metadata: [String: String] = [:], to path: String) throws {
         let bytes = try serialize(tensors, metadata: metadata)
         do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw SafetensorsError.invalid(file: path, reason: "cannot write: \(error.localizedDescription)")
+            try AtomicFile.write(bytes, to: path)
+        } catch let e as FileError {
+            throw SafetensorsError.invalid(file: path, reason: e.reason)
         }
     }
 

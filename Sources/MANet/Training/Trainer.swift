@@ -1,6 +1,7 @@
 // The training loop of the authors' main.py on the Executor: epochs, SGD steps, evaluation, best model, logs, checkpoints.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import Runtime
 
@@ -76,6 +77,10 @@ public final class Trainer {
     public var onProgress: ((TrainingProgress) -> Void)?
     /// Called with each step's gradients (before weight decay) ahead of the update: parity tests.
     public var onGradients: (([String: Tensor]) -> Void)?
+    /// Called inside every checkpoint write when the temporary file is complete, just before it is
+    /// renamed into place (`AtomicFile.write`'s `beforeRename`): crash-safety tests slow writes
+    /// down there to kill a run mid-write.
+    public var beforeCheckpointRename: (() -> Void)?
 
     /// A fresh run: builds MA-Net from `options` with weights drawn from the seed.
     public convenience init(options: TrainingOptions, classNames: [String]) throws {
@@ -271,8 +276,8 @@ public final class Trainer {
                 checkpoint.logLength = try log.length()
                 // Best first: a kill between the two leaves the previous latest checkpoint, whose
                 // resume redoes this epoch and writes both again.
-                if isBest { try checkpoint.write(to: dir + "/model_best.pb") }
-                try checkpoint.write(to: dir + "/checkpoint.pb")
+                if isBest { try checkpoint.write(to: dir + "/model_best.pb", beforeRename: beforeCheckpointRename) }
+                try checkpoint.write(to: dir + "/checkpoint.pb", beforeRename: beforeCheckpointRename)
             }
             if epochsCompleted < options.recipe.epochs, stopRequested?() == true {
                 throw TrainingError.interrupted(epoch: epochsCompleted, stepsDone: 0, batches: batches,
@@ -293,7 +298,7 @@ public final class Trainer {
             var checkpoint = try makeCheckpoint()
             checkpoint.logLength = logLength
             path = dir + "/checkpoint.pb"
-            try checkpoint.write(to: path!)
+            try checkpoint.write(to: path!, beforeRename: beforeCheckpointRename)
         }
         throw TrainingError.interrupted(epoch: epoch, stepsDone: stepsDone, batches: batches, checkpoint: path)
     }
@@ -312,36 +317,11 @@ public final class Trainer {
         }
         let svgPath = URL(fileURLWithPath: path).deletingPathExtension().path + ".svg"
         let svg = TrainingCurves.svg([TrainingLog(source: path, epochs: epochs)], title: "MA-Net training: \(URL(fileURLWithPath: path).lastPathComponent)")
-        if let reason = Self.writeAtomically(Array(svg.utf8), to: svgPath) {
-            throw TrainingError.unwritablePath(svgPath, "cannot write the curves: \(reason)")
+        do {
+            try AtomicFile.write(Array(svg.utf8), to: svgPath)
+        } catch let e as FileError {
+            throw TrainingError.unwritablePath(svgPath, "cannot write the curves: \(e.reason)")
         }
-    }
-
-    /// Writes `bytes` to `<path>.tmp-<pid>` and renames it over `path`; nil, or why it failed
-    /// (the temporary file is removed then, and `path` is as it was).
-    static func writeAtomically(_ bytes: [UInt8], to path: String) -> String? {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { return "cannot create \(temporary): \(String(cString: strerror(errno)))" }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(temporary)
-                return reason
-            }
-            written += n
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            return reason
-        }
-        return nil
     }
 
     // MARK: - Checkpoints

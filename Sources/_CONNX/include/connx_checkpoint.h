@@ -1,4 +1,5 @@
-// Plain C API over the trainer's checkpoint message (proto/checkpoint.proto): build, read, and write atomically.
+// Plain C API over the trainer's checkpoint message (proto/checkpoint.proto): build, parse, serialize. Files are
+// read and written (atomically) by the Swift side.
 //
 // Tensors cross as (name, ONNX data type, dims, raw little-endian bytes); inside the message each
 // is a serialized onnx.TensorProto. Errors are `connx_error *` values (see connx.h); no C++
@@ -83,12 +84,6 @@ void connx_checkpoint_free(connx_checkpoint *checkpoint);
 /// float or int64 type, and raw bytes matching its dims).
 connx_error *connx_checkpoint_parse(const void *bytes, size_t length, connx_checkpoint **out);
 connx_error *connx_checkpoint_serialize(const connx_checkpoint *checkpoint, connx_bytes *out);
-
-/// Reads and parses `path`.
-connx_error *connx_checkpoint_read_file(const char *path, connx_checkpoint **out);
-/// Writes to `path` atomically: a temporary file in the same folder, fsync, rename over `path`,
-/// fsync of the folder. On any failure `path` is left as it was.
-connx_error *connx_checkpoint_write_file(const connx_checkpoint *checkpoint, const char *path);
 
 void connx_checkpoint_get_header(const connx_checkpoint *checkpoint, connx_checkpoint_header *out);
 void connx_checkpoint_set_header(connx_checkpoint *checkpoint, const connx_checkpoint_header *header);

@@ -1,6 +1,7 @@
 // A small anti-aliased rasteriser: shapes as signed distance functions, drawn through an affine pose onto a float RGB canvas.
 
 import Foundation
+import ManetSupport
 
 /// A 2-D point or vector.
 public struct Point2: Sendable, Equatable {

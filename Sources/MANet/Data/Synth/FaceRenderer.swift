@@ -1,6 +1,7 @@
 // Draws one posed face with given facial actions, identity and occluders, over a cluttered background, then degrades it like a photo.
 
 import Foundation
+import ManetSupport
 
 /// Everything random about one synthetic photo besides the expression: who, where, and what is
 /// in the way. Drawn from the image's own generator so each image is reproducible alone.

@@ -1,5 +1,7 @@
 // Facial-action intensities (loosely FACS action units) and the seven expression prototypes the synthetic dataset samples around.
 
+import ManetSupport
+
 /// How far each facial action is engaged. 0 is a relaxed face, except `eyeOpen` where 1 is a
 /// relaxed eye (above 1 wide, below 1 narrowed, near 0 closed). Ranges are soft: samples
 /// overshoot them a little.

@@ -1,6 +1,8 @@
 // Writes the procedural seven-class expression dataset (train/0..6, test/0..6 as JPEG), seeded image by image.
 
 import Foundation
+import ManetSupport
+import ONNXIR
 
 /// The procedural expression dataset behind `manet synth`: faces drawn from facial-action
 /// prototypes of RAF-DB's seven classes (see `FacialActions`), posed, occluded, lit and
@@ -126,12 +128,12 @@ public enum SyntheticDataset {
                 let count = perClass * classCount
                 let pixels = Array(thumbnails.pixels[(offset * side * side * 3)..<((offset + count) * side * side * 3)])
                 let labels = jobs[offset..<(offset + count)].map { Int64($0.label) }
-                let files = [("\(split.rawValue)_pixels_\(side).npy", NumpyFile.encode(uint8: pixels, shape: [count, side, side, 3])),
-                             ("\(split.rawValue)_labels.npy", NumpyFile.encode(int64: labels, shape: [count]))]
-                for (name, data) in files {
-                    let url = root.appendingPathComponent(name)
-                    do { try data.write(to: url) } catch {
-                        throw DataError.unreadable(path: url.path, reason: "cannot write: \((error as NSError).localizedDescription)")
+                let files = [("\(split.rawValue)_pixels_\(side).npy", TensorData(elementType: .uint8, dims: [count, side, side, 3], bytes: pixels)),
+                             ("\(split.rawValue)_labels.npy", TensorData(dims: [count], int64s: labels))]
+                for (name, tensor) in files {
+                    let path = root.appendingPathComponent(name).path
+                    do { try NPY.write(tensor, to: path) } catch let e as FileError {
+                        throw DataError.unreadable(path: path, reason: e.reason)
                     }
                 }
                 offset += count

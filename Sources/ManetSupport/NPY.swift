@@ -11,17 +11,6 @@
 import Foundation
 import ONNXIR
 
-/// Why a `.npy` file was refused.
-public struct NPYError: Error, Equatable, CustomStringConvertible {
-    public var file: String
-    public var reason: String
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-    public var description: String { "\(file): \(reason)" }
-}
-
 public enum NPY {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
@@ -53,7 +42,7 @@ public enum NPY {
     /// Reads the `.npy` file at `path`; the tensor is named after the file (without `.npy`).
     public static func read(path: String) throws -> TensorData {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw NPYError(file: path, reason: "cannot read the file")
+            throw FileError(file: path, reason: "cannot read the file")
         }
         var tensor = try decode([UInt8](data), file: path)
         tensor.name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
@@ -62,7 +51,7 @@ public enum NPY {
 
     /// Decodes `.npy` bytes; `file` names them in errors.
     public static func decode(_ bytes: [UInt8], file: String = "<npy>") throws -> TensorData {
-        func fail(_ reason: String) -> NPYError { NPYError(file: file, reason: reason) }
+        func fail(_ reason: String) -> FileError { FileError(file: file, reason: reason) }
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw fail("not a .npy file (bad magic: expected \\x93NUMPY)")
         }
@@ -140,10 +129,10 @@ public enum NPY {
     /// Encodes a tensor as a version 1 `.npy` (version 2 when the header needs more than 64 KiB).
     public static func encode(_ tensor: TensorData, file: String = "<npy>") throws -> [UInt8] {
         guard let descr = code(tensor.elementType) else {
-            throw NPYError(file: file, reason: "element type \(tensor.elementType) has no .npy encoding here")
+            throw FileError(file: file, reason: "element type \(tensor.elementType) has no .npy encoding here")
         }
         guard let byteCount = ShapeMath.byteCount(tensor.dims, tensor.elementType), byteCount == tensor.bytes.count else {
-            throw NPYError(file: file, reason: "tensor bytes (\(tensor.bytes.count)) disagree with dims \(tensor.dims)")
+            throw FileError(file: file, reason: "tensor bytes (\(tensor.bytes.count)) disagree with dims \(tensor.dims)")
         }
         // A 1-tuple needs its trailing comma in Python: (3,).
         let shape = tensor.dims.count == 1 ? "(\(tensor.dims[0]),)" : "(" + tensor.dims.map(String.init).joined(separator: ", ") + ")"
@@ -159,12 +148,9 @@ public enum NPY {
         return out + header + tensor.bytes
     }
 
-    /// Writes `tensor` to `path` as `.npy`.
+    /// Writes `tensor` to `path` as `.npy`, atomically.
     public static func write(_ tensor: TensorData, to path: String) throws {
-        let bytes = try encode(tensor, file: path)
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-            throw NPYError(file: path, reason: "cannot write the file")
-        }
+        try AtomicFile.write(try encode(tensor, file: path), to: path)
     }
 }
 

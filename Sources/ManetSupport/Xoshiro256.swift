@@ -8,15 +8,8 @@ public struct Xoshiro256: RandomNumberGenerator, Equatable, Sendable {
     public private(set) var state: (UInt64, UInt64, UInt64, UInt64)
 
     public init(seed: UInt64) {
-        var s = seed
-        func splitMix() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (splitMix(), splitMix(), splitMix(), splitMix())
+        var s = SplitMix64(seed: seed)
+        state = (s.next(), s.next(), s.next(), s.next())
     }
 
     /// Restores a generator from `stateWords` (as saved in a checkpoint). An all-zero state
