@@ -2,6 +2,7 @@
 // first node whose output leaves the tolerance, with its inputs' errors.
 
 import Foundation
+import ManetSupport
 import ONNXIR
 import Runtime
 
@@ -141,7 +142,7 @@ extension ParityCheck {
             guard let t = values[stem], t.data.name.isEmpty else { continue }
             let owners = byStem[stem] ?? []
             if owners.count > 1 {
-                throw VerifyError(file: t.file, reason: "its name fits values \(owners.map { "'\($0)'" }.joined(separator: " and ")) of the graph, whose file names collide; give them as .pb files, whose TensorProto carries the value's name")
+                throw FileError(file: t.file, reason: "its name fits values \(owners.map { "'\($0)'" }.joined(separator: " and ")) of the graph, whose file names collide; give them as .pb files, whose TensorProto carries the value's name")
             }
             matched[name] = t
             used.insert(stem)

@@ -213,7 +213,7 @@ public struct ParityCheck {
             let run = try executor.run(inputs: feeds, plan: plan, keeping: keeping, keptBytesLimit: keptBytesLimit)
             return (run.outputs.mapValues { $0.tensorData() }, run.values)
         } catch RuntimeError.limitExceeded(let reason) {
-            throw VerifyError(file: modelPath, reason: "the \(plan.rawValue) plan on \(set.folder): \(reason); the budget is the memory limit (--max-memory)")
+            throw FileError(file: modelPath, reason: "the \(plan.rawValue) plan on \(set.folder): \(reason); the budget is the memory limit (--max-memory)")
         } catch let e as RuntimeError {
             throw FileError(file: modelPath, reason: "running the \(plan.rawValue) plan on \(set.folder): \(e)")
         }

@@ -128,7 +128,7 @@ public enum ReferenceData {
             let stem = String(name.dropLast(name.hasSuffix(".pb") ? 3 : 4))
             let key = data.name.isEmpty ? stem : data.name
             if let other = found[key] {
-                throw VerifyError(file: file, reason: "gives value '\(key)', which \((other.file as NSString).lastPathComponent) already gives; keep one")
+                throw FileError(file: file, reason: "gives value '\(key)', which \((other.file as NSString).lastPathComponent) already gives; keep one")
             }
             found[key] = ReferenceTensor(file: file, data: data)
         }

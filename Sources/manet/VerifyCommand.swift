@@ -197,13 +197,9 @@ struct VerifyCommand: ParsableCommand {
         do {
             reports = try makeLayerReports()
             if let svg {
-                do {
-                    try LayerReport.svg(reports).write(toFile: svg, atomically: true, encoding: .utf8)
-                } catch {
-                    throw VerifyError(file: svg, reason: "cannot write: \(error.localizedDescription)")
-                }
+                try AtomicFile.write(Array(LayerReport.svg(reports).utf8), to: svg)
             }
-        } catch let e as VerifyError {
+        } catch let e as FileError {
             throw interopExit(2, e.description)
         } catch let e as ONNXFormatError {
             throw interopExit(2, e.description)
@@ -252,7 +248,7 @@ struct VerifyCommand: ParsableCommand {
             for set in try ReferenceData.load(reference, requireOutputs: false, readOutputs: true) {
                 let (matched, unmatched) = try check.matchValues(set, values: try ReferenceData.loadValues(set.folder))
                 if matched.isEmpty {
-                    throw VerifyError(file: set.folder, reason: "holds no tensor named after a value of the graph (NAME.pb or NAME.npy, see --help), so --layers has nothing to compare")
+                    throw FileError(file: set.folder, reason: "holds no tensor named after a value of the graph (NAME.pb or NAME.npy, see --help), so --layers has nothing to compare")
                 }
                 for variant in plan.variants {
                     let ours = try check.run(set, plan: variant, keeping: .named(Set(matched.keys)), keptBytesLimit: budget).values
