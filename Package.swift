@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "ONNXFormat", dependencies: ["ONNXIR", "ManetSupport", "_CONNX"]),
         /// PyTorch's `torch.save` files (zip archive and legacy stream) in and out, over a pickle
         /// machine that executes nothing. Knows no model.
-        .target(name: "PyTorchFormat", dependencies: ["ONNXIR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "PyTorchFormat", dependencies: ["ONNXIR", "ManetSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         /// Tensors, operators (one file each: attributes, shapes, forward, backward), the
         /// operator registry and the graph executor.
         .target(name: "Runtime", dependencies: ["ONNXIR", "Kernels"]),

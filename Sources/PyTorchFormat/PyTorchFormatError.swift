@@ -1,16 +1,9 @@
 // Why a torch.save file cannot be read: one case, naming the file, the entry or opcode, and the reason.
 
-public struct PyTorchFormatError: Error, Equatable, CustomStringConvertible {
-    public var file: String
-    public var reason: String
+import ManetSupport
 
-    public init(file: String, reason: String) {
-        self.file = file
-        self.reason = reason
-    }
-
-    public var description: String { "\(file): \(reason)" }
-}
+/// The project's one `{file, reason}` error (`ManetSupport.FileError`), under this module's name.
+public typealias PyTorchFormatError = FileError
 
 /// What the reader refuses before allocating: limits are values chosen by the caller.
 public struct PyTorchReadLimits: Sendable {
