@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Foundation
+import MANet
 
 /// An error found while working: the message names the file or option and the reason; `hint`
 /// names the command that helps; `code` is the exit status (2 unless said otherwise).
@@ -28,6 +29,14 @@ enum ExitStatus {
     static let error: Int32 = 2
     static let usage: Int32 = 64
     static let interrupted: Int32 = 130
+}
+
+extension CLIError {
+    /// An import mismatch as one error: a few keys per list and a hint, or every key with `verbose`.
+    init(_ error: ImportError, verbose: Bool) {
+        self.init(verbose ? error.fullDescription : error.description,
+                  hint: !verbose && error.isSummarised ? "--verbose lists every key" : nil)
+    }
 }
 
 /// The error to throw for `message` with exit `code` (2 error, 1 mismatch). Kept for the commands

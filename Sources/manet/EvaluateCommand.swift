@@ -29,6 +29,9 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Print a progress line every N batches.") var printFreq = 10
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
+    @Flag(help: "Print one JSON object (accuracy, loss, epoch, per-class results, confusion matrix) instead of the text report.") var json = false
+    @Option(help: "Also draw the confusion matrix to this SVG file.") var svg: String?
+    @Flag(help: "No live progress line, even on a terminal.") var plain = false
 
     /// The positional model, or the old `--model` spelling.
     var model: String { modelArgument ?? modelOption ?? "" }
@@ -70,8 +73,68 @@ struct EvaluateCommand: ParsableCommand {
         let loader = try BatchLoader(dataset: testSet, options: BatchLoaderOptions(
             batchSize: batchSize, inputSize: checkpoint.inputSize, shuffle: false, augment: false, seed: 0,
             skipBadImages: skipBadImages))
-        let result = try trainer.validate(loader: loader, log: try LogWriter(path: nil))
-        print("accuracy \(PythonFormat.fixed(Double(result.accuracy), decimals: 3))% on \(testSet.count) test images "
-              + "(loss \(PythonFormat.fixed(result.loss, decimals: 4)); model: epoch \(checkpoint.epochsCompleted), width \(checkpoint.width))")
+        let display = TrainingDisplay(live: !json && !plain && ProgressLine.stdoutIsTerminal)
+        trainer.onProgress = { display.show($0) }
+        var matrix = ConfusionMatrix(classNames: testSet.classNames)
+        // --json keeps stdout for the JSON object: the authors' validation lines are not printed.
+        let log = json ? nil : try LogWriter(path: nil)
+        log?.clearLine = { display.clear() }
+        let result = try trainer.validate(loader: loader, log: log) { labels, predicted in
+            matrix.add(labels: labels, predicted: predicted)
+        }
+        display.clear()
+        if let svg {
+            try OutputPath.checkFile(svg, what: "--svg")
+            let picture = matrix.svg(title: "\((model as NSString).lastPathComponent) on \(data)/test: accuracy "
+                                     + "\(PythonFormat.fixed(Double(result.accuracy), decimals: 3))%")
+            do {
+                try picture.write(toFile: svg, atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIError("--svg \(svg): cannot write the picture: \(error.localizedDescription)")
+            }
+        }
+        // The epoch as the authors' log (and `manet logs`) counts it: the one whose end wrote the weights.
+        let epoch: Int? = checkpoint.stepInEpoch == 0 && checkpoint.epochsCompleted > 0 ? checkpoint.epochsCompleted - 1 : nil
+        let origin: String
+        if checkpoint.stepInEpoch > 0 {
+            origin = "epoch \(checkpoint.epochsCompleted) after step \(checkpoint.stepInEpoch) (an interrupted run)"
+        } else if let epoch {
+            origin = "epoch \(epoch)"
+        } else {
+            origin = "untrained or imported"
+        }
+        if json {
+            struct ClassResult: Encodable { var index: Int; var name: String; var images: Int; var correct: Int; var accuracy: Double? }
+            struct Report: Encodable {
+                var model: String
+                var data: String
+                var images: Int
+                var accuracy: Double
+                var loss: Double
+                var epoch: Int?
+                var stepInEpoch: Int
+                var width: Int
+                var classes: [ClassResult]
+                /// `confusion[true][predicted]`.
+                var confusion: [[Int]]
+                var svg: String?
+            }
+            let report = Report(
+                model: model, data: data, images: matrix.total, accuracy: Double(result.accuracy), loss: result.loss,
+                epoch: epoch, stepInEpoch: checkpoint.stepInEpoch, width: checkpoint.width,
+                classes: testSet.classNames.indices.map {
+                    ClassResult(index: $0, name: testSet.classNames[$0], images: matrix.images(of: $0),
+                                correct: matrix.correct(of: $0), accuracy: matrix.accuracy(of: $0))
+                },
+                confusion: matrix.counts, svg: svg)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("accuracy \(PythonFormat.fixed(Double(result.accuracy), decimals: 3))% on \(matrix.total) test images "
+              + "(loss \(PythonFormat.fixed(result.loss, decimals: 4)); model: \(origin), width \(checkpoint.width))")
+        print(matrix.text(), terminator: "")
+        if let svg { print("confusion matrix drawn to \(svg)") }
     }
 }

@@ -16,7 +16,8 @@ struct ImportCommand: ParsableCommand {
             top level or under state_dict, model, model_state_dict or net; storages tagged cuda:N are \
             read on the CPU; nothing in the pickle is ever run: other objects are kept opaque and \
             named), or a manet checkpoint. Width and class count are read from the \
-            tensors' shapes. Every missing, unexpected or mis-shaped key is listed in one error. \
+            tensors' shapes. Missing, unexpected and mis-shaped keys are reported in one error, \
+            the cause first (a stem of another width), a few keys of each kind (all with --verbose). \
             With --num-classes different from the source's heads (12666 for the authors' MS-Celeb \
             pre-training, 8 for AffectNet-8), fc_1 and fc_2 are re-initialised as nn.Linear does.
             Exit status: 0 on success, 2 (message on stderr) on any error.
@@ -34,6 +35,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Input side stored in the checkpoint (default: the ONNX input's, else 224).") var inputSize: Int?
     @Option(help: "Seed for re-initialised heads and the checkpoint's generators.") var seed: UInt64 = 0
     @Option(help: MemoryLimit.help) var maxMemory: MemoryLimit?
+    @Flag(help: "List every missing, unexpected or mis-shaped key (default: a few of each).") var verbose = false
 
     func run() throws {
         do {
@@ -51,6 +53,8 @@ struct ImportCommand: ParsableCommand {
             print("wrote \(output)")
         } catch let error as CLIError {
             throw error
+        } catch let error as ImportError {
+            throw CLIError(error, verbose: verbose)
         } catch {
             throw interopExit(2, "\(error)")
         }

@@ -25,6 +25,12 @@ struct RunCommand: ParsableCommand {
         come from the metadata key `class_names`, else the RAF-DB names for 7 classes, else \
         indices.
 
+        Output: one line per input (file, most probable class, its probability; --top K puts \
+        the K most probable on the line, --verbose lists every class under it), then how many \
+        inputs went to each class. --json prints the same as one object (`predictions`, \
+        `counts`, `skipped`). An image that cannot be decoded stops the command (exit 2) unless \
+        --skip-bad-images, which reports it on stderr and goes on.
+
         EXAMPLES:
           manet run model.onnx --input face.jpg
           manet run model.onnx --input data/test --skip-bad-images
@@ -37,8 +43,14 @@ struct RunCommand: ParsableCommand {
     @Option(help: "An image, a folder of images, or a .npy / .pb tensor.")
     var input: String
 
-    @Option(help: "Show the K most probable classes per input (default: all).")
+    @Option(help: "Show the K most probable classes per input (default: 1 on the line; --verbose and --json: all).")
     var top: Int?
+
+    @Flag(help: "List every class's probability under each input.")
+    var verbose = false
+
+    @Flag(help: "Report an undecodable image on stderr and go on instead of stopping.")
+    var skipBadImages = false
 
     @Option(help: "Images per interpreter run (a model with a fixed batch dim uses its own; default 8).")
     var batchSize: Int?
@@ -62,9 +74,12 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let predictions: [Prediction]
         let classifier: Classifier
+        var skipped: [String] = []
         do {
             classifier = try Classifier(model: try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes), path: model)
-            predictions = try predict(classifier)
+            predictions = try predict(classifier, skipped: &skipped)
+        } catch let e as CLIError {
+            throw e
         } catch let e as FileError {
             throw interopExit(2, e.description)
         } catch let e as ONNXFormatError {
@@ -75,29 +90,49 @@ struct RunCommand: ParsableCommand {
             if let top { p.scores = Array(p.scores.prefix(top)) }
             return p
         }
+        // Inputs per predicted class, in class order (classes nothing went to included).
+        let names = classifier.classNames(count: predictions.first?.scores.count ?? 0)
+        var counts = [Int](repeating: 0, count: names.count)
+        for p in predictions { if let best = p.top, best.index < counts.count { counts[best.index] += 1 } }
         if json {
+            struct Count: Encodable { var index: Int; var name: String; var count: Int }
             struct Report: Encodable {
                 var model: String
                 var probabilities: String
                 var beta: Double?
                 var predictions: [Prediction]
+                var counts: [Count]
+                var skipped: [String]
             }
             var beta: Double? = nil
             if case .fusedLogits = classifier.source { beta = classifier.beta }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            let report = Report(model: model, probabilities: classifier.source.description, beta: beta, predictions: shown)
+            let report = Report(model: model, probabilities: classifier.source.description, beta: beta, predictions: shown,
+                                counts: names.indices.map { Count(index: $0, name: names[$0], count: counts[$0]) },
+                                skipped: skipped)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
-        for p in shown {
-            let best = p.top.map { "\($0.name) \(String(format: "%.4f", $0.probability))" } ?? "-"
-            print("\(p.input): \(best)")
-            for s in p.scores {
-                print("  \(s.name.padding(toLength: max(12, s.name.count), withPad: " ", startingAt: 0)) \(String(format: "%.4f", s.probability))")
+        // One line per input: file, class, probability (the --top K most probable with --top).
+        let onLine = top ?? 1
+        let width = shown.map(\.input.count).max() ?? 0
+        let nameWidth = names.map(\.count).max() ?? 0
+        for (p, all) in zip(shown, predictions) {
+            let file = p.input.padding(toLength: width, withPad: " ", startingAt: 0)
+            let best = p.scores.prefix(onLine).map {
+                "\($0.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)) \(String(format: "%.4f", $0.probability))"
+            }
+            print("\(file)  " + (best.isEmpty ? "-" : best.joined(separator: "  ")))
+            if verbose {
+                for s in all.scores {
+                    print("    \(s.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)) \(String(format: "%.4f", s.probability))")
+                }
             }
         }
+        let summary = names.indices.map { "\(names[$0]) \(counts[$0])" }.joined(separator: ", ")
+        print("\(predictions.count) input\(predictions.count == 1 ? "" : "s")\(skipped.isEmpty ? "" : " (\(skipped.count) skipped)"): \(summary)")
     }
 
     /// Images under `folder`, recursively, sorted by path.
@@ -114,7 +149,7 @@ struct RunCommand: ParsableCommand {
         return files
     }
 
-    func predict(_ classifier: Classifier) throws -> [Prediction] {
+    func predict(_ classifier: Classifier, skipped: inout [String]) throws -> [Prediction] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
             throw FileError(file: input, reason: "no such file or folder")
@@ -129,10 +164,25 @@ struct RunCommand: ParsableCommand {
         var predictions: [Prediction] = []
         var start = 0
         while start < files.count {
-            let chunk = Array(files[start..<min(start + perRun, files.count)])
+            var chunk = Array(files[start..<min(start + perRun, files.count)])
             var values: [Float] = []
             values.reserveCapacity(perRun * 3 * size * size)
-            for file in chunk { values += try classifier.imageTensor(file).floats }
+            var decoded: [String] = []
+            for file in chunk {
+                do {
+                    values += try classifier.imageTensor(file).floats
+                    decoded.append(file)
+                } catch {
+                    guard skipBadImages else {
+                        throw CLIError("\(error)", hint: isDirectory.boolValue ? "--skip-bad-images reports such an image and goes on" : nil)
+                    }
+                    printError("manet: warning: skipped: \(error)")
+                    skipped.append(file)
+                }
+            }
+            start += chunk.count
+            chunk = decoded
+            if chunk.isEmpty { continue }
             // A fixed batch dim larger than what is left is filled with copies of the last image.
             var rows = chunk.count
             while rows < perRun && classifier.batchSize(preferred: 0) == perRun {
@@ -143,8 +193,8 @@ struct RunCommand: ParsableCommand {
             for (file, row) in zip(chunk, probabilities) {
                 predictions.append(classifier.prediction(input: file, probabilities: row))
             }
-            start += chunk.count
         }
+        guard !predictions.isEmpty else { throw CLIError("\(input): no image could be decoded (\(skipped.count) skipped)") }
         return predictions
     }
 

@@ -76,6 +76,7 @@ struct TrainCommand: ParsableCommand {
     var checkpointDir: String?
     @Flag(help: "Replace the checkpoints, log and curves an earlier run left in --checkpoint-dir.") var overwrite = false
     @Flag(help: "No live progress line, even on a terminal (stdout gets the log lines only).") var plain = false
+    @Flag(help: "List every key of an --init mismatch (default: a few of each).") var verbose = false
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Network input side in pixels (a multiple of 32, at least 64).") var inputSize = 224
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
@@ -200,8 +201,13 @@ struct TrainCommand: ParsableCommand {
                 // A manet checkpoint, an ONNX export or a safetensors state_dict (see `manet import`);
                 // heads of another class count are re-initialised for --num-classes.
                 display.status("loading the weights of \(initFrom)")
-                let imported = try ModelImporter.importModel(
-                    path: initFrom, options: ImportOptions(numClasses: numClasses, inputSize: inputSize, seed: seed))
+                let imported: ImportResult
+                do {
+                    imported = try ModelImporter.importModel(
+                        path: initFrom, options: ImportOptions(numClasses: numClasses, inputSize: inputSize, seed: seed))
+                } catch let error as ImportError {
+                    throw CLIError(error, verbose: verbose)
+                }
                 for note in imported.notes { display.note("note: --init \(initFrom): \(note)") }
                 try trainer.load(imported.checkpoint, resume: false)
             }

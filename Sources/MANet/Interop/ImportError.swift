@@ -28,21 +28,41 @@ public enum ImportError: Error, Equatable, CustomStringConvertible {
     /// A command-line option that contradicts the file or MA-Net's rules.
     case invalidOption(String)
 
-    public var description: String {
+    /// The message with every key listed.
+    public var fullDescription: String { describe(keysPerList: nil) }
+
+    /// The message with at most a few keys per list (`... and N more`), the cause first.
+    public var description: String { describe(keysPerList: 3) }
+
+    /// True when `description` leaves keys out that `fullDescription` lists.
+    public var isSummarised: Bool { describe(keysPerList: 3) != describe(keysPerList: nil) }
+
+    /// `keysPerList` keys of each list (nil: all), then `... and N more`. A stem of another width
+    /// (conv1.weight mis-shaped) is said first: it is why every other key is mis-shaped too.
+    public func describe(keysPerList limit: Int?) -> String {
+        func list<T>(_ items: [T], _ separator: String, _ show: (T) -> String) -> String {
+            let shown = limit.map { Array(items.prefix($0)) } ?? items
+            let rest = items.count - shown.count
+            return shown.map(show).joined(separator: separator) + (rest > 0 ? "\(separator)... and \(rest) more" : "")
+        }
         switch self {
         case let .unreadable(file, reason): return "\(file): \(reason)"
         case let .notMANet(file, reason): return "\(file): not an MA-Net model: \(reason)"
         case let .keyMismatch(file, missing, unexpected, misshaped):
             var parts: [String] = []
+            if let stem = misshaped.first(where: { $0.key == "conv1.weight" }), let found = stem.found.first,
+               let expected = stem.expected.first, found != expected {
+                parts.append("the file has width \(found) (conv1.weight \(stem.found)), width \(expected) was asked for "
+                             + "(conv1.weight \(stem.expected))")
+            }
             if !missing.isEmpty {
-                parts.append("\(missing.count) missing key(s): " + missing.joined(separator: ", "))
+                parts.append("\(missing.count) missing key(s): " + list(missing, ", ") { $0 })
             }
             if !unexpected.isEmpty {
-                parts.append("\(unexpected.count) unexpected key(s): " + unexpected.joined(separator: ", "))
+                parts.append("\(unexpected.count) unexpected key(s): " + list(unexpected, ", ") { $0 })
             }
             if !misshaped.isEmpty {
-                parts.append("\(misshaped.count) key(s) with the wrong shape: "
-                             + misshaped.map(\.description).joined(separator: "; "))
+                parts.append("\(misshaped.count) key(s) with the wrong shape: " + list(misshaped, "; ") { $0.description })
             }
             return "\(file): the tensors do not match MA-Net:\n  " + parts.joined(separator: "\n  ")
         case let .invalidTensor(file, key, reason): return "\(file): tensor '\(key)': \(reason)"

@@ -208,8 +208,18 @@ private struct ParserState {
     }
 
     mutating func consume(_ raw: String, lineNumber: Int) {
-        let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The console output of a run (saved with `tee`, or a terminal's transcript) holds the
+        // same lines in their printed form: ` **** Accuracy X *** `, `An Epoch Time:  S`, a live
+        // progress line redrawn with carriage returns and erase codes before a log line, and the
+        // command's own `manet: ` / `note: ` lines. Only what follows the last carriage return is
+        // what the line finally showed.
+        var text = Substring(raw)
+        if let cr = text.lastIndex(of: "\r") { text = text[text.index(after: cr)...] }
+        var line = text.replacingOccurrences(of: "\u{1B}[2K", with: "").trimmingCharacters(in: .whitespacesAndNewlines)
         if line.isEmpty { return }
+        for prefix in ["manet: ", "note: ", "warning: "] where line.hasPrefix(prefix) { return }
+        if line.hasPrefix("An Epoch Time:") { line = line.dropFirst("An Epoch Time:".count).trimmingCharacters(in: .whitespaces) }
+        if line.hasPrefix("**") { line = "* " + line.trimmingCharacters(in: CharacterSet(charactersIn: "* ")) }
 
         if line.hasPrefix("Current learning rate:") {
             guard let lr = Double(line.dropFirst("Current learning rate:".count).trimmingCharacters(in: .whitespaces)) else {
