@@ -13,7 +13,7 @@ SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build proto proto-check test demo fixtures conformance-data clean fuzz sanitize
+.PHONY: deps apt venv build proto proto-check test demo fixtures conformance-data clean fuzz sanitize install
 
 deps: apt venv
 
@@ -61,6 +61,12 @@ test: build
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
 	swift test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
+
+# `make install PREFIX=/usr/local` (default): bin/manet, share/man/man1/manet.1 (every command's
+# --help) and the bash, zsh and fish completions; DESTDIR is prepended when set.
+PREFIX ?= /usr/local
+install: build
+	@bash tools/build/install.sh "$(MANET)" "$(PREFIX)"
 
 demo: build
 	@bash tools/demo/demo.sh "$(MANET)"

@@ -49,6 +49,8 @@ let package = Package(
             name: "manet",
             dependencies: [
                 "ONNXIR", "ManetSupport", "ONNXFormat", "Runtime", "MANet", "Parity",
+                // `manet env` only: OpenBLAS's build and core, the kernel variants chosen.
+                "_COpenBLAS", "_CKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

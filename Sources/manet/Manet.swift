@@ -36,6 +36,7 @@ struct Manet: ParsableCommand {
             SynthCommand.self,
             ExportCommand.self, ImportCommand.self,
             BenchCommand.self,
+            EnvCommand.self,
         ])
 
     /// Parses, runs, and turns every error into one `manet: error: ` line and the documented exit

@@ -6,3 +6,4 @@
 #include "pooling.h"
 #include "thread_pool.h"
 #include "winograd_transforms.h"
+#include "cpu_report.h"
