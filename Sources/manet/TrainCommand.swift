@@ -204,7 +204,7 @@ struct TrainCommand: ParsableCommand {
                 let imported: ImportResult
                 do {
                     imported = try ModelImporter.importModel(
-                        path: initFrom, options: ImportOptions(numClasses: numClasses, inputSize: inputSize, seed: seed))
+                        path: initFrom, options: ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed))
                 } catch let error as ImportError {
                     throw CLIError(error, verbose: verbose)
                 }
