@@ -20,9 +20,14 @@ enum CheckpointInput {
         }
     }
 
-    /// "an ONNX model" / "a safetensors state_dict" when `path` is one, nil otherwise.
+    /// "an ONNX model" / "a safetensors state_dict" / "a torch.save file" when `path` is one,
+    /// nil otherwise.
     static func otherModelKind(_ path: String) -> String? {
-        if (try? ModelImporter.format(ofFile: path)) == .safetensors { return "a safetensors state_dict" }
+        switch try? ModelImporter.format(ofFile: path) {
+        case .safetensors?: return "a safetensors state_dict"
+        case .pth?: return "a torch.save file"
+        default: break
+        }
         if path.lowercased().hasSuffix(".onnx") { return "an ONNX model" }
         // No telling extension: an ONNX file parses as a ModelProto with a graph.
         if let model = try? ONNXFile.load(path: path, maxMemory: 1 << 20), !model.graph.nodes.isEmpty { return "an ONNX model" }
