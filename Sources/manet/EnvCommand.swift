@@ -96,7 +96,7 @@ struct EnvCommand: ParsableCommand {
 
     /// The onnxruntime version the tools venv's python imports, or why there is none.
     static func onnxruntime() -> String {
-        guard let python = try? OnnxruntimeReference.python() else {
+        guard let python = try? Environment.onnxruntimeRunner().python else {
             return "not found (no tools/.venv/bin/python here or beside the binary; `make deps` creates it, MANET_PYTHON names another)"
         }
         let process = Process()

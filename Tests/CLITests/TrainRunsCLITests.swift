@@ -156,7 +156,7 @@ final class TrainRunsCLITests: XCTestCase {
     func testCtrlCIsAcknowledgedAtOnce() throws {
         let dir = folder.file("run")
         // 2 s per step: the acknowledgement cannot wait for the step to end.
-        let child = try ManetChild(run.arguments(dir: dir, epochs: 1), environment: ["MANET_TEST_STEP_DELAY_MS": "2000"],
+        let child = try ManetChild(run.arguments(dir: dir, epochs: 1) + ["--test-step-delay-ms", "2000"],
                                    outputPrefix: folder.file("sigint"))
         let deadline = Date().addingTimeInterval(120)
         while child.process.isRunning, Date() < deadline, !child.stdout.contains("Epoch: [0][0/6]") { usleep(5_000) }
