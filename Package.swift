@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "ManetSupportTests", dependencies: ["ManetSupport", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
-        .testTarget(name: "MANetTests", dependencies: ["MANet", "ManetSupport", "Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "MANetTests", dependencies: ["MANet", "ManetSupport", "Runtime", "ONNXFormat", "PyTorchFormat", "TestSupport"]),
         .testTarget(name: "PyTorchFormatTests", dependencies: ["PyTorchFormat", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ManetSupport", "TestSupport"]),

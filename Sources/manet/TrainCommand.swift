@@ -56,7 +56,7 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Dataset root holding train/ and test/.") var data: String
     @Option(name: .customLong("init"), help: "Start from these weights: a manet checkpoint .pb, an ONNX export or a safetensors state_dict.") var initFrom: String?
-    @Option(help: "Continue a run from its checkpoint (same width and class count).") var resume: String?
+    @Option(help: "Continue a run from its checkpoint (same width and class count): a manet .pb, or the authors' .pth.tar (epoch, best_acc, SGD momentum).") var resume: String?
     @Option(help: "Total epochs (a resumed run continues up to this).") var epochs = 100
     @Option(help: "Images per batch.") var batchSize = 128
     @Option(help: "Initial learning rate.") var lr = 0.01
@@ -139,7 +139,16 @@ struct TrainCommand: ParsableCommand {
         }
         var resumed: TrainingCheckpoint?
         if let resume {
-            let checkpoint = try CheckpointInput.read(resume, option: "--resume")
+            let checkpoint: TrainingCheckpoint
+            if resumesPyTorch {
+                // The authors' checkpoint: weights, epoch, best accuracy and SGD momentum.
+                let imported = try PyTorchTrainingState.resumeCheckpoint(
+                    path: resume, options: ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed))
+                for note in imported.notes { display.note("note: --resume \(resume): \(note)") }
+                checkpoint = imported.checkpoint
+            } else {
+                checkpoint = try CheckpointInput.read(resume, option: "--resume")
+            }
             guard checkpoint.width == width, checkpoint.numClasses == numClasses else {
                 throw TrainingError.checkpointMismatch("\(resume) holds width \(checkpoint.width) with \(checkpoint.numClasses) classes; "
                     + "this run asks for width \(width) with \(numClasses) classes (pass --width / --num-classes to match)")
@@ -273,9 +282,12 @@ struct TrainCommand: ParsableCommand {
 
     /// `--checkpoint-dir`, else the folder of the `--resume` checkpoint, else the first free
     /// `runs/train-N` (not created here).
+    private var resumesPyTorch: Bool { resume.map { (try? ModelImporter.format(ofFile: $0)) == .pth } ?? false }
+
     private func runFolder() throws -> String {
         if let checkpointDir { return checkpointDir }
-        if let resume {
+        // An authors' .pth.tar starts a new run folder; a manet checkpoint continues in its own.
+        if let resume, !resumesPyTorch {
             let folder = (resume as NSString).deletingLastPathComponent
             return folder.isEmpty ? "." : folder
         }
@@ -288,7 +300,7 @@ struct TrainCommand: ParsableCommand {
     /// (--resume of a checkpoint in that folder) or replaces it (--overwrite).
     private func refuseClobbering(folder: String, logPath: String) throws {
         if overwrite { return }
-        if let resume {
+        if let resume, !resumesPyTorch {
             // Continuing in the checkpoint's own folder is the point of --resume.
             let own = URL(fileURLWithPath: (resume as NSString).deletingLastPathComponent.isEmpty ? "." : (resume as NSString).deletingLastPathComponent)
                 .resolvingSymlinksInPath().path

@@ -109,4 +109,29 @@ final class PyTorchCheckpointCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("more than the memory limit"), r.stderr)
         try manet(["import", Self.fixture("authors_w4.pth.tar"), "--max-memory", "8M", "-o", folder.file("x.pb")])
     }
+
+    /// `train --resume` of the authors' checkpoint continues at its epoch with its momentum, in a
+    /// new run folder; the result exports back to the authors' layout, which imports again.
+    func testResumeTheAuthorsRunThenExportItAsPth() throws {
+        let data = folder.file("data")
+        try manet(["synth", "--out", data, "--train-per-class", "1", "--test-per-class", "1", "--size", "64"])
+        let dir = folder.file("resumed")
+        let r = try manet(["train", "--data", data, "--resume", Self.fixture("authors_w4.pth.tar"), "--width", "4",
+                           "--input-size", "64", "--epochs", "3", "--batch-size", "7", "--threads", "2", "--plain",
+                           "--checkpoint-dir", dir])
+        XCTAssertTrue(r.stdout.contains("resumes after epoch 2 (best accuracy 42.5) with 380 SGD momentum buffers"), r.stdout)
+        let checkpoint = dir + "/checkpoint.pb"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), r.stdout)
+        let out = folder.file("out.pth.tar")
+        let e = try manet(["export", checkpoint, "--format", "pth", "-o", out])
+        XCTAssertTrue(e.stdout.contains("epoch 3") && e.stdout.contains("380 momentum buffers"), e.stdout)
+        let again = try manet(["import", out, "-o", folder.file("again.pb")])
+        XCTAssertTrue(again.stdout.contains("MA-Net width 4, 7 classes"), again.stdout)
+        XCTAssertTrue(again.stdout.contains("stripped DataParallel's `module.` prefix"), again.stdout)
+        let bare = try manet(["export", checkpoint, "--format", "pth", "--no-module-prefix", "-o", folder.file("bare.pth")])
+        XCTAssertFalse(bare.stdout.contains("`module.` keys"), bare.stdout)
+        let plain = try manet(["import", folder.file("bare.pth"), "-o", folder.file("bare.pb")])
+        XCTAssertFalse(plain.stdout.contains("stripped"), plain.stdout)
+        try manet(["export", checkpoint, "--no-module-prefix", "-o", folder.file("x.onnx")], expect: 64)
+    }
 }

@@ -146,6 +146,12 @@ public enum MANetExporter {
     /// The checkpoint's PyTorch state_dict as safetensors: names and order as the authors' model
     /// (`num_batches_tracked` as int64 scalars), loadable with `load_state_dict(strict=True)`.
     public static func exportSafetensors(_ checkpoint: TrainingCheckpoint, file: String = "<checkpoint>", to path: String) throws {
+        try SafetensorsWriter.write(try pytorchStateDict(checkpoint, file: file), metadata: ["format": "pt"], to: path)
+    }
+
+    /// The checkpoint's state_dict in PyTorch's order (the builder's initializers, each BatchNorm's
+    /// `num_batches_tracked` after its `running_var`), checked against the model.
+    public static func pytorchStateDict(_ checkpoint: TrainingCheckpoint, file: String = "<checkpoint>") throws -> [TensorData] {
         let model = try MANetModel.build(numClasses: checkpoint.numClasses, width: checkpoint.width,
                                          inputSize: checkpoint.inputSize, seed: 0)
         try checkStateDict(checkpoint, file: file, graph: model.graph)
@@ -161,6 +167,6 @@ public enum MANetExporter {
                 tensors.append(TensorData(name: counter, dims: [], int64s: [value]))
             }
         }
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: path)
+        return tensors
     }
 }
