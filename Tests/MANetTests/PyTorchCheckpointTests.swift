@@ -3,6 +3,7 @@
 
 import Foundation
 import XCTest
+import ManetSupport
 import ONNXIR
 import PyTorchFormat
 import Runtime
