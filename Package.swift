@@ -7,9 +7,16 @@ let package = Package(
     name: "manet",
     products: [
         .executable(name: "manet", targets: ["manet"]),
-        .library(name: "ONNXIR", targets: ["ONNXIR"]),
-        .library(name: "ONNXFormat", targets: ["ONNXFormat"]),
+        /// MA-Net: the builder, the trainer, checkpoints, data, export and import, `Classifier`.
+        .library(name: "MANet", targets: ["MANet"]),
+        /// The ONNX graph interpreter: tensors, operators, `Executor`.
         .library(name: "Runtime", targets: ["Runtime"]),
+        /// ONNX files in and out, the checker, shape inference.
+        .library(name: "ONNXFormat", targets: ["ONNXFormat"]),
+        /// ONNX concepts as Swift values.
+        .library(name: "ONNXIR", targets: ["ONNXIR"]),
+        /// The shared helpers: `FileError`, `AtomicFile`, the seeded generators, `.npy`.
+        .library(name: "ManetSupport", targets: ["ManetSupport"]),
         /// The fuzz harness bodies, for the libFuzzer package in `Fuzz/`.
         .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
@@ -68,7 +75,6 @@ let package = Package(
             cxxSettings: [
                 .define("ONNX_NAMESPACE", to: "onnx"),
                 .define("ONNX_ML", to: "1"),
-                .unsafeFlags(["-std=c++17", "-fexceptions"]),
             ],
             linkerSettings: [
                 .linkedLibrary("onnx"),

@@ -8,6 +8,7 @@
 
 import Foundation
 import ManetSupport
+import ONNXFormat
 import ONNXIR
 import Runtime
 
@@ -122,6 +123,20 @@ public final class Classifier {
         }
         if count == Self.rafDBClassNames.count { return Self.rafDBClassNames }
         return (0..<count).map(String.init)
+    }
+
+    /// Loads the ONNX model at `path` (external data beside it) and prepares it to classify.
+    /// Errors name the file: an unreadable or invalid model (`ONNXFormatError`), or one that is
+    /// not a classifier the interpreter can run (`FileError`).
+    public convenience init(contentsOf path: String, optimizations: GraphOptimizations = .inference) throws {
+        try self.init(model: try ONNXFile.load(path: path), path: path, optimizations: optimizations)
+    }
+
+    /// Classifies one JPEG or PNG file with the test transform (Resize, then [0, 1]): every class
+    /// with its probability, most probable first.
+    public func classify(imageAt file: String) throws -> Prediction {
+        let image = try imageTensor(file)
+        return prediction(input: file, probabilities: try probabilities(image.reshaped([1] + image.shape))[0])
     }
 
     /// The test transform: Resize((S, S)) then ToTensor ([0, 1]), as `[3, S, S]`.
