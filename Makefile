@@ -13,7 +13,7 @@ SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build proto proto-check test demo fixtures conformance-data clean fuzz sanitize install
+.PHONY: deps apt venv build proto proto-check consumer test demo fixtures conformance-data clean fuzz sanitize install
 
 deps: apt venv
 
@@ -67,6 +67,11 @@ test: build
 PREFIX ?= /usr/local
 install: build
 	@bash tools/build/install.sh "$(MANET)" "$(PREFIX)"
+
+# A package that depends on this one by version (a tagged clone of HEAD) classifies an image
+# through the public API and must agree with `manet run` (tools/build/consumer.sh).
+consumer: build
+	@bash tools/build/consumer.sh "$(MANET)"
 
 demo: build
 	@bash tools/demo/demo.sh "$(MANET)"

@@ -126,9 +126,9 @@ struct RectifiedSum: ElementFormula {
 extension Plan {
     /// This plan with Conv -> BatchNormalization folded and a following Relu fused, where the
     /// weights and BN parameters are initializers or constants (`values`, by slot) and each
-    /// intermediate value has no other reader and is not a graph output. Folding changes
-    /// results only by float rounding: BN's y = x * a + b (a = scale / sqrt(var + eps),
-    /// b = B - mean * a) becomes W' = W * a per filter and bias' = bias * a + b.
+    /// intermediate value has no other reader and is not a graph output. Folding
+    /// (`BatchNormFold`, the routine the exporter's `--fold-bn` uses too) changes results only by
+    /// float rounding.
     func fusedForInference(values: [Int: Tensor], options: GraphOptimizations) -> Plan {
         var values = values
         return fusedForInference(values: &values, options: options, releasingOriginals: false)
@@ -178,16 +178,13 @@ extension Plan {
                let scale = constant(steps[j].inputs[1]), let shift = constant(steps[j].inputs[2]),
                let mean = constant(steps[j].inputs[3]), let variance = constant(steps[j].inputs[4]),
                [scale, shift, mean, variance].allSatisfy({ $0.shape == [filters] }) {
-                // The same a and b BatchNormalization.normalize computes, in the same float order.
-                let a = (0..<filters).map { scale.floats[$0] * (1 / ((variance.floats[$0] + bn.epsilon).squareRoot())) }
-                let b = (0..<filters).map { shift.floats[$0] - mean.floats[$0] * a[$0] }
-                let per = weight.count / max(1, filters)
                 // Scaled in place: a copy only while `values` still shares the buffer.
                 if releasingOriginals, let w = step.inputs[1], readers[w] == 1, values[w] != nil { values[w] = nil }
-                weight.floats.withUnsafeMutableBufferPointer { w in
-                    for m in 0..<filters { for k in 0..<per { w[m * per + k] *= a[m] } }
+                let folded = weight.floats.withUnsafeMutableBufferPointer { w in
+                    BatchNormFold.fold(weight: w, bias: bias?.floats, gamma: scale.floats, beta: shift.floats,
+                                       mean: mean.floats, variance: variance.floats, epsilon: Double(bn.epsilon))
                 }
-                bias = Tensor(shape: [filters], floats: (0..<filters).map { (bias?.floats[$0] ?? 0) * a[$0] + b[$0] })
+                bias = Tensor(shape: [filters], floats: folded)
                 removed.insert(j)
                 absorbed.append(steps[j].node)
                 out = bnOut

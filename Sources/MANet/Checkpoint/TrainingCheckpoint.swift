@@ -5,27 +5,8 @@ import ManetSupport
 import ONNXFormat
 import ONNXIR
 
-/// One finished epoch: what the curves and the checkpoint history keep.
-public struct EpochRecord: Equatable, Sendable {
-    public var epoch: Int
-    public var learningRate: Double
-    public var trainLoss: Double
-    public var trainAccuracy: Float
-    public var testLoss: Double
-    public var testAccuracy: Float
-    public var seconds: Double
-
-    public init(epoch: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Float,
-                testLoss: Double, testAccuracy: Float, seconds: Double) {
-        self.epoch = epoch
-        self.learningRate = learningRate
-        self.trainLoss = trainLoss
-        self.trainAccuracy = trainAccuracy
-        self.testLoss = testLoss
-        self.testAccuracy = testAccuracy
-        self.seconds = seconds
-    }
-}
+/// One finished epoch: what the curves and the checkpoint history keep (stored as is).
+public typealias EpochRecord = CheckpointMessage.Epoch
 
 /// The optimiser and schedule a run was started with.
 public struct TrainingRecipe: Equatable, Sendable {
@@ -113,11 +94,7 @@ public struct TrainingCheckpoint: Equatable, Sendable {
         m.learningRate = learningRate
         m.bestAccuracy = bestAccuracy
         m.bestEpoch = bestEpoch
-        m.history = history.map {
-            CheckpointMessage.Epoch(epoch: $0.epoch, learningRate: $0.learningRate, trainLoss: $0.trainLoss,
-                                    trainAccuracy: $0.trainAccuracy, testLoss: $0.testLoss,
-                                    testAccuracy: $0.testAccuracy, seconds: $0.seconds)
-        }
+        m.history = history
         m.seed = seed
         m.dataSeed = dataSeed
         m.generatorState = generatorState
@@ -159,11 +136,7 @@ public struct TrainingCheckpoint: Equatable, Sendable {
                   classNames: m.classNames, stateDict: m.stateDict, momentumBuffers: m.momentumBuffers,
                   epochsCompleted: m.epochsCompleted, learningRate: m.learningRate, bestAccuracy: m.bestAccuracy,
                   bestEpoch: m.bestEpoch,
-                  history: m.history.map {
-                      EpochRecord(epoch: $0.epoch, learningRate: $0.learningRate, trainLoss: $0.trainLoss,
-                                  trainAccuracy: $0.trainAccuracy, testLoss: $0.testLoss,
-                                  testAccuracy: $0.testAccuracy, seconds: $0.seconds)
-                  },
+                  history: m.history,
                   seed: m.seed, dataSeed: m.dataSeed, generatorState: m.generatorState, recipe: recipe)
         stepInEpoch = m.stepInEpoch
         epochLoss = AverageMeter(value: m.lossValue, sum: m.lossSum, count: m.lossCount)

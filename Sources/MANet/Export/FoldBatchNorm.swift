@@ -1,11 +1,11 @@
 // Optimizer pass: folds inference-mode BatchNormalization into the convolution that feeds it.
 
 import ONNXIR
+import Runtime
 
-/// `BN(conv(x, W) + b)` with running statistics is `conv(x, W') + b'` where, per output channel c,
-/// `s = gamma / sqrt(var + eps)`, `W'[c] = s * W[c]`, `b' = s * (b - mean) + beta`. The products
-/// are formed in Double and rounded once, so the folded graph differs from the original only by
-/// float rounding. Nothing about MA-Net is assumed: any Conv -> BatchNormalization pair whose
+/// The arithmetic is the runtime's `BatchNormFold` (Double, rounded once), so an exported folded
+/// graph holds the weights the interpreter's own inference plan folds. Nothing about MA-Net is
+/// assumed: any Conv -> BatchNormalization pair whose
 /// parameters are initializers, whose weight no other node reads, and whose Conv output feeds
 /// only that BatchNormalization is folded; everything else is left as it is.
 public enum BatchNormFolding {
@@ -57,14 +57,9 @@ public enum BatchNormFolding {
             var epsilon = 1e-5
             if case .float(let e)? = bn.attribute("epsilon") { epsilon = Double(e) }
 
-            let perChannel = weight.count / channels
             var newWeight = weight
-            var newBias = bias
-            for c in 0..<channels {
-                let scale = Double(gamma[c]) / (Double(variance[c]) + epsilon).squareRoot()
-                for k in 0..<perChannel { newWeight[c * perChannel + k] = Float(Double(weight[c * perChannel + k]) * scale) }
-                newBias[c] = Float((Double(bias[c]) - Double(mean[c])) * scale + Double(beta[c]))
-            }
+            let newBias = BatchNormFold.fold(weight: &newWeight, bias: bias, gamma: gamma, beta: beta,
+                                             mean: mean, variance: variance, epsilon: epsilon)
             let weightData = graph.initializers[weightIndex]
             graph.initializers[weightIndex] = TensorData(name: weightData.name, dims: weightData.dims, floats: newWeight)
             if let biasName {
