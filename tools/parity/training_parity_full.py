@@ -2,7 +2,7 @@
 # 224 px by default) into a folder outside the repository, for TrainingParityTests to check against.
 """Usage: tools/.venv-torch/bin/python tools/parity/training_parity_full.py OUTDIR [--width 64] [--size 224]
           [--batch 2] [--steps 5] [--model-seed 64] [--bn-seed 65] [--data-seed 12] [--try-seeds K]
-          [--no-float64]
+          [--no-float64] [--spread]
 
 Writes OUTDIR in the layout of fixtures/training_w8 (too big to commit at width 64):
   initial_weights.safetensors    state_dict of MANet(7, width) from --model-seed, BN running stats and
@@ -17,6 +17,13 @@ gradient rel L2 <= 1e-3, losses <= 1e-4 rel, BN stats <= 1e-4):
 
   MANET_TRAINING_PARITY_DIR=OUTDIR swift test -c release -Xswiftc -enable-testing \\
       --disable-swift-testing --filter TrainingParityTests/testFiveSGDStepsMatchPyTorchInConfiguredDirectory
+
+--spread adds PyTorch's own float32 spread: the same steps in float64 and in float32 under changes
+that alter only rounding (SPREAD_VARIANTS), written as spread.json (per step and per tensor, each
+variant's distance from float64 and the largest), grads_step1_float64.safetensors and
+bn_stats_float64.safetensors. The criterion (SPREAD_FACTOR, SPREAD_FLOOR) is checked by
+
+  MANET_TRAINING_SPREAD_DIR=OUTDIR swift test ... --filter TrainingSpreadParityTests/testConfiguredDirectory
 
 Deterministic: fixed seeds, torch.use_deterministic_algorithms(True), one thread.
 """
@@ -58,7 +65,7 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def train(init_state: dict, width: int, batches: list, lr: float, momentum: float, wd: float, dtype,
-          stop_losses: list | None = None) -> dict:
+          stop_losses: list | None = None, input_scale: float = 1.0) -> dict:
     """PyTorch SGD in training mode from init_state: losses, step-1 gradients, BN stats after the last step.
     With stop_losses, stops early (result["stopped"]) once a loss is off them by more than CONDITIONING."""
     model = ref.MANet(7, width)
@@ -69,7 +76,10 @@ def train(init_state: dict, width: int, batches: list, lr: float, momentum: floa
     for k, (x, y) in enumerate(batches):
         t0 = time.time()
         optimizer.zero_grad()
-        local, glob = model(x.to(dtype))
+        x = x.to(dtype)
+        if input_scale != 1.0:
+            x = (x * input_scale).contiguous()
+        local, glob = model(x)
         loss = ref.manet_loss(local, glob, y)
         loss.backward()
         result["losses"].append(float(loss.item()))
@@ -145,6 +155,84 @@ def reference_run(args, init_state: dict, data_seed: int):
     return batches, run, float64_check
 
 
+# PyTorch float32 runs that differ from the default only in rounding: each gives another float32
+# trajectory equally entitled to be called "PyTorch". Their distance from float64 is PyTorch's own
+# float32 spread, the yardstick for any float32 trainer (docs/PARITY.md).
+SPREAD_VARIANTS = {
+    "default": "PyTorch's defaults (oneDNN on, all threads)",
+    "onednn_off": "torch.backends.mkldnn.enabled = False",
+    "input_1ulp": "input x (1 + 2^-23) in float32",
+    "one_thread": "torch.set_num_threads(1)",
+}
+# A float32 trainer passes when, against float64, each step loss is within SPREAD_FACTOR x the
+# largest variant deviation at that step, and each step-1 gradient and BN statistic within
+# SPREAD_FACTOR x the largest variant relative L2 error on that tensor plus SPREAD_FLOOR.
+SPREAD_FACTOR = 2.0
+SPREAD_FLOOR = 1e-6
+
+
+def spread_reference(init_state: dict, width: int, batches: list, lr: float, momentum: float, wd: float) -> dict:
+    """The float64 trajectory and how far each float32 variant of SPREAD_VARIANTS is from it: per step
+    (|loss32 - loss64|) and per tensor (relative L2 of step-1 gradients and of BN statistics after the
+    last step). Returns the float64 tensors and the JSON-ready spread."""
+    threads = torch.get_num_threads()
+    mkldnn = torch.backends.mkldnn.enabled
+    run64 = train(init_state, width, batches, lr, momentum, wd, torch.float64)
+    variants = {}
+    for name in SPREAD_VARIANTS:
+        torch.backends.mkldnn.enabled = name != "onednn_off"
+        torch.set_num_threads(1 if name == "one_thread" else (os.cpu_count() or 1))
+        try:
+            run = train(init_state, width, batches, lr, momentum, wd, torch.float32,
+                        input_scale=1.0 + 2.0 ** -23 if name == "input_1ulp" else 1.0)
+        finally:
+            torch.backends.mkldnn.enabled = mkldnn
+            torch.set_num_threads(threads)
+        variants[name] = {
+            "what": SPREAD_VARIANTS[name],
+            "losses": run["losses"],
+            "loss_abs_dev": [abs(a - b) for a, b in zip(run["losses"], run64["losses"])],
+            "grad_rel_l2": {k: rel_l2(run["grads"][k], run64["grads"][k]) for k in sorted(run["grads"])},
+            "bn_stat_rel_l2": {k: rel_l2(run["bn_state"][k], run64["bn_state"][k]) for k in sorted(run["bn_state"])
+                               if not k.endswith("num_batches_tracked")},
+        }
+    names = list(variants)
+    spread = {
+        "loss_abs_dev": [max(variants[n]["loss_abs_dev"][k] for n in names) for k in range(len(batches))],
+        "grad_rel_l2": {k: max(variants[n]["grad_rel_l2"][k] for n in names) for k in variants["default"]["grad_rel_l2"]},
+        "bn_stat_rel_l2": {k: max(variants[n]["bn_stat_rel_l2"][k] for n in names) for k in variants["default"]["bn_stat_rel_l2"]},
+    }
+    summary = {
+        "float64_losses": run64["losses"],
+        "variants": variants,
+        "spread": spread,
+        "criterion": {"factor": SPREAD_FACTOR, "floor": SPREAD_FLOOR,
+                      "rule": "against float64: |loss - loss64| <= factor x spread.loss_abs_dev[step] per step; "
+                              "rel L2 of each step-1 gradient and each BN statistic after the last step <= "
+                              "factor x spread[tensor] + floor; counters exact"},
+        "threads": {"default": os.cpu_count() or 1, "one_thread": 1},
+    }
+    grads64 = {k: v.float().contiguous() for k, v in run64["grads"].items()}
+    bn64 = {k: v.double().contiguous() if v.is_floating_point() else v.contiguous() for k, v in run64["bn_state"].items()}
+    return {"summary": summary, "grads64": grads64, "bn64": bn64}
+
+
+def write_spread(out: Path, result: dict) -> list[Path]:
+    """spread.json, grads_step1_float64.safetensors (float64 gradients stored as float32: 6e-8 relative,
+    far below the criterion's floor) and bn_stats_float64.safetensors in `out`."""
+    from safetensors.torch import save_file
+
+    files = [out / "spread.json", out / "grads_step1_float64.safetensors", out / "bn_stats_float64.safetensors"]
+    files[0].write_text(json.dumps(result["summary"], indent=1) + "\n")
+    save_file(result["grads64"], str(files[1]))
+    save_file(result["bn64"], str(files[2]))
+    s = result["summary"]["spread"]
+    print(f"PyTorch float32 spread vs float64: losses {['%.3g' % v for v in s['loss_abs_dev']]}, "
+          f"largest gradient rel L2 {max(s['grad_rel_l2'].values()):.3g}, "
+          f"largest BN stat rel L2 {max(s['bn_stat_rel_l2'].values()):.3g}", flush=True)
+    return files
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("outdir", help="output folder (outside the repository; replaced if it exists)")
@@ -159,6 +247,10 @@ def main() -> None:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-float64", action="store_true", help="skip the float64 PyTorch run (the rounding floor)")
+    p.add_argument("--spread", action="store_true",
+                   help="also run PyTorch float32 under rounding-only changes (oneDNN off, input x (1 + 2^-23), "
+                        "1 thread) and float64, and write spread.json, grads_step1_float64.safetensors and "
+                        "bn_stats_float64.safetensors: the reference of TrainingSpreadParityTests")
     p.add_argument("--try-seeds", type=int, default=1, metavar="K",
                    help="try data seeds --data-seed ... --data-seed+K-1 until float32 PyTorch stays within "
                         f"{CONDITIONING} of float64 (keeps the last one tried if none does)")
@@ -232,6 +324,9 @@ def main() -> None:
         "data_seeds_tried": tried,
         "versions": f"torch={torch.__version__} numpy={np.__version__}",
     }
+    if args.spread:
+        write_spread(out, spread_reference(init_state, args.width, batches, args.lr, args.momentum, args.weight_decay))
+        meta["spread"] = "spread.json"
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"losses {run['losses']}")
     print(f"wrote {out}; check the Swift trainer with\n  MANET_TRAINING_PARITY_DIR={out} swift test -c release "

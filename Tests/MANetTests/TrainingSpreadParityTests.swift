@@ -1,0 +1,143 @@
+// Training parity judged by PyTorch's own float32 spread: the Swift trainer's losses, step-1
+// gradients and BN statistics against PyTorch float64, each within 2x the distance of the worst
+// PyTorch float32 run that differs from the default only in rounding (oneDNN off, input
+// x (1 + 2^-23), 1 thread), plus 1e-6 for tensors. The reference is written by
+// `tools/parity/training_parity_full.py DIR --spread` into the folder MANET_TRAINING_SPREAD_DIR names
+// (skipped when unset; docs/PARITY.md says why no committed fixture is checked this way).
+
+import Foundation
+import XCTest
+import ONNXIR
+import ONNXFormat
+import Runtime
+import TestSupport
+@testable import MANet
+
+final class TrainingSpreadParityTests: XCTestCase {
+    struct Meta: Decodable {
+        struct ModelInfo: Decodable { var width: Int; var num_classes: Int; var input: [Int] }
+        struct InitialWeights: Decodable { var path: String }
+        struct Batch: Decodable { var input: String; var target: String }
+        struct Optimizer: Decodable { var lr: Double; var momentum: Double; var weight_decay: Double }
+        var model: ModelInfo
+        var initial_weights: InitialWeights
+        var batches: [Batch]
+        var beta: Double
+        var optimizer: Optimizer
+    }
+
+    /// spread.json: the float64 losses, and per step / per tensor the largest distance of a
+    /// PyTorch float32 variant from float64, with the criterion's factor and floor.
+    struct Spread: Decodable {
+        struct Largest: Decodable {
+            var loss_abs_dev: [Double]
+            var grad_rel_l2: [String: Double]
+            var bn_stat_rel_l2: [String: Double]
+        }
+        struct Criterion: Decodable { var factor: Double; var floor: Double }
+        var float64_losses: [Double]
+        var spread: Largest
+        var criterion: Criterion
+    }
+
+    /// Skipped when MANET_TRAINING_SPREAD_DIR is unset.
+    func testConfiguredDirectory() throws {
+        let variable = "MANET_TRAINING_SPREAD_DIR"
+        let directory = ProcessInfo.processInfo.environment[variable] ?? ""
+        try XCTSkipIf(directory.isEmpty, "\(variable) is unset: run tools/parity/training_parity_full.py DIR --spread and set \(variable)=DIR")
+        try check(directory: directory)
+    }
+
+    static func relativeL2(_ a: [Float], _ b: [Double]) -> Double {
+        var diff = 0.0, ref = 0.0
+        for (x, y) in zip(a, b) { diff += (Double(x) - y) * (Double(x) - y); ref += y * y }
+        return ref == 0 ? diff.squareRoot() : (diff / ref).squareRoot()
+    }
+
+    /// A tensor's elements as doubles (float32 or float64 files).
+    static func doubles(_ t: TensorData) throws -> [Double] {
+        if t.elementType == .double {
+            return t.bytes.withUnsafeBytes { raw in
+                (0..<(t.bytes.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+            }
+        }
+        return try XCTUnwrap(t.floats, "\(t.name): \(t.elementType)").map(Double.init)
+    }
+
+    func check(directory: String) throws {
+        let meta = try JSONDecoder().decode(Meta.self, from: try Data(contentsOf: URL(fileURLWithPath: directory + "/meta.json")))
+        let spread = try JSONDecoder().decode(Spread.self, from: try Data(contentsOf: URL(fileURLWithPath: directory + "/spread.json")))
+        let width = meta.model.width, inputSize = meta.model.input[3]
+        let weights = Dictionary(uniqueKeysWithValues: try Safetensors.read(path: directory + "/" + meta.initial_weights.path).map { ($0.name, $0) })
+        var model = try MANetModel.build(numClasses: 7, width: width, inputSize: inputSize)
+        model.graph.initializers = try model.graph.initializers.map { t in
+            let w = try XCTUnwrap(weights[t.name], "initial weights lack \(t.name)")
+            return TensorData(name: t.name, elementType: w.elementType, dims: w.dims, bytes: w.bytes)
+        }
+        var options = TrainingOptions()
+        options.width = width
+        options.numClasses = 7
+        options.inputSize = inputSize
+        options.beta = meta.beta
+        options.recipe.learningRate = meta.optimizer.lr
+        options.recipe.momentum = meta.optimizer.momentum
+        options.recipe.weightDecay = meta.optimizer.weight_decay
+        let trainer = try Trainer(model: model, options: options, classNames: ImageFolderDataset.rafDBClassNames,
+                                  generator: Xoshiro256(seed: 1), dataSeed: 0)
+        try trainer.loadStateDict(Array(weights.values))
+        var stepOneGradients: [String: Tensor] = [:]
+        trainer.onGradients = { if stepOneGradients.isEmpty { stepOneGradients = $0 } }
+        var losses: [Double] = []
+        for batch in meta.batches {
+            let images = try Tensor(try ONNXFile.loadTensor(path: directory + "/" + batch.input))
+            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: directory + "/" + batch.target).int64s).map { Int($0) }
+            losses.append(try trainer.step(images: images, labels: labels).loss)
+        }
+        let factor = spread.criterion.factor, floor = spread.criterion.floor
+        XCTAssertEqual(factor, 2)
+        XCTAssertEqual(floor, 1e-6)
+
+        // Each step's loss: within factor x PyTorch's largest float32 deviation at that step.
+        XCTAssertEqual(losses.count, spread.float64_losses.count)
+        for (k, (ours, reference)) in zip(losses, spread.float64_losses).enumerated() {
+            let allowed = factor * spread.spread.loss_abs_dev[k]
+            print(String(format: "spread parity loss step %d: |ours - float64| %.3g, PyTorch float32 spread %.3g", k + 1,
+                         abs(ours - reference), spread.spread.loss_abs_dev[k]))
+            XCTAssertLessThanOrEqual(abs(ours - reference), allowed, "loss of step \(k + 1): ours \(ours), float64 \(reference)")
+        }
+
+        // Each step-1 gradient: within factor x the largest variant's rel L2 error on it, plus the floor.
+        let gradients = try Safetensors.read(path: directory + "/grads_step1_float64.safetensors")
+        XCTAssertEqual(Set(gradients.map(\.name)), Set(trainer.roles.trainable))
+        var worst = (name: "", ratio: 0.0)
+        for reference in gradients {
+            let ours = try XCTUnwrap(stepOneGradients[reference.name], reference.name)
+            let largest = try XCTUnwrap(spread.spread.grad_rel_l2[reference.name], reference.name)
+            let error = Self.relativeL2(ours.floats, try Self.doubles(reference))
+            let allowed = factor * largest + floor
+            if error / allowed > worst.ratio { worst = (reference.name, error / allowed) }
+            XCTAssertLessThanOrEqual(error, allowed, "step-1 gradient of \(reference.name) (PyTorch float32 spread \(largest))")
+        }
+        print("spread parity gradients: \(gradients.count) tensors, worst at \(String(format: "%.3g", worst.ratio)) of the allowance (\(worst.name))")
+
+        // Each BN statistic after the last step (counters exact).
+        let checkpoint = try trainer.makeCheckpoint()
+        worst = ("", 0)
+        var statistics = 0
+        for reference in try Safetensors.read(path: directory + "/bn_stats_float64.safetensors") {
+            let ours = try XCTUnwrap(checkpoint.tensor(reference.name), reference.name)
+            if reference.elementType == .int64 {
+                XCTAssertEqual(ours.int64s, reference.int64s, reference.name)
+                continue
+            }
+            statistics += 1
+            let largest = try XCTUnwrap(spread.spread.bn_stat_rel_l2[reference.name], reference.name)
+            let error = Self.relativeL2(try XCTUnwrap(ours.floats), try Self.doubles(reference))
+            let allowed = factor * largest + floor
+            if error / allowed > worst.ratio { worst = (reference.name, error / allowed) }
+            XCTAssertLessThanOrEqual(error, allowed, "\(reference.name) after \(meta.batches.count) steps (PyTorch float32 spread \(largest))")
+        }
+        XCTAssertGreaterThan(statistics, 0)
+        print("spread parity BN statistics: \(statistics) tensors, worst at \(String(format: "%.3g", worst.ratio)) of the allowance (\(worst.name))")
+    }
+}
