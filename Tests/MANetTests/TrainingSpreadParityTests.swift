@@ -6,6 +6,7 @@
 // (skipped when unset; docs/PARITY.md says why no committed fixture is checked this way).
 
 import Foundation
+import ManetSupport
 import XCTest
 import ONNXIR
 import ONNXFormat
