@@ -332,6 +332,14 @@ public final class TorchFile {
         guard last < tensor.storage.elementCount else {
             throw fail("the view reaches element \(last) of a storage of \(tensor.storage.elementCount) elements (the storage is shorter than its tensor)")
         }
+        // A view may repeat elements (a stride of 0, as `expand` makes): its copy is refused when
+        // it exceeds the memory limit, or both its storage and 1 GiB, before it is allocated.
+        let (outBytes, overflow) = count.multipliedReportingOverflow(by: elementSize)
+        let storageSize = tensor.storage.elementCount * elementSize
+        guard !overflow, outBytes <= (limits.maxBytes ?? Int.max), outBytes <= max(storageSize, 1 << 30) else {
+            throw fail("the view of \(shape) would take \(overflow ? "more than Int.max" : String(outBytes)) bytes, "
+                       + "more than its storage (\(storageSize) bytes) and the memory limit allow")
+        }
         let source = try storageBytes(tensor.storage)
         guard source.count >= tensor.storage.elementCount * elementSize else {
             throw fail("the storage holds \(source.count) bytes, fewer than its \(tensor.storage.elementCount) elements")

@@ -136,6 +136,17 @@ final class TorchFileTests: XCTestCase {
         }
     }
 
+    /// A 0-stride view of 2^40 elements over a 4-element storage is refused before it is copied.
+    func testHugeRepeatingViewIsRefused() throws {
+        let file = try TorchFile(path: Self.fixture("dtypes_views.pth"))
+        var view = try XCTUnwrap(try entries(file)["expanded"])
+        view.shape = [1 << 20, 1 << 20]
+        view.strides = [0, 0]
+        XCTAssertThrowsError(try file.tensorData(view, name: "huge")) { error in
+            XCTAssertTrue("\(error)".contains("more than its storage"), "\(error)")
+        }
+    }
+
     func testMemoryLimitIsCheckedBeforeReadingStorages() throws {
         XCTAssertThrowsError(try TorchFile(path: Self.fixture("authors_w4.pth.tar"), limits: PyTorchReadLimits(maxBytes: 1 << 20))) { error in
             XCTAssertTrue("\(error)".contains("more than the memory limit of 1048576 bytes"), "\(error)")
