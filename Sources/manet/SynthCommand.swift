@@ -52,6 +52,10 @@ struct SynthCommand: ParsableCommand {
     var npySide = 0
 
     @Flag(help: "Replace existing DIR/train and DIR/test (they are deleted first).")
+    var overwrite = false
+
+    /// The old spelling of --overwrite (docs/CLI.md: one name for one meaning).
+    @Flag(name: .customLong("force"), help: .hidden)
     var force = false
 
     func validate() throws {
@@ -79,7 +83,7 @@ struct SynthCommand: ParsableCommand {
         // A live counter on a terminal; otherwise a line every 10%, so logs stay short.
         let live = isatty(STDOUT_FILENO) != 0
         let step = max(1, total / 10)
-        let summary = try SyntheticDataset.write(to: root, options: options, replace: force) { done, total in
+        let summary = try SyntheticDataset.write(to: root, options: options, replace: overwrite || force) { done, total in
             if live {
                 FileHandle.standardOutput.write(Data("\rsynth: \(done)/\(total) images".utf8))
                 if done == total { FileHandle.standardOutput.write(Data("\n".utf8)) }

@@ -104,6 +104,19 @@ final class GrammarCLITests: XCTestCase {
         XCTAssertEqual(a.stdout, b.stdout)
     }
 
+    /// `synth --force` is the old spelling of `--overwrite`, hidden from --help.
+    func testSynthOverwriteAndItsOldSpelling() throws {
+        let out = folder.file("d")
+        let args = ["synth", "--out", out, "--train-per-class", "1", "--test-per-class", "1", "--size", "16", "--threads", "1"]
+        try manet(args, expect: 0)
+        let refused = try manet(args, expect: 2)
+        XCTAssertTrue(refused.stderr.contains("pass --overwrite to replace it"), refused.stderr)
+        try manet(args + ["--overwrite"], expect: 0)
+        try manet(args + ["--force"], expect: 0)
+        let help = try manet(["synth", "--help"], expect: 0).stdout
+        XCTAssertTrue(help.contains("--overwrite") && !help.contains("--force"), help)
+    }
+
     /// A model whose batch dim is fixed runs with its own batch, whatever --batch-size asks.
     func testBenchOnAFixedBatchModelRunsItsOwnBatch() throws {
         // ONNX's node test: input `data` [2, 3, 4] reshaped to the fixed shape [4, 2, 3].

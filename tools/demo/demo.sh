@@ -37,7 +37,7 @@ grep -q -- '--train-per-class' <<<"$synth_help" && synth_args+=(--train-per-clas
 grep -q -- '--test-per-class' <<<"$synth_help" && synth_args+=(--test-per-class "$TEST_PER_CLASS")
 grep -q -- '--seed' <<<"$synth_help" && synth_args+=(--seed 1)
 grep -q -- '--size' <<<"$synth_help" && synth_args+=(--size "$SIZE")
-grep -q -- '--force' <<<"$synth_help" && synth_args+=(--force)
+grep -q -- '--overwrite' <<<"$synth_help" && synth_args+=(--overwrite)
 grep -q -- '--nuisance' <<<"$synth_help" && synth_args+=(--nuisance "$NUISANCE")
 "$MANET" synth "${synth_args[@]}" >"$WORK/synth.out"
 n_train=$(find "$DATA/train" -type f | wc -l)

@@ -72,7 +72,7 @@ public enum SyntheticDataset {
             let folder = root.appendingPathComponent(split.rawValue)
             if fileManager.fileExists(atPath: folder.path) {
                 guard replace else {
-                    throw DataError.invalidOption("\(folder.path) already exists; remove it or pass --force to replace it")
+                    throw DataError.invalidOption("\(folder.path) already exists; remove it or pass --overwrite to replace it")
                 }
                 do { try fileManager.removeItem(at: folder) } catch {
                     throw DataError.unreadable(path: folder.path, reason: "cannot remove: \((error as NSError).localizedDescription)")
