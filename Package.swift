@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "manet",
             dependencies: [
-                "ONNXIR", "ManetSupport", "ONNXFormat", "Runtime", "MANet", "Parity",
+                "ONNXIR", "ManetSupport", "ONNXFormat", "Runtime", "Kernels", "MANet", "Parity",
                 // `manet env` only: OpenBLAS's build and core, the kernel variants chosen.
                 "_COpenBLAS", "_CKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(name: "ONNXIRTests", dependencies: ["ONNXIR", "TestSupport"]),
         .testTarget(name: "ManetSupportTests", dependencies: ["ManetSupport", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ONNXFormatTests", dependencies: ["ONNXFormat", "TestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ONNXFormat", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "_CKernels", "TestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Kernels", "_CKernels", "ONNXFormat", "TestSupport"]),
         .testTarget(name: "MANetTests", dependencies: ["MANet", "ManetSupport", "Runtime", "ONNXFormat", "PyTorchFormat", "TestSupport"]),
         .testTarget(name: "PyTorchFormatTests", dependencies: ["PyTorchFormat", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),

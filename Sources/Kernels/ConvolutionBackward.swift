@@ -1,6 +1,145 @@
-// Convolution backward for narrow planes: the images of a batch share one GEMM per gradient.
+// Convolution backward: dB, dW and dX of one call (im2col + GEMM, col2im; Winograd for dX where
+// training's path takes it), and the narrow-plane schedule where the images of a batch share one
+// GEMM per gradient.
 
 public enum ConvolutionBackward {
+    /// The gradients of y = conv(x, w) + b given dY, each computed only when its buffer is
+    /// given, and fully written: dB [M] (sums in Double, in image order), dW [M, C/group, k...]
+    /// (dY_g [Mg, P] x col_g^T [P, Cg*K] summed over images in image order), dX [N, C, in...]
+    /// (W_g^T x dY_g folded by col2im, or, where `winograd` takes the shape, the Winograd
+    /// convolution of dY with the filters transposed and flipped). x, w, dy nil when they hold
+    /// no elements. The same bits every run for a thread count.
+    public static func run(_ x: UnsafePointer<Float>?, _ w: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?,
+                           _ s: ConvolutionShape, dX: UnsafeMutablePointer<Float>?, dW: UnsafeMutablePointer<Float>?,
+                           dB: UnsafeMutablePointer<Float>?, winograd: WinogradPath?, threads: Int,
+                           options: KernelOptions = .default) {
+        let g = s.geometry
+        let inPlane = g.inputPlane, outPlane = g.outputPlane, rows = s.columnRows
+        let (batch, channels, filters, group) = (s.batch, s.channels, s.filters, s.group)
+        let (filtersPerGroup, channelsPerGroup) = (s.filtersPerGroup, s.channelsPerGroup)
+        if let dB {
+            parallelFor(filters, threads: threads) { m in
+                var sum: Double = 0
+                if let dy {
+                    for n in 0..<batch {
+                        let plane = dy + (n * filters + m) * outPlane
+                        for p in 0..<outPlane { sum += Double(plane[p]) }
+                    }
+                }
+                dB[m] = Float(sum)
+            }
+        }
+        if dX == nil && dW == nil { return }
+        dW?.initialize(repeating: 0, count: filters * rows)
+        // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
+        // flipped); the Winograd path computes it where it pays in training, writing all of it.
+        var gemmDX = dX
+        if let dX, let w, let dy, let (shape, tile) = transposedWinograd(s, winograd) {
+            let flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
+            flipped.withUnsafeBufferPointer { fb in
+                Winograd.run(dy, fb.baseAddress!, tile: tile, bias: nil, dX, shape, relu: false, threads: threads,
+                             options: options)
+            }
+            gemmDX = nil
+        }
+        gemmDX?.initialize(repeating: 0, count: batch * channels * inPlane)
+        guard let xp = x, let wp = w, let dyp = dy else { return }
+        if outPlane < ConvolutionForward.narrowPlane && batch > 1 {
+            // Narrow planes: one GEMM per gradient over the whole batch.
+            sharedGEMM(xp, wp, dyp, dW: dW, dX: gemmDX, s, threads: threads)
+            return
+        }
+        if g.isPointwise {
+            for n in 0..<batch {
+                for grp in 0..<group {
+                    let dyg = dyp + (n * filters + grp * filtersPerGroup) * outPlane
+                    let xg = xp + (n * channels + grp * channelsPerGroup) * inPlane
+                    if let dW {
+                        GEMM.sgemmColumnSplit(transB: true, m: filtersPerGroup, n: rows, k: outPlane,
+                                              a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
+                                              c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads)
+                    }
+                    if let gemmDX {
+                        GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: filtersPerGroup,
+                                              a: wp + grp * filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
+                                              c: gemmDX + (n * channels + grp * channelsPerGroup) * inPlane,
+                                              ldc: inPlane, threads: threads)
+                    }
+                }
+            }
+            return
+        }
+        let imageColumns = channels * g.kernelVolume * outPlane
+        let chunk = min(batch, threads)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, chunk * imageColumns))
+        defer { scratch.deallocate() }
+        var start = 0
+        while start < batch {
+            let images = min(chunk, batch - start)
+            if let dW {
+                parallelFor(images * channels, threads: threads) { t in
+                    let i = t / channels, c = t % channels
+                    im2col(xp + (start + i) * channels * inPlane, scratch + i * imageColumns, channels: c..<(c + 1), g)
+                }
+                for i in 0..<images {
+                    for grp in 0..<group {
+                        GEMM.sgemmColumnSplit(transB: true, m: filtersPerGroup, n: rows, k: outPlane,
+                                              a: dyp + ((start + i) * filters + grp * filtersPerGroup) * outPlane, lda: outPlane,
+                                              b: scratch + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
+                                              beta: 1, c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads)
+                    }
+                }
+            }
+            if let gemmDX {
+                // The columns are consumed; the same scratch now holds dcol.
+                for i in 0..<images {
+                    for grp in 0..<group {
+                        GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: filtersPerGroup,
+                                              a: wp + grp * filtersPerGroup * rows, lda: rows,
+                                              b: dyp + ((start + i) * filters + grp * filtersPerGroup) * outPlane, ldb: outPlane,
+                                              c: scratch + i * imageColumns + grp * rows * outPlane, ldc: outPlane,
+                                              threads: threads)
+                    }
+                }
+                parallelFor(images * channels, threads: threads) { t in
+                    let i = t / channels, c = t % channels
+                    col2im(scratch + i * imageColumns, gemmDX + (start + i) * channels * inPlane, channels: c..<(c + 1), g)
+                }
+            }
+            start += images
+        }
+    }
+
+    /// For dX by Winograd: the shape of dX = conv(dY, W') with W'[c, m] = W[m, c] rotated by
+    /// 180 degrees and pads 2 - p, and its tile; nil when there is no path or it does not take
+    /// that shape (stride/dilation not 1, groups, pads > 2).
+    public static func transposedWinograd(_ s: ConvolutionShape, _ path: WinogradPath?) -> (ConvolutionShape, WinogradTile)? {
+        let g = s.geometry
+        guard let path, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1,
+              g.dH == 1, g.dW == 1, [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }) else { return nil }
+        let t = WindowGeometry(input: [g.outH, g.outW], kernel: [3, 3], strides: [1, 1],
+                               padsBegin: [2 - g.pH, 2 - g.pW], padsEnd: [2 - g.pHEnd, 2 - g.pWEnd], dilations: [1, 1],
+                               output: [g.inH, g.inW])
+        let shape = ConvolutionShape(batch: s.batch, channels: s.filters, filters: s.channels, group: 1, geometry: t)
+        guard let tile = path.tile(for: shape) else { return nil }
+        return (shape, tile)
+    }
+
+    /// W' [C, M, 3, 3] of w [M, C, 3, 3]: transposed, each 3x3 rotated by 180 degrees. One run
+    /// of W' [c, :, :, :] per task, written in order (a plain copy: any split gives the same bits).
+    static func flippedFilters(_ w: UnsafePointer<Float>, filters M: Int, channels C: Int, threads: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: M * C * 9) { out, n in
+            let base = out.baseAddress!
+            parallelFor(C, threads: threads) { c in
+                for m in 0..<M {
+                    let src = w + (m * C + c) * 9, dst = base + (c * M + m) * 9
+                    for k in 0..<9 { dst[k] = src[8 - k] }
+                }
+            }
+            n = M * C * 9
+        }
+    }
+
     /// dW += dY_mat [M, N*P] x col^T and dX = col2im(W^T x dY_mat), with the columns of a chunk
     /// of images side by side (as `ConvolutionForward.sharedGEMM`): a 7x7 plane gives GEMMs of
     /// width or depth 49 per image, far too thin for the GEMM kernel; over 16 images it is 784.

@@ -66,23 +66,10 @@ public final class PackedFilters: @unchecked Sendable {
 
     /// out(m, n) = relu?(sum_k filters(m, k) * b(k, n) + bias[m]) for `images` right-hand sides,
     /// b(k, n) of image i at `b[i * bi + k * bk + n * bn]`, out(m, n) of image i at
-    /// `c[i * ci + m * cm + n * cn]`; row blocks spread over `threads` (static ranges, so the
-    /// result is the same bits for any thread count: every element is one fixed sum over k).
-    /// B is read where it lies: best when each column is contiguous in k (bk == 1).
-    public func multiply(_ b: UnsafePointer<Float>, bk: Int, bn: Int, n: Int, images: Int = 1, bi: Int = 0,
-                         _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int = 0,
-                         bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
-        if n == 0 || images == 0 || filters == 0 { return }
-        withPointer { pointer in
-            forEachBlockRange(threads: threads) { lo, hi in
-                manet_packed_gemm(pointer, filters, columns, lo, hi, b, bk, bn, n, images, bi, c, cm, cn, ci, bias, relu ? 1 : 0)
-            }
-        }
-    }
-
-    /// The same with B first copied into blocks of 6 columns, [K][6] each (`manet_pack_columns`,
-    /// spread over the threads): for B whose rows are contiguous (im2col columns, NCHW planes),
-    /// where reading 6 columns in place would touch a new cache line at every k.
+    /// `c[i * ci + m * cm + n * cn]`, with B first copied into blocks of 6 columns, [K][6] each
+    /// (`manet_pack_columns`, spread over the threads), so that each 16 x 6 tile reads one
+    /// contiguous block. Row blocks spread over `threads` (static ranges, so the result is the
+    /// same bits for any thread count: every element is one fixed sum over k).
     public func multiplyPackingColumns(_ b: UnsafePointer<Float>, bk: Int, bn: Int, n: Int, images: Int = 1, bi: Int = 0,
                                        _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int = 0,
                                        bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
@@ -120,7 +107,7 @@ public final class PackedFilters: @unchecked Sendable {
 }
 
 extension ConvolutionForward {
-    /// Tiles of 6 columns a worker of `runPackedByColumns` unfolds and multiplies at a time:
+    /// Tiles of 6 columns a worker of `runUnfoldedByColumns` unfolds and multiplies at a time:
     /// the GEMM's own chunk (`CHUNK_TILES` in packed_gemm.c), so the unfolded block is still in
     /// cache when the filters pass over it.
     static let columnChunkTiles = 32
@@ -130,13 +117,6 @@ extension ConvolutionForward {
     /// made `scratchLimit`'s 16 M floats (9 images) ~50 MiB of batch 16's peak RSS.
     static let packedScratchLimit = 4 << 20
 
-    /// `MANET_IMPLICIT=0` unfolds one image's convolution before the product, as before row
-    /// (y) of docs/PERFORMANCE.md (for A/B measurements); read once per process.
-    static let implicitEnabled = ProcessInfo.processInfo.environment["MANET_IMPLICIT"] != "0"
-    enum Split: String { case columns, blocks }
-    /// `MANET_SPLIT=columns` / `blocks` fixes how one image is split over threads whatever the
-    /// shapes (for A/B measurements); read once per process.
-    static let splitOverride = ProcessInfo.processInfo.environment["MANET_SPLIT"].flatMap(Split.init(rawValue:))
 
     /// The 2-D window of `s` for `manet_im2col_packed`.
     static func packedWindow(_ s: ConvolutionShape) -> manet_window2d {
@@ -155,7 +135,7 @@ extension ConvolutionForward {
     /// Both threads read all the filters, so `runPacked` takes this path where the filters are
     /// the smaller operand (the 7x7/2 stem: 37 KB of filters, 7.4 MB unfolded) or for one
     /// thread, and splits by filter blocks otherwise.
-    static func runPackedByColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
+    static func runUnfoldedByColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                                    _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int) {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         var window = packedWindow(s)
@@ -271,8 +251,12 @@ extension ConvolutionForward {
     /// of 6 columns (so each packed filter block is read once per chunk); the filter blocks are
     /// split over threads. 1x1 stride-1 unpadded convolutions copy x's planes into that form
     /// instead of unfolding.
+    /// `options.implicitConvolution` off unfolds one image first (by columns in
+    /// `runUnfoldedByColumns`, by blocks through the batch path); `options.convolutionSplit`
+    /// fixes the split. Every choice gives the same bits.
     public static func runPacked(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
-                                 _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
+                                 _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
+                                 options: KernelOptions = .default) {
         precondition(s.group == 1 && w.filters == s.filters && w.columns == s.columnRows)
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
@@ -285,20 +269,19 @@ extension ConvolutionForward {
         // filters: MA-Net's 7x7 layers, whose filters are 2-9 times their unfolded input).
         // Alternating with onnxruntime (both unfolded, before `runImplicit`), 13 512->512 7x7
         // convolutions, 6 turns x 10: 28.1 ms by blocks, 29.6 by columns (onnxruntime 25.7); 80
-        // 128->128 7x7: 14.4 either way. `MANET_IMPLICIT=0` unfolds (by columns as in
-        // `runPackedByColumns`, by blocks through the batch path below), for A/B runs.
+        // 128->128 7x7: 14.4 either way.
         let filterBytes = w.count * 4, unfoldedBytes = rows * ((plane + 5) / 6 * 6) * 4
-        let byColumns = switch splitOverride {
+        let byColumns = switch options.convolutionSplit {
         case .columns: true
         case .blocks: false
         case nil: filterBytes < unfoldedBytes || threads == 1
         }
         if (g.isPointwise || flat) && s.batch == 1 {
             // (3-D pointwise convolutions copy their volumes' planes instead.)
-            if implicitEnabled && flat {
+            if options.implicitConvolution && flat {
                 if runImplicit(x, w, bias: bias, y, s, relu: relu, threads: threads, byColumns: byColumns) != nil { return }
             } else if byColumns {
-                runPackedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
+                runUnfoldedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
                 return
             }
         }

@@ -41,18 +41,14 @@ public enum Winograd {
 
     /// Upper bound on the scratch floats (transformed inputs + GEMM results), ~64 MiB.
     static let scratchLimit = 16 << 20
-    /// The same for the packed-filter path's per-point order (4 MiB: v and r stay in the L3
-    /// cache between the transforms and the GEMMs; 64->64 56x56 at batch 16, one thread: 255 ->
-    /// 101 ms per batch, against 146 / 212 / 252 at 2 / 8 / 16 MiB, docs/PERFORMANCE.md row (k)).
-    public static let cacheChunkLimit = ProcessInfo.processInfo.environment["MANET_WINO_CHUNK"].flatMap { Int($0) }.map { $0 << 18 } ?? (1 << 20)
-
-    /// Channels per chunk when filters are transformed in chunks (`transformsInChunks`): a
-    /// chunk's 16 transformed filters for every point (16 x 16 x 64 floats, 64 KB for F(2x2))
-    /// stay in L2 between the transform and the GEMMs. 64 measured ~8% faster than 32 and than
-    /// 128 or all channels at once (C harness, 512->512 7x7, filters streaming from memory, chunk
-    /// sizes taking turns); 64 has register tiles with the columns at fixed offsets (`packed_gemm.c`).
-    /// `MANET_WINO_CB` sets it (0: no chunked order, those calls take the direct path).
-    static let chunkChannels = ProcessInfo.processInfo.environment["MANET_WINO_CB"].flatMap { Int($0) } ?? 64
+    /// The packed-filter path's per-point order keeps each chunk of images' transformed inputs
+    /// and results (v, r) within `KernelOptions.winogradCacheChunkFloats` (default 1 M floats,
+    /// 4 MiB: they stay in the L3 cache between the transforms and the GEMMs; 64->64 56x56 at
+    /// batch 16, one thread, 4 MiB was 2.5x faster than 16 MiB). Filters transformed in chunks
+    /// (`transformsInChunks`) go `KernelOptions.winogradChunkChannels` channels at a time
+    /// (default 64): a chunk's 16 transformed filters for every point (64 KB for F(2x2)) stay in
+    /// L2 between the transform and the GEMMs; 64 measured ~8% faster than 32, 128 or all
+    /// channels at once, and has register tiles with the columns at fixed offsets (`packed_gemm.c`).
     /// At most this many tiles over the batch for the chunked order (each chunk's GEMMs are
     /// then a few 16 x 6 register tiles per point).
     static let chunkMaximumTiles = 64
@@ -66,7 +62,9 @@ public enum Winograd {
     /// 0.74-0.82x the direct path's time, 256->256 0.82-0.84x, 256->512 0.79-0.82x in paired
     /// in-process runs) or the saving is at least 2x (64->64 14x14: 0.81-0.84x); 128->128 7x7
     /// (1.7x fewer multiply-adds) measured 0.95-1.02x, no gain, so it stays direct.
-    public static func transformsInChunks(_ s: ConvolutionShape, tile: WinogradTile) -> Bool {
+    public static func transformsInChunks(_ s: ConvolutionShape, tile: WinogradTile,
+                                          options: KernelOptions = .default) -> Bool {
+        let chunkChannels = options.winogradChunkChannels
         let m = tile == .f2x2 ? 2 : 4, alpha = m + 2
         let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
         let pays = s.channels * s.filters >= 1 << 16 || 2 * alpha * alpha * tiles <= 9 * s.batch * s.geometry.outputPlane
@@ -85,12 +83,12 @@ public enum Winograd {
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, tile: WinogradTile,
                            transformed: UnsafePointer<Float>? = nil,
                            bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape,
-                           relu: Bool, threads: Int, filtersPacked: Bool = false) {
+                           relu: Bool, threads: Int, filtersPacked: Bool = false, options: KernelOptions = .default) {
         precondition(applies(s))
         let packedChannels = filtersPacked ? s.channels : 0
         switch tile {
-        case .f2x2: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, WinogradF2.self)
-        case .f4x4: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, WinogradF4.self)
+        case .f2x2: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, options, WinogradF2.self)
+        case .f4x4: run(x, w, transformed, packedChannels, bias: bias, y, s, relu: relu, threads: threads, options, WinogradF4.self)
         }
     }
 
@@ -137,7 +135,7 @@ public enum Winograd {
                                           _ transformed: UnsafePointer<Float>?, _ packedChannels: Int,
                                           bias: UnsafePointer<Float>?,
                                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool,
-                                          threads: Int, _: T.Type) {
+                                          threads: Int, _ options: KernelOptions, _: T.Type) {
         let g = s.geometry
         let C = s.channels, M = s.filters, points = T.alpha * T.alpha
         if s.batch == 0 || M == 0 || g.outputPlane == 0 { return }
@@ -159,11 +157,12 @@ public enum Winograd {
         let byBlock = packedGEMM && s.batch * perImage < M
         // Few tiles (batch 1's 7x7 and 14x14 planes): each block's filters transformed a chunk of
         // channels at a time into a cache-sized scratch, right before its GEMMs.
-        if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4) {
-            runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, &geometry, T.self)
+        if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4, options: options) {
+            runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, chunkChannels: options.winogradChunkChannels,
+                        &geometry, T.self)
             return
         }
-        let limit = packedGEMM && !byBlock ? cacheChunkLimit : scratchLimit
+        let limit = packedGEMM && !byBlock ? options.winogradCacheChunkFloats : scratchLimit
         let chunk = max(1, min(s.batch, limit / max(1, points * (C + M) * perImage)))
         let maxTiles = chunk * perImage
         // v[p][tile][C] (transformed inputs) and r[p][tile][M] (GEMM results).
@@ -245,9 +244,9 @@ public enum Winograd {
     /// a second fork/join for batch 1's sub-millisecond layers).
     static func runInChunks<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                                   bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
-                                                  _ s: ConvolutionShape, relu: Bool, threads: Int,
+                                                  _ s: ConvolutionShape, relu: Bool, threads: Int, chunkChannels cb: Int,
                                                   _ geometry: inout manet_winograd_geometry, _: T.Type) {
-        let C = s.channels, M = s.filters, points = T.alpha * T.alpha, cb = chunkChannels
+        let C = s.channels, M = s.filters, points = T.alpha * T.alpha
         let tiles = s.batch * ((s.geometry.outH + T.m - 1) / T.m) * ((s.geometry.outW + T.m - 1) / T.m)
         let blocks = M / 16, channelGroups = (C + 7) / 8
         let vCount = points * C * tiles

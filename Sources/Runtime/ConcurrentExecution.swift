@@ -1,6 +1,6 @@
 // Inference with independent steps running at the same time (MA-Net's four patch branches and its
 // global branch): a small dependency-driven scheduler over the plan, used by `Executor.execute`
-// when the options include `.concurrentBranches` or `MANET_BRANCHES=1` (not by default: since the
+// when the options include `.concurrentBranches` (not by default: since the
 // kernels' worker pool, one step at a time over all the threads measured faster).
 
 import Foundation

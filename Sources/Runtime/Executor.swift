@@ -42,14 +42,19 @@ public final class Executor {
     /// backward time (`manet bench --profile`, with or without `--train`).
     public var profile: ExecutionProfile?
 
+    /// The options the inference plan is made with (`RuntimeOptions.optimizations`, the
+    /// convolution algorithm and the Winograd budget): the context's when the executor was made.
+    let planOptions: RuntimeOptions
+
     /// Takes the model over: when the caller hands it on (a temporary, or `consume model`), each
     /// initializer's bytes are freed as soon as it is converted, so the weights are never held
-    /// twice. A caller that keeps its own copy keeps its own bytes.
-    public init(model: consuming Model, registry: OperatorRegistry = .standard, context: ExecutionContext = ExecutionContext(),
-                options: GraphOptimizations = .none) throws {
-        self.context = context
-        self.optimizations = options
-        AllocatorTuning.once
+    /// twice. A caller that keeps its own copy keeps its own bytes. `options` holds every
+    /// choice of the runs (threads, determinism, inference rewrites, algorithms, kernels).
+    public init(model: consuming Model, registry: OperatorRegistry = .standard, options: RuntimeOptions,
+                training: Bool = false) throws {
+        self.context = ExecutionContext(training: training, options: options)
+        self.optimizations = options.optimizations
+        self.planOptions = options
         plan = try Plan(model: copy model, registry: registry)
         var initializers = model.graph.initializers
         model.graph.initializers = []
@@ -61,6 +66,15 @@ public final class Executor {
         }
         model.graph.initializers = initializers
         self.model = model
+    }
+
+    /// The same with the run state as a context and the inference rewrites apart (they replace
+    /// `context.options.optimizations`).
+    public convenience init(model: consuming Model, registry: OperatorRegistry = .standard,
+                            context: ExecutionContext = ExecutionContext(), options: GraphOptimizations = .none) throws {
+        var runtime = context.options
+        runtime.optimizations = options
+        try self.init(model: consume model, registry: registry, options: runtime, training: context.training)
     }
 
     /// `Tensor(data)`, with float32 elements decoded straight into the tensor's storage: one
@@ -85,7 +99,7 @@ public final class Executor {
         guard !frozen else { return }
         var values = initializerValues
         initializerValues = [:]  // `values` is now the only owner, so folding can reuse buffers
-        let fused = optimizations.isEmpty ? plan : plan.fusedForInference(values: &values, options: optimizations, releasingOriginals: true)
+        let fused = optimizations.isEmpty ? plan : plan.fusedForInference(values: &values, options: planOptions, releasingOriginals: true)
         initializerValues = values
         fusedPlan = fused
         frozen = true
@@ -269,16 +283,10 @@ public final class Executor {
     func inferencePlan() -> Plan {
         if optimizations.isEmpty { return plan }
         if let fusedPlan { return fusedPlan }
-        let fused = plan.fusedForInference(values: initializerValues, options: optimizations)
+        let fused = plan.fusedForInference(values: initializerValues, options: planOptions)
         fusedPlan = fused
         return fused
     }
-
-    /// `MANET_BRANCHES=1` / `0` turns running independent branches at the same time on / off
-    /// for inference whatever the options say (for A/B measurements); read once per process.
-    /// Off by default since the kernels' worker pool (docs/PERFORMANCE.md row (r)): each step
-    /// over all the threads was faster at batch 1 and 16 than branches side by side.
-    static let branchesAtOnce: Bool? = ProcessInfo.processInfo.environment["MANET_BRANCHES"].map { $0 != "0" }
 
     func execute(inputs feeds: [String: Tensor], keepRecords: Bool) throws -> ForwardPass {
         // Records and training need the graph as written; plain inference may run it fused.
@@ -307,7 +315,7 @@ public final class Executor {
         // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
             && { if case .none = kept.selection { return true } else { return false } }()
-            && (Self.branchesAtOnce ?? optimizations.contains(.concurrentBranches)) && plan.hasIndependentSteps
+            && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
         for (i, step) in plan.steps.enumerated() where !concurrent {
             var args = [Tensor?]()

@@ -13,12 +13,13 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// A Relu that is the only reader of a Conv output applied inside the Conv.
     public static let fuseRelu = GraphOptimizations(rawValue: 1 << 1)
     /// Independent branches of the graph run at the same time, each with part of the threads.
-    /// Not in `.inference`: every step over all the threads measured faster (Executor.branchesAtOnce).
+    /// Not in `.inference`: since the kernels' worker pool, each step over all the threads
+    /// measured faster at batch 1 and 16 than branches side by side.
     public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
 
-    /// 3x3 stride-1 convolutions through Winograd F(4x4,3x3) where it pays (`MANET_CONV=direct`
-    /// turns it off, `MANET_CONV=winograd2` picks F(2x2,3x3)); results differ from the direct
-    /// path by float rounding of the transforms (measured in docs/PERFORMANCE.md).
+    /// 3x3 stride-1 convolutions through Winograd where it pays (tiles by
+    /// `RuntimeOptions.convolution`); results differ from the direct path by float rounding of
+    /// the transforms (measured in WinogradTests).
     public static let winograd = GraphOptimizations(rawValue: 1 << 3)
 
     /// A Relu that is the only reader of an Add output (residual blocks) applied inside the Add:
@@ -27,7 +28,7 @@ public struct GraphOptimizations: OptionSet, Sendable {
 
     /// Convolution filters packed once, when the plan is made, into the layout of the
     /// packed-filter GEMM (`Kernels/PackedFilters.swift`), replacing the weights (not a second
-    /// copy); no call re-packs them. `MANET_PACKED=0` leaves them to OpenBLAS as written.
+    /// copy); no call re-packs them. Without it they go to OpenBLAS as written.
     public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
 
     public static let none: GraphOptimizations = []

@@ -12,32 +12,24 @@ struct FusedConv: Operator {
     let conv: Conv
     /// [M, C/group, k...] of the folded weights.
     let weightShape: [Int]
-    /// The folded weights: as a tensor, or (ungrouped convolutions with at least 16 filters)
-    /// packed once for the packed-filter GEMM, which then holds the only copy.
-    let filters: Filters
+    /// The folded weights (as written, or, for ungrouped convolutions with at least 16 filters,
+    /// packed once for the packed-filter GEMM, which then holds the only copy) and, when the
+    /// Winograd path may run this convolution (3x3, stride 1), its policy.
+    let plan: ConvolutionPlan
     /// Folded bias [M].
     let bias: Tensor?
     let relu: Bool
-    /// Set when the Winograd path may run this convolution (3x3, stride 1): the tile it takes
-    /// for the call shapes where it pays.
-    var winograd: WinogradPath?
 
-    enum Filters {
-        case plain(Tensor)
-        case packed(PackedFilters)
-    }
+    var filters: ConvolutionPlan.Filters { plan.filters }
+    var winograd: WinogradPath? { plan.winograd }
 
     /// Ungrouped convolutions with at least 16 filters get packed filters (fewer would
     /// be mostly the zero rows that pad a block of 16), and at least 64 weights per filter.
     /// MA-Net's 7x7 stem (147 per filter) and 1x1 downsampling convolutions (64-256) went to
-    /// OpenBLAS until the unfolding took vector rows and the store lost its masked writes
-    /// (docs/PERFORMANCE.md row (x)); packed since.
+    /// OpenBLAS until the unfolding took vector rows and the store lost its masked writes;
+    /// packed since.
     static let minimumPackedFilters = 16
     static let minimumPackedColumns = 64
-
-    /// `MANET_PACKED=0` turns packing off (for A/B measurements): filters stay as written and
-    /// go through OpenBLAS.
-    static let packingEnabled = ProcessInfo.processInfo.environment["MANET_PACKED"] != "0"
 
     init(node: Node, opset: Int64) throws {
         throw RuntimeError.invalidGraph("FusedConv is made by the inference optimiser, not read from a model")
@@ -45,7 +37,7 @@ struct FusedConv: Operator {
 
     /// `pack` (only where `packs(conv:weightShape:)` holds): pack the weights, taking `weight`'s
     /// buffer (packed in place when nothing else holds it; `weight` is left empty).
-    init(conv: Conv, weight: inout Tensor, bias: Tensor?, relu: Bool, pack: Bool) {
+    init(conv: Conv, weight: inout Tensor, bias: Tensor?, relu: Bool, pack: Bool, winograd: WinogradPath? = nil) {
         precondition(!pack || Self.packs(conv: conv, weightShape: weight.shape))
         self.conv = conv
         self.weightShape = weight.shape
@@ -53,9 +45,10 @@ struct FusedConv: Operator {
         self.relu = relu
         if pack {
             let filters = weight.shape[0], columns = weight.count / weight.shape[0]
-            self.filters = .packed(PackedFilters(taking: &weight.floats, filters: filters, columns: columns))
+            plan = ConvolutionPlan(filters: .packed(PackedFilters(taking: &weight.floats, filters: filters, columns: columns)),
+                                   winograd: winograd)
         } else {
-            self.filters = .plain(weight)
+            plan = ConvolutionPlan(filters: .plain(weight.floats), winograd: winograd)
         }
     }
 
@@ -67,7 +60,7 @@ struct FusedConv: Operator {
     /// The folded weights [M, C/group, k...] (unpacked again if packed).
     var weight: Tensor {
         switch filters {
-        case .plain(let t): return t
+        case .plain(let w): return Tensor(shape: weightShape, floats: w)
         case .packed(let p): return Tensor(shape: weightShape, floats: p.unpacked())
         }
     }
@@ -81,16 +74,8 @@ struct FusedConv: Operator {
         let x = try conv.label.float(inputs, 0)
         let l = try conv.layout(x.shape, weightShape, bias: bias?.shape)
         let count = try conv.label.count(l.outputShape)
-        switch filters {
-        case .plain(let weight):
-            let y = Conv.convolve(x, weight, bias: bias, l, group: conv.group, relu: relu, threads: context.threads,
-                                  count: count, winograd: winograd)
-            return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
-        case .packed(let packed):
-            let y = Conv.convolve(x, packed, bias: bias, l, relu: relu, threads: context.threads, count: count,
-                                  winograd: winograd)
-            return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
-        }
+        let y = Conv.convolve(x, plan, bias: bias, l, group: conv.group, relu: relu, count: count, context)
+        return ForwardResult([Tensor(shape: l.outputShape, floats: y)])
     }
 
 }
@@ -129,7 +114,7 @@ extension Plan {
     /// intermediate value has no other reader and is not a graph output. Folding
     /// (`BatchNormFold`, the routine the exporter's `--fold-bn` uses too) changes results only by
     /// float rounding.
-    func fusedForInference(values: [Int: Tensor], options: GraphOptimizations) -> Plan {
+    func fusedForInference(values: [Int: Tensor], options: RuntimeOptions) -> Plan {
         var values = values
         return fusedForInference(values: &values, options: options, releasingOriginals: false)
     }
@@ -137,13 +122,15 @@ extension Plan {
     /// The same, removing from `values` each Conv weight that only its (folded) Conv read, so
     /// that, when `values` holds the only reference, the folded weights reuse its buffer and the
     /// weights are never held twice. The plan as written cannot run on `values` afterwards.
-    func fusedForInference(values: inout [Int: Tensor], options: GraphOptimizations, releasingOriginals: Bool) -> Plan {
+    func fusedForInference(values: inout [Int: Tensor], options runtime: RuntimeOptions, releasingOriginals: Bool) -> Plan {
+        let options = runtime.optimizations
         guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd)
                 || options.contains(.fuseAddRelu) || options.contains(.packFilters) else { return self }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
-        let filterStore = WinogradFilterStore.forPlan(weightBytes: values.values.reduce(0) { $0 + $1.count * 4 })
+        let filterStore = WinogradFilterStore.forPlan(weightBytes: values.values.reduce(0) { $0 + $1.count * 4 },
+                                                      budgetBytes: runtime.winogradKeepBytes)
         var producerStep: [Int: Int] = [:]
         for (i, step) in steps.enumerated() { for case let s? in step.outputs { producerStep[s] = i } }
         func only(_ slot: Int, readBy opType: String) -> Int? {
@@ -199,17 +186,18 @@ extension Plan {
                 relu = true
                 changed = true
             }
-            let pack = options.contains(.packFilters) && FusedConv.packingEnabled
-                && FusedConv.packs(conv: conv, weightShape: weight.shape)
+            let pack = options.contains(.packFilters) && FusedConv.packs(conv: conv, weightShape: weight.shape)
             // Packed filters replace the weights: release the original when only this Conv read
             // it, so that they are packed in its buffer.
             if pack && releasingOriginals, let w = step.inputs[1], readers[w] == 1 { values[w] = nil }
-            var fused = FusedConv(conv: conv, weight: &weight, bias: bias, relu: relu, pack: pack)
-            if pack { changed = true }
-            if options.contains(.winograd), let tiles = WinogradPath.inferenceTiles, conv.winogradCandidate(weightShape: weight.shape) {
-                fused.winograd = WinogradPath(tiles: tiles, store: filterStore)
+            var winograd: WinogradPath? = nil
+            if options.contains(.winograd), let tiles = runtime.convolution.inferenceTiles,
+               conv.winogradCandidate(weightShape: weight.shape) {
+                winograd = WinogradPath(tiles: tiles, store: filterStore, minimumTiles: runtime.winogradMinimumTiles)
                 changed = true
             }
+            let fused = FusedConv(conv: conv, weight: &weight, bias: bias, relu: relu, pack: pack, winograd: winograd)
+            if pack { changed = true }
             guard changed else { continue }
             replaced[i] = PlanStep(node: step.node, op: fused, inputs: [xSlot], outputs: [out], absorbed: absorbed)
         }

@@ -2,20 +2,33 @@
 
 import ONNXIR
 
-/// How a graph is being run; handed to every operator call.
+/// How a graph is being run; handed to every operator call: training mode and the run's
+/// `RuntimeOptions` (threads, determinism, algorithm and kernel choices).
 public struct ExecutionContext: Sendable {
     /// Training mode: BatchNormalization uses batch statistics (and reports running-stat
     /// updates), Dropout stays the identity, and forward keeps what backward needs.
     public var training: Bool
-    /// Intra-op threads for kernels (default: the machine's cores).
-    public var threads: Int
-    /// Same bits run to run: no reductions whose order depends on thread timing.
-    public var deterministic: Bool
+    /// Every choice of the run; operators pass `options.kernels` on to the kernels.
+    public var options: RuntimeOptions
+    /// Intra-op threads for kernels (`options.threads`).
+    public var threads: Int {
+        get { options.threads }
+        set { options.threads = max(1, newValue) }
+    }
+    /// Same bits run to run (`options.deterministic`).
+    public var deterministic: Bool {
+        get { options.deterministic }
+        set { options.deterministic = newValue }
+    }
 
     public init(training: Bool = false, threads: Int = ExecutionContext.defaultThreads, deterministic: Bool = false) {
         self.training = training
-        self.threads = max(1, threads)
-        self.deterministic = deterministic
+        options = RuntimeOptions(threads: threads, deterministic: deterministic)
+    }
+
+    public init(training: Bool = false, options: RuntimeOptions) {
+        self.training = training
+        self.options = options
     }
 
     public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }

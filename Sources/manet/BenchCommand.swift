@@ -143,7 +143,10 @@ struct BenchCommand: ParsableCommand {
         let graphModel = try ONNXFile.load(path: path, maxMemory: maxMemory?.bytes)
         var batch = requestedBatch ?? 1
         var batchFromModel = false
-        let context = ExecutionContext(training: false, threads: threads, deterministic: deterministic)
+        let runtime = try RuntimeEnvironment.options(threads: threads, deterministic: deterministic,
+                                                     optimizations: noOptimize ? .none : .inference)
+        var asWritten = runtime
+        asWritten.optimizations = .none
         var generator = Xoshiro256(seed: 1)
         var feeds: [String: Tensor] = [:]
         let initializers = Set(graphModel.graph.initializers.map(\.name))
@@ -180,11 +183,10 @@ struct BenchCommand: ParsableCommand {
                 feeds[input.name] = Tensor(shape: shape, ints: [Int64](repeating: 0, count: count))
             }
         }
-        let reference = try compareUnoptimized ? Executor(model: graphModel, context: context, options: .none).run(inputs: feeds) : nil
+        let reference = try compareUnoptimized ? Executor(model: graphModel, options: asWritten).run(inputs: feeds) : nil
         // The executor takes the model over (its weights are then held once) and, optimised,
         // keeps only the folded weights.
-        let executor = try Executor(model: consume graphModel, context: context,
-                                    options: noOptimize ? .none : .inference)
+        let executor = try Executor(model: consume graphModel, options: runtime)
         executor.freezeForInference()
         if let reference {
             let optimised = try executor.run(inputs: feeds)
@@ -217,6 +219,8 @@ struct BenchCommand: ParsableCommand {
         options.inputSize = inputSize
         options.threads = threads
         options.deterministic = deterministic || options.deterministic
+        options.runtime = try RuntimeEnvironment.options(threads: threads, deterministic: options.deterministic,
+                                                         optimizations: .none)
         let classNames = (0..<7).map(String.init)
         let trainer = try Trainer(options: options, classNames: classNames)
         var generator = Xoshiro256(seed: 2)

@@ -66,6 +66,8 @@ struct EvaluateCommand: ParsableCommand {
         options.beta = checkpoint.beta
         options.threads = threads
         options.printFrequency = printFreq
+        options.runtime = try RuntimeEnvironment.options(threads: threads, deterministic: options.deterministic,
+                                                         optimizations: .none)
         let graph = try MANetModel.build(numClasses: checkpoint.numClasses, width: checkpoint.width, inputSize: checkpoint.inputSize)
         let trainer = try Trainer(model: consume graph, options: options, classNames: checkpoint.classNames,
                                   generator: Xoshiro256(seed: 0), dataSeed: 0)

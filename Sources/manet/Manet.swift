@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import MANet
+import Runtime
 
 @main
 struct Manet: ParsableCommand {
@@ -41,7 +42,10 @@ struct Manet: ParsableCommand {
 
     /// Parses, runs, and turns every error into one `manet: error: ` line and the documented exit
     /// status (see `report`), instead of ArgumentParser's own `Error:` and status 1.
+    /// The allocator tuning is the program's choice (`AllocatorTuning`): made once, before any
+    /// command runs.
     static func main() {
+        AllocatorTuning.keepFreedMemory()
         let arguments = Array(CommandLine.arguments.dropFirst())
         var command: ParsableCommand
         do {

@@ -178,6 +178,8 @@ struct TrainCommand: ParsableCommand {
         options.logPath = logPath
         options.checkpointDirectory = checkpointDir
         options.threads = threads
+        options.runtime = try RuntimeEnvironment.options(threads: threads, deterministic: options.deterministic,
+                                                         optimizations: .none)
 
         let trainer: Trainer
         var resumedLogLength: UInt64 = 0

@@ -36,15 +36,6 @@ func runNode(_ op: String, _ inputs: [(String, Tensor)], outputs: [String] = ["y
     return try executor.run(inputs: feeds)
 }
 
-/// Deterministic pseudo-random floats in [-1, 1) (a fixed LCG, so expected values stay put).
-func pseudoRandom(_ count: Int, seed: UInt64) -> [Float] {
-    var state = seed &* 6364136223846793005 &+ 1442695040888963407
-    return (0..<count).map { _ in
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Double(state >> 40) / Double(1 << 24)) * 2 - 1
-    }
-}
-
 /// The message an error prints, for exact-text failure tests.
 func errorText(_ body: () throws -> Void) -> String {
     do { try body() } catch { return "\(error)" }

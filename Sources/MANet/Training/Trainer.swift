@@ -19,6 +19,9 @@ public struct TrainingOptions: Sendable {
     public var threads = ExecutionContext.defaultThreads
     /// Same bits run to run (needed for `--resume` to repeat an uninterrupted run exactly).
     public var deterministic = true
+    /// The runtime's algorithm and kernel choices; its `threads` and `deterministic` are
+    /// replaced by the two options above.
+    public var runtime = RuntimeOptions()
 
     public init() {}
 }
@@ -101,8 +104,10 @@ public final class Trainer {
         self.generator = generator
         self.dataSeed = dataSeed
         roles = ParameterRoles(model: copy model)
-        executor = try Executor(model: consume model, context: ExecutionContext(training: true, threads: options.threads,
-                                                                                 deterministic: options.deterministic))
+        var runtime = options.runtime
+        runtime.threads = options.threads
+        runtime.deterministic = options.deterministic
+        executor = try Executor(model: consume model, options: runtime, training: true)
         self.model = executor.model
         optimizer = SGD(learningRate: options.recipe.learningRate, momentum: options.recipe.momentum,
                         weightDecay: options.recipe.weightDecay)

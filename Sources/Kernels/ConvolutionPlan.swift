@@ -1,0 +1,220 @@
+// A convolution's plan: its filters as the kernels want them (as written, or packed once into
+// 16-row blocks), the Winograd policy with the transformed filters it keeps, and the forward that
+// picks the algorithm per call shape. Prepared once per inference plan (or per training call,
+// whose weights change every step); the operator keeps attributes and shapes and calls it.
+
+import Foundation
+
+/// The convolution algorithm choice of a run (`RuntimeOptions.convolution`).
+public enum ConvolutionAlgorithm: String, Sendable, Hashable, CaseIterable {
+    /// Winograd F(4x4,3x3) where it has enough tiles, else F(2x2,3x3) where that has, else
+    /// direct (inference); F(2x2) from 128 channels (training).
+    case automatic
+    /// im2col + GEMM (or the packed-filter GEMM) everywhere.
+    case direct
+    /// Winograd F(2x2,3x3) only.
+    case winograd2
+    /// Winograd F(4x4,3x3) only (inference; training keeps F(2x2)).
+    case winograd4
+
+    /// The tiles inference may take, most preferred first; nil: no Winograd. F(4x4) comes
+    /// first: on full MA-Net at batch 16 it takes ~30% less CPU than F(2x2) on every layer
+    /// shape with the vectorised transforms, at ~10x F(2x2)'s rounding error (still ~5e-6 of
+    /// max |y| per layer against float64, see WinogradTests).
+    public var inferenceTiles: [WinogradTile]? {
+        switch self {
+        case .direct: nil
+        case .winograd2: [.f2x2]
+        case .winograd4: [.f4x4]
+        case .automatic: [.f4x4, .f2x2]
+        }
+    }
+}
+
+/// Which Winograd tile (if any) one convolution takes, by call shape, and its transformed
+/// filters when the plan's `WinogradFilterStore` has room for them (otherwise `Winograd.run`
+/// transforms them per call). An inference path lives in a fused plan, which the executor
+/// drops when an initializer changes, so kept filters never outlive the weights they came from.
+public final class WinogradPath: @unchecked Sendable {
+    /// The tiles this path may take, most preferred first.
+    public let tiles: [WinogradTile]
+    let store: WinogradFilterStore?
+    private let lock = NSLock()
+    private var kept: [WinogradTile: [Float]] = [:]
+
+    /// Fewer input channels or filters than this take the direct path.
+    public let minimumChannels: Int
+    /// Replaces `minimumTiles(_:)`'s thresholds when set (for measurements).
+    public let minimumTilesOverride: Int?
+
+    public init(tiles: [WinogradTile], store: WinogradFilterStore? = nil,
+                minimumChannels: Int = WinogradPath.minimumChannels, minimumTiles: Int? = nil) {
+        self.tiles = tiles
+        self.store = store
+        self.minimumChannels = minimumChannels
+        self.minimumTilesOverride = minimumTiles
+    }
+
+    /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3)
+    /// only, as accurate as the direct path (so training parity is unchanged); nil for
+    /// `.direct`. Only from 128 channels: the 64-channel layers' transforms (56x56 planes at
+    /// batch 16) are memory-bound and cost about what they save.
+    public static func training(_ algorithm: ConvolutionAlgorithm = .automatic) -> WinogradPath? {
+        algorithm == .direct ? nil : trainingPath
+    }
+    private static let trainingPath = WinogradPath(tiles: [.f2x2], minimumChannels: 128)
+
+    /// Where Winograd beats im2col + GEMM on full MA-Net: at least this many tiles over the
+    /// batch, or the 16/36 GEMMs are too thin for the transforms to pay, and at least
+    /// `minimumChannels` channels and filters. F(4x4) from 32 tiles (batch 1: 28x28 planes, 49
+    /// tiles, 2x faster than direct), F(2x2) from 49 (at batch 1 on 7x7 planes, 16 tiles,
+    /// F(2x2) lost to the packed direct path by 25%, F(4x4) with 4 tiles by 2.2x; on 14x14
+    /// planes, since the direct path reads its input in place, F(2x2)'s 49 tiles beat F(4x4)'s
+    /// 16: 8 256->256 14x14 convolutions 13.2 vs 18.0 ms, direct 18.0).
+    public func minimumTiles(_ tile: WinogradTile) -> Int {
+        if let minimumTilesOverride { return minimumTilesOverride }
+        return tile == .f4x4 ? 32 : 49
+    }
+    public static let minimumChannels = 64
+
+    /// The tile a call of this shape takes, or nil for the direct path. With `filtersPacked`
+    /// (inference's packed filters), F(2x2) also takes the calls with few tiles whose filters
+    /// `Winograd.run` transforms chunk by chunk right before multiplying them
+    /// (`Winograd.transformsInChunks`: batch 1's 7x7 planes), which beat the direct path there.
+    public func tile(for s: ConvolutionShape, filtersPacked: Bool = false, options: KernelOptions = .default) -> WinogradTile? {
+        guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
+        return tiles.first { tile in
+            let m = tile == .f2x2 ? 2 : 4
+            return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= minimumTiles(tile)
+        } ?? (filtersPacked && tiles.contains(.f2x2) && Winograd.transformsInChunks(s, tile: .f2x2, options: options)
+              ? .f2x2 : nil)
+    }
+
+    /// The transformed filters at `w` ([M, C, 3, 3], or in `PackedFilters`' layout: `packed`)
+    /// for `tile` if kept (made now when the store has room), else nil.
+    public func keptFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, packed: Bool, tile: WinogradTile,
+                            threads: Int) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made = kept[tile] { return made }
+        guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
+        let made = Winograd.transformFilters(w, filters: filters, channels: channels, tile: tile, threads: threads,
+                                             packed: packed)
+        kept[tile] = made
+        return made
+    }
+}
+
+/// The bytes of transformed Winograd filters one inference plan may keep between runs. Filters
+/// are kept first come, first served (in execution order) until the budget is spent; the
+/// rest are transformed per call.
+public final class WinogradFilterStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var remaining: Int
+
+    public init(budgetBytes: Int) { remaining = max(0, budgetBytes) }
+
+    /// The store for a plan whose weights take `weightBytes`: `budgetBytes` when given, else a
+    /// quarter of the weights (keeping every F(4x4) transform costs 4x the weights of the layers
+    /// on the path; the early, small-filter layers gain most per byte kept).
+    public static func forPlan(weightBytes: Int, budgetBytes: Int? = nil) -> WinogradFilterStore {
+        WinogradFilterStore(budgetBytes: budgetBytes ?? weightBytes / 4)
+    }
+
+    /// Takes `bytes` from the budget if they fit.
+    func reserve(bytes: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard bytes <= remaining else { return false }
+        remaining -= bytes
+        return true
+    }
+}
+
+/// One convolution's filters and algorithm policy, prepared once; `forward` runs a call.
+public final class ConvolutionPlan: @unchecked Sendable {
+    /// The filters as the kernels read them.
+    public enum Filters {
+        /// [M, C/group, k...] as written: im2col + OpenBLAS, or Winograd.
+        case plain([Float])
+        /// Ungrouped, packed once into 16-row blocks (`PackedFilters`): the packed-filter GEMM,
+        /// or Winograd transforming from the packed layout.
+        case packed(PackedFilters)
+    }
+
+    /// What a call of some shape runs.
+    public enum Algorithm: Equatable, Sendable {
+        case direct, packed, winograd(WinogradTile)
+    }
+
+    public let filters: Filters
+    /// Set when Winograd may run this convolution (3x3, stride 1).
+    public let winograd: WinogradPath?
+
+    public init(filters: Filters, winograd: WinogradPath? = nil) {
+        self.filters = filters
+        self.winograd = winograd
+    }
+
+    var isPacked: Bool { if case .packed = filters { true } else { false } }
+
+    /// The algorithm a call of shape `s` takes.
+    public func algorithm(for s: ConvolutionShape, options: KernelOptions = .default) -> Algorithm {
+        if let tile = winograd?.tile(for: s, filtersPacked: isPacked, options: options) { return .winograd(tile) }
+        return isPacked ? .packed : .direct
+    }
+
+    /// y = relu?(conv(x, filters) + bias): x [N, C, in...] (nil when it holds no elements),
+    /// bias [M] or nil, y [N, M, out...] fully written. Deterministic for a thread count.
+    public func forward(_ x: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                        _ s: ConvolutionShape, relu: Bool, threads: Int, options: KernelOptions = .default) {
+        switch filters {
+        case .plain(let weights):
+            weights.withUnsafeBufferPointer { wb in
+                guard let xp = x, let wp = wb.baseAddress else {
+                    // No input channels (or no filters): y is the bias alone.
+                    let plane = s.geometry.outputPlane
+                    for t in 0..<(s.batch * s.filters) {
+                        let b = bias?[t % s.filters] ?? 0
+                        for p in 0..<plane { y[t * plane + p] = relu ? max(b, 0) : b }
+                    }
+                    return
+                }
+                if let winograd, let tile = winograd.tile(for: s, options: options) {
+                    let kept = winograd.keptFilters(wp, filters: s.filters, channels: s.channels, packed: false, tile: tile,
+                                                    threads: threads)
+                    Self.withOptionalPointer(kept) { kp in
+                        Winograd.run(xp, wp, tile: tile, transformed: kp, bias: bias, y, s, relu: relu, threads: threads,
+                                     options: options)
+                    }
+                } else {
+                    ConvolutionForward.run(xp, wp, bias: bias, y, s, relu: relu, threads: threads)
+                }
+            }
+        case .packed(let packed):
+            guard let xp = x else { preconditionFailure("packed filters always have input channels") }
+            let tile = winograd?.tile(for: s, filtersPacked: true, options: options)
+            packed.withPointer { wp in
+                // Filters transformed in chunks per call are not kept (that path reads the packed ones).
+                let kept = tile.flatMap {
+                    Winograd.transformsInChunks(s, tile: $0, options: options) ? nil
+                        : winograd?.keptFilters(wp, filters: s.filters, channels: s.channels, packed: true, tile: $0,
+                                                threads: threads)
+                }
+                if let tile {
+                    Self.withOptionalPointer(kept) { kp in
+                        Winograd.run(xp, wp, tile: tile, transformed: kp, bias: bias, y, s, relu: relu, threads: threads,
+                                     filtersPacked: true, options: options)
+                    }
+                } else {
+                    ConvolutionForward.runPacked(xp, packed, bias: bias, y, s, relu: relu, threads: threads, options: options)
+                }
+            }
+        }
+    }
+
+    static func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let a else { return body(nil) }
+        return a.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}

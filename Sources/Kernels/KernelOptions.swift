@@ -1,0 +1,50 @@
+// The kernels' choices as a value: which schedule a convolution takes and which instruction set
+// the multiversioned kernels run. Callers pass it down with every call; nothing here reads the
+// environment.
+
+/// The instruction set a kernel with several variants runs. `.automatic` takes the best the CPU
+/// has (read from CPUID once); the others force a variant (for tests and A/B benchmarks) and fall
+/// back to the best the CPU has below them when it lacks the one asked for.
+public enum KernelISA: String, Sendable, Hashable, CaseIterable {
+    case automatic, avx512, avx2, portable
+}
+
+/// How one image of a packed-filter convolution is split over threads.
+public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
+    /// Each worker its share of the output columns with every filter block.
+    case columns
+    /// Each worker every column with its share of the filter blocks.
+    case blocks
+}
+
+/// Kernel-level choices. The defaults are what the benchmarks chose; every other value gives
+/// the same results within float rounding (the schedules the same bits, see each field).
+public struct KernelOptions: Sendable, Hashable {
+    /// Instruction set of the multiversioned GEMM kernels.
+    public var isa: KernelISA
+    /// A 2-D packed-filter convolution of one image reads its input in place (an implicit
+    /// im2col) instead of unfolding it first. The same sums in the same order: the same bits.
+    public var implicitConvolution: Bool
+    /// Fixes how one image of a packed-filter convolution is split over threads; nil picks by
+    /// shape (by columns where the filters are the smaller operand). The same bits either way.
+    public var convolutionSplit: ConvolutionSplit?
+    /// Channels per chunk when Winograd filters are transformed chunk by chunk right before
+    /// their GEMMs (`Winograd.transformsInChunks`); 0 turns that order off (those calls take
+    /// the direct path). Must be a multiple of 8 to take effect.
+    public var winogradChunkChannels: Int
+    /// Scratch floats (transformed inputs and GEMM results) per chunk of images on the
+    /// packed-filter Winograd path's point order: kept in the L3 cache between the transforms
+    /// and the GEMMs.
+    public var winogradCacheChunkFloats: Int
+
+    public init(isa: KernelISA = .automatic, implicitConvolution: Bool = true, convolutionSplit: ConvolutionSplit? = nil,
+                winogradChunkChannels: Int = 64, winogradCacheChunkFloats: Int = 1 << 20) {
+        self.isa = isa
+        self.implicitConvolution = implicitConvolution
+        self.convolutionSplit = convolutionSplit
+        self.winogradChunkChannels = winogradChunkChannels
+        self.winogradCacheChunkFloats = winogradCacheChunkFloats
+    }
+
+    public static let `default` = KernelOptions()
+}

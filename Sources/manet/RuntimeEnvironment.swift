@@ -1,0 +1,50 @@
+// The one place the command line reads the runtime's tuning switches from the environment and
+// maps them onto `RuntimeOptions` (the libraries read no environment). They are for A/B
+// measurements; docs/PERFORMANCE.md lists them. A value that does not parse is a usage error.
+
+import ArgumentParser
+import Foundation
+import Kernels
+import Runtime
+
+enum RuntimeEnvironment {
+    /// The switches and what they set:
+    /// - `MANET_CONV=automatic|direct|winograd2|winograd4`: `convolution`;
+    /// - `MANET_PACKED=0`: no `.packFilters` (inference filters stay as written, for OpenBLAS);
+    /// - `MANET_BRANCHES=1|0`: `.concurrentBranches` on / off;
+    /// - `MANET_MIN_TILES=N`: `winogradMinimumTiles`;
+    /// - `MANET_WINOGRAD_KEEP=MiB`: `winogradKeepBytes`;
+    /// - `MANET_KERNELS=automatic|avx512|avx2|portable`: `kernels.isa`;
+    /// - `MANET_IMPLICIT=0`: `kernels.implicitConvolution` off;
+    /// - `MANET_SPLIT=columns|blocks`: `kernels.convolutionSplit`;
+    /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
+    /// - `MANET_WINO_CHUNK=MiB`: `kernels.winogradCacheChunkFloats`.
+    static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations,
+                        environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RuntimeOptions {
+        var o = RuntimeOptions(threads: threads, deterministic: deterministic, optimizations: optimizations)
+        func value<T>(_ name: String, _ parse: (String) -> T?, expected: String) throws -> T? {
+            guard let text = environment[name] else { return nil }
+            guard let v = parse(text) else { throw ValidationError("\(name)=\(text): expected \(expected)") }
+            return v
+        }
+        func count(_ text: String) -> Int? { Int(text).flatMap { $0 >= 0 && $0 < 1 << 30 ? $0 : nil } }
+        func flag(_ text: String) -> Bool? { text == "1" ? true : text == "0" ? false : nil }
+        let algorithms = ConvolutionAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+        if let c = try value("MANET_CONV", ConvolutionAlgorithm.init(rawValue:), expected: "one of \(algorithms)") {
+            o.convolution = c
+        }
+        if let packed = try value("MANET_PACKED", flag, expected: "0 or 1"), !packed { o.optimizations.remove(.packFilters) }
+        if let branches = try value("MANET_BRANCHES", flag, expected: "0 or 1") {
+            if branches { o.optimizations.insert(.concurrentBranches) } else { o.optimizations.remove(.concurrentBranches) }
+        }
+        o.winogradMinimumTiles = try value("MANET_MIN_TILES", count, expected: "a count of tiles")
+        o.winogradKeepBytes = try value("MANET_WINOGRAD_KEEP", count, expected: "MiB").map { $0 << 20 }
+        let isas = KernelISA.allCases.map(\.rawValue).joined(separator: ", ")
+        if let isa = try value("MANET_KERNELS", KernelISA.init(rawValue:), expected: "one of \(isas)") { o.kernels.isa = isa }
+        if let implicit = try value("MANET_IMPLICIT", flag, expected: "0 or 1") { o.kernels.implicitConvolution = implicit }
+        o.kernels.convolutionSplit = try value("MANET_SPLIT", ConvolutionSplit.init(rawValue:), expected: "columns or blocks")
+        if let cb = try value("MANET_WINO_CB", count, expected: "a channel count (0: off)") { o.kernels.winogradChunkChannels = cb }
+        if let mib = try value("MANET_WINO_CHUNK", count, expected: "MiB") { o.kernels.winogradCacheChunkFloats = mib << 18 }
+        return o
+    }
+}
