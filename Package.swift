@@ -64,8 +64,7 @@ let package = Package(
         // MARK: - Implementation details
 
         /// CPU compute on raw float buffers (GEMM, im2col, pooling, ...). Knows nothing of graphs.
-        .target(name: "Kernels", dependencies: ["_COpenBLAS", "_CKernels"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Kernels", dependencies: ["_COpenBLAS", "_CKernels"]),
         /// Vectorised C kernels (Winograd transforms), built for AVX-512, AVX2 and baseline
         /// x86-64 with the CPU's best picked at load time.
         .target(name: "_CKernels"),

@@ -1,4 +1,5 @@
-// im2col / col2im: unfold sliding windows into GEMM columns, and fold gradients back.
+// im2col / col2im: unfold sliding windows into GEMM columns, and fold gradients back. Offsets
+// inside an image are far from Int's range: the inner loops use wrapping arithmetic.
 
 /// Unfolds the windows of channels `channels` of one image into `col`.
 /// x: [C, inD, inH, inW]; col: [C * kD * kH * kW, outD * outH * outW] (rows of all C
@@ -37,8 +38,9 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
                             } else if g.sW == 2 {
                                 copyEvery2nd(src, dst, lo, hi)
                             } else {
+                                let sW = g.sW
                                 var ow = lo
-                                while ow < hi { dst[ow] = src[ow * g.sW]; ow += 1 }
+                                while ow < hi { dst[ow] = src[ow &* sW]; ow &+= 1 }
                             }
                             if hi < g.outW { (dst + hi).update(repeating: 0, count: g.outW - hi) }
                         }
@@ -56,12 +58,12 @@ public func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>
 func copyEvery2nd(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
     var o = lo
     let raw = UnsafeRawPointer(src), out = UnsafeMutableRawPointer(dst)
-    while o + 8 < hi {
-        let v = raw.loadUnaligned(fromByteOffset: 2 * o * MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
-        out.storeBytes(of: v.evenHalf, toByteOffset: o * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
-        o += 8
+    while o &+ 8 < hi {
+        let v = raw.loadUnaligned(fromByteOffset: 2 &* o &* MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
+        out.storeBytes(of: v.evenHalf, toByteOffset: o &* MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+        o &+= 8
     }
-    while o < hi { dst[o] = src[2 * o]; o += 1 }
+    while o < hi { dst[o] = src[2 &* o]; o &+= 1 }
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the input position it was read
@@ -75,7 +77,7 @@ public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float
 /// `col2im` from rows `rowStride` floats apart (one image's columns inside a wider matrix).
 public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, rowStride: Int,
                    channels: Range<Int>, _ g: WindowGeometry) {
-    let outPlane = rowStride, inPlane = g.inputPlane
+    let outPlane = rowStride, inPlane = g.inputPlane, sW = g.sW
     for c in channels {
         let xc = dx + c * inPlane
         for kd in 0..<g.kD {
@@ -92,8 +94,13 @@ public func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float
                             if ih < 0 || ih >= g.inH { continue }
                             let src = row + (od * g.outH + oh) * g.outW
                             let dst = xc + (id * g.inH + ih) * g.inW + offW
-                            var ow = lo
-                            while ow < hi { dst[ow * g.sW] += src[ow]; ow += 1 }
+                            if sW == 1 {
+                                var ow = lo
+                                while ow < hi { dst[ow] += src[ow]; ow &+= 1 }
+                            } else {
+                                var ow = lo
+                                while ow < hi { dst[ow &* sW] += src[ow]; ow &+= 1 }
+                            }
                         }
                     }
                 }

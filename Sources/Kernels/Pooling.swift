@@ -1,4 +1,6 @@
-// Max and average pooling over one [inD, inH, inW] plane, forward and backward.
+// Max and average pooling over one [inD, inH, inW] plane, forward and backward. Offsets inside a
+// plane are far from Int's range, so the inner loops use wrapping arithmetic (no overflow checks
+// in the way of vectorizing).
 
 import _CKernels
 
@@ -31,7 +33,7 @@ public func maxPoolForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<
                     for kh in h0..<h1 {
                         let rowStart = (id * g.inH + hBase + kh * g.dH) * g.inW + wBase
                         for kw in w0..<w1 {
-                            let i = rowStart + kw * g.dW
+                            let i = rowStart &+ kw &* g.dW
                             let v = x[i]
                             if v > best || (v.isNaN && !best.isNaN) || bestIndex < 0 {
                                 best = v
@@ -92,7 +94,7 @@ public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
             }
             if kW == 3 && sW == 1 {
                 for i in 0..<interior {
-                    yInterior[i] = maxPoolPick(maxPoolPick(maxPoolPick(yInterior[i], r[i]), r[i + 1]), r[i + 2])
+                    yInterior[i] = maxPoolPick(maxPoolPick(maxPoolPick(yInterior[i], r[i]), r[i &+ 1]), r[i &+ 2])
                 }
                 continue
             }
@@ -102,8 +104,8 @@ public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
                 // Constant strides let the compiler vectorize the common cases.
                 switch sW {
                 case 1: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], rk[i]) }
-                case 2: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], rk[2 * i]) }
-                default: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], rk[sW * i]) }
+                case 2: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], rk[2 &* i]) }
+                default: for i in 0..<interior { yInterior[i] = maxPoolPick(yInterior[i], rk[sW &* i]) }
                 }
             }
         }
@@ -128,7 +130,7 @@ public func maxPool2DArgmax(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>
             search: for kh in h0..<h1 {
                 let rowStart = (hBase + kh) * g.inW + wBase
                 for kw in w0..<w1 {
-                    let v = x[rowStart + kw]
+                    let v = x[rowStart &+ kw]
                     if v == target || (v.isNaN && target.isNaN) {
                         found = Int32(rowStart + kw)
                         break search
@@ -146,7 +148,7 @@ func maxPoolEdgeColumn(_ row: UnsafePointer<Float>, _ yRow: UnsafeMutablePointer
     let (w0, w1) = windowRange(ow, stride: g.sW, pad: g.pW, dilation: 1, input: g.inW, kernel: g.kW)
     let wBase = ow * g.sW - g.pW
     var best = yRow[ow]
-    for kw in w0..<w1 { best = maxPoolPick(best, row[wBase + kw]) }
+    for kw in w0..<w1 { best = maxPoolPick(best, row[wBase &+ kw]) }
     yRow[ow] = best
 }
 
@@ -192,7 +194,7 @@ public func averagePoolForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePoin
                     let id = dBase + kd * g.dD
                     for kh in h0..<h1 {
                         let rowStart = (id * g.inH + hBase + kh * g.dH) * g.inW + wBase
-                        for kw in w0..<w1 { sum += x[rowStart + kw * g.dW] }
+                        for kw in w0..<w1 { sum += x[rowStart &+ kw &* g.dW] }
                     }
                 }
                 let valid = (d1 - d0) * (h1 - h0) * (w1 - w0)
@@ -227,7 +229,7 @@ public func averagePoolBackward(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutableP
                         let id = dBase + kd * g.dD
                         for kh in h0..<h1 {
                             let rowStart = (id * g.inH + hBase + kh * g.dH) * g.inW + wBase
-                            for kw in w0..<w1 { dx[rowStart + kw * g.dW] += share }
+                            for kw in w0..<w1 { dx[rowStart &+ kw &* g.dW] += share }
                         }
                     }
                 }
