@@ -46,7 +46,7 @@ public enum ConvolutionBackward {
         guard let xp = x, let wp = w, let dyp = dy else { return }
         if outPlane < ConvolutionForward.narrowPlane && batch > 1 {
             // Narrow planes: one GEMM per gradient over the whole batch.
-            sharedGEMM(xp, wp, dyp, dW: dW, dX: gemmDX, s, threads: threads)
+            sharedGEMM(xp, wp, dyp, dW: dW, dX: gemmDX, s, threads: threads, options: options)
             return
         }
         if g.isPointwise {
@@ -57,13 +57,13 @@ public enum ConvolutionBackward {
                     if let dW {
                         GEMM.sgemmColumnSplit(transB: true, m: filtersPerGroup, n: rows, k: outPlane,
                                               a: dyg, lda: outPlane, b: xg, ldb: inPlane, beta: 1,
-                                              c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads)
+                                              c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads, options: options)
                     }
                     if let gemmDX {
                         GEMM.sgemmColumnSplit(transA: true, m: rows, n: outPlane, k: filtersPerGroup,
                                               a: wp + grp * filtersPerGroup * rows, lda: rows, b: dyg, ldb: outPlane,
                                               c: gemmDX + (n * channels + grp * channelsPerGroup) * inPlane,
-                                              ldc: inPlane, threads: threads)
+                                              ldc: inPlane, threads: threads, options: options)
                     }
                 }
             }
@@ -86,7 +86,7 @@ public enum ConvolutionBackward {
                         GEMM.sgemmColumnSplit(transB: true, m: filtersPerGroup, n: rows, k: outPlane,
                                               a: dyp + ((start + i) * filters + grp * filtersPerGroup) * outPlane, lda: outPlane,
                                               b: scratch + i * imageColumns + grp * rows * outPlane, ldb: outPlane,
-                                              beta: 1, c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads)
+                                              beta: 1, c: dW + grp * filtersPerGroup * rows, ldc: rows, threads: threads, options: options)
                     }
                 }
             }
@@ -98,7 +98,7 @@ public enum ConvolutionBackward {
                                               a: wp + grp * filtersPerGroup * rows, lda: rows,
                                               b: dyp + ((start + i) * filters + grp * filtersPerGroup) * outPlane, ldb: outPlane,
                                               c: scratch + i * imageColumns + grp * rows * outPlane, ldc: outPlane,
-                                              threads: threads)
+                                              threads: threads, options: options)
                     }
                 }
                 parallelFor(images * channels, threads: threads) { t in
@@ -149,7 +149,7 @@ public enum ConvolutionBackward {
     /// (`GEMM.sgemmColumnSplit`: no OpenBLAS threads left spinning between the steps).
     public static func sharedGEMM(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   dW: UnsafeMutablePointer<Float>?, dX: UnsafeMutablePointer<Float>?,
-                                  _ s: ConvolutionShape, threads: Int) {
+                                  _ s: ConvolutionShape, threads: Int, options: KernelOptions = .default) {
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         let allRows = s.channels * g.kernelVolume
@@ -178,7 +178,7 @@ public enum ConvolutionBackward {
                     GEMM.sgemmColumnSplit(transB: true, m: s.filtersPerGroup, n: rows, k: cols,
                                a: gradients + grp * s.filtersPerGroup * cols, lda: cols,
                                b: columns + grp * rows * cols, ldb: cols, beta: 1,
-                               c: dW + grp * s.filtersPerGroup * rows, ldc: rows, threads: threads)
+                               c: dW + grp * s.filtersPerGroup * rows, ldc: rows, threads: threads, options: options)
                 }
             }
             if let dX {
@@ -186,7 +186,7 @@ public enum ConvolutionBackward {
                     GEMM.sgemmColumnSplit(transA: true, m: rows, n: cols, k: s.filtersPerGroup,
                                a: w + grp * s.filtersPerGroup * rows, lda: rows,
                                b: gradients + grp * s.filtersPerGroup * cols, ldb: cols,
-                               c: columns + grp * rows * cols, ldc: cols, threads: threads)
+                               c: columns + grp * rows * cols, ldc: cols, threads: threads, options: options)
                 }
                 parallelFor(images * s.channels, threads: threads) { t in
                     let i = t / s.channels, c = t % s.channels

@@ -43,23 +43,24 @@ public enum ConvolutionForward {
     /// - otherwise (batch 1, wide planes): one image at a time, the GEMM threaded.
     /// A convolution of fewer than `tinyMultiplyAdds` runs on the calling thread alone.
     public static func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
+                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
+                           options: KernelOptions = .default) {
         let g = s.geometry
         let plane = g.outputPlane
         if s.batch == 0 || s.filters == 0 || plane == 0 { return }
         let threads = s.batch * s.filters * plane * s.columnRows < tinyMultiplyAdds ? 1 : threads
         if plane < narrowPlane {
-            sharedGEMM(x, w, bias: bias, y, s, relu: relu, threads: threads)
+            sharedGEMM(x, w, bias: bias, y, s, relu: relu, threads: threads, options: options)
         } else if s.batch >= threads && threads > 1 {
             let scratch = g.isPointwise ? 0 : s.channels * g.kernelVolume * plane
             let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratch * threads))
             defer { buffers.deallocate() }
-            GEMM.setThreads(1)
+            if options.blasGEMM { GEMM.setThreads(1) }
             parallelFor(threads, threads: threads) { t in
                 // Static image ranges: worker t always gets the same images.
                 let lo = t * s.batch / threads, hi = (t + 1) * s.batch / threads
                 for n in lo..<hi {
-                    image(x, w, bias: bias, y, s, n: n, columns: buffers + t * scratch, relu: relu, threads: 1)
+                    image(x, w, bias: bias, y, s, n: n, columns: buffers + t * scratch, relu: relu, threads: 1, options: options)
                 }
             }
         } else {
@@ -67,7 +68,7 @@ public enum ConvolutionForward {
             let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratch))
             defer { columns.deallocate() }
             for n in 0..<s.batch {
-                image(x, w, bias: bias, y, s, n: n, columns: columns, relu: relu, threads: threads)
+                image(x, w, bias: bias, y, s, n: n, columns: columns, relu: relu, threads: threads, options: options)
             }
         }
     }
@@ -75,7 +76,7 @@ public enum ConvolutionForward {
     /// One image: im2col (unless pointwise), one GEMM per group straight into y, epilogue.
     static func image(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                       _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, n: Int,
-                      columns: UnsafeMutablePointer<Float>, relu: Bool, threads: Int) {
+                      columns: UnsafeMutablePointer<Float>, relu: Bool, threads: Int, options: KernelOptions) {
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         let xn = x + n * s.channels * inPlane
@@ -91,7 +92,7 @@ public enum ConvolutionForward {
             let b = g.isPointwise ? xn + grp * s.channelsPerGroup * inPlane : UnsafePointer(columns + grp * rows * plane)
             GEMM.sgemmColumnSplit(m: s.filtersPerGroup, n: plane, k: rows,
                        a: w + grp * s.filtersPerGroup * rows, lda: rows, b: b, ldb: plane,
-                       c: yn + grp * s.filtersPerGroup * plane, ldc: plane, threads: threads)
+                       c: yn + grp * s.filtersPerGroup * plane, ldc: plane, threads: threads, options: options)
         }
         if bias != nil || relu {
             if threads > 1 {
@@ -106,7 +107,8 @@ public enum ConvolutionForward {
     /// each group is one GEMM of width chunk * P; its [Mg, chunk * P] result is scattered to
     /// NCHW with the epilogue on the way.
     static func sharedGEMM(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int) {
+                           _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
+                           options: KernelOptions) {
         let g = s.geometry
         let inPlane = g.inputPlane, plane = g.outputPlane, rows = s.columnRows
         let allRows = s.channels * g.kernelVolume
@@ -130,7 +132,7 @@ public enum ConvolutionForward {
                 GEMM.sgemmColumnSplit(m: s.filtersPerGroup, n: cols, k: rows,
                            a: w + grp * s.filtersPerGroup * rows, lda: rows,
                            b: columns + grp * rows * cols, ldb: cols,
-                           c: result, ldc: cols, threads: threads)
+                           c: result, ldc: cols, threads: threads, options: options)
                 parallelFor(images * s.filtersPerGroup, threads: threads) { t in
                     let i = t / s.filtersPerGroup, m = t % s.filtersPerGroup
                     let filter = grp * s.filtersPerGroup + m

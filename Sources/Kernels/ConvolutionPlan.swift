@@ -188,7 +188,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                                      options: options)
                     }
                 } else {
-                    ConvolutionForward.run(xp, wp, bias: bias, y, s, relu: relu, threads: threads)
+                    ConvolutionForward.run(xp, wp, bias: bias, y, s, relu: relu, threads: threads, options: options)
                 }
             }
         case .packed(let packed):

@@ -7,6 +7,25 @@
 /// back to the best the CPU has below them when it lacks the one asked for.
 public enum KernelISA: String, Sendable, Hashable, CaseIterable {
     case automatic, avx512, avx2, portable
+
+    /// The C layer's code (`MANET_ISA_*` in `_CKernels/sgemm.h`).
+    var code: Int32 {
+        switch self {
+        case .automatic: 0
+        case .avx512: 1
+        case .avx2: 2
+        case .portable: 3
+        }
+    }
+
+    init(code: Int32) {
+        self = switch code {
+        case 1: .avx512
+        case 2: .avx2
+        case 3: .portable
+        default: .automatic
+        }
+    }
 }
 
 /// How one image of a packed-filter convolution is split over threads.
@@ -20,8 +39,11 @@ public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
 /// Kernel-level choices. The defaults are what the benchmarks chose; every other value gives
 /// the same results within float rounding (the schedules the same bits, see each field).
 public struct KernelOptions: Sendable, Hashable {
-    /// Instruction set of the multiversioned GEMM kernels.
+    /// Instruction set of our GEMM kernels (`GEMM.sgemm`).
     public var isa: KernelISA
+    /// Hands the general GEMMs (im2col convolutions, their gradients, Gemm, MatMul) to OpenBLAS,
+    /// whose speed depends on whether it knows the CPU, instead of our kernels (for A/B runs).
+    public var blasGEMM: Bool
     /// A 2-D packed-filter convolution of one image reads its input in place (an implicit
     /// im2col) instead of unfolding it first. The same sums in the same order: the same bits.
     public var implicitConvolution: Bool
@@ -37,9 +59,11 @@ public struct KernelOptions: Sendable, Hashable {
     /// and the GEMMs.
     public var winogradCacheChunkFloats: Int
 
-    public init(isa: KernelISA = .automatic, implicitConvolution: Bool = true, convolutionSplit: ConvolutionSplit? = nil,
-                winogradChunkChannels: Int = 64, winogradCacheChunkFloats: Int = 1 << 20) {
+    public init(isa: KernelISA = .automatic, blasGEMM: Bool = false, implicitConvolution: Bool = true,
+                convolutionSplit: ConvolutionSplit? = nil, winogradChunkChannels: Int = 64,
+                winogradCacheChunkFloats: Int = 1 << 20) {
         self.isa = isa
+        self.blasGEMM = blasGEMM
         self.implicitConvolution = implicitConvolution
         self.convolutionSplit = convolutionSplit
         self.winogradChunkChannels = winogradChunkChannels

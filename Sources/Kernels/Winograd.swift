@@ -190,7 +190,7 @@ public enum Winograd {
                                   r + p * tiles * M, 1, M, 0, nil, 0)
             } else {
                 GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
-                           c: r + p * tiles * M, ldc: M, threads: 1)
+                           c: r + p * tiles * M, ldc: M, threads: 1, options: options)
             }
         }
         // Filter blocks over workers: out(m, tile) = sum_c U_p(m, c) V_p(tile, c), written as
@@ -227,7 +227,7 @@ public enum Winograd {
             if byBlock {
                 multiplyBlocks(tiles: tiles)
             } else {
-                if !packedGEMM { GEMM.setThreads(1) }
+                if !packedGEMM && options.blasGEMM { GEMM.setThreads(1) }
                 parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in

@@ -7,7 +7,7 @@ import XCTest
 
 final class RuntimeEnvironmentCLITests: XCTestCase {
     func bench(_ environment: [String]) throws -> ProcessResult {
-        try runProcess("/usr/bin/env", environment + [manetBinary, "bench", "--train", "--width", "4", "--input-size", "32",
+        try runProcess("/usr/bin/env", environment + [manetBinary, "bench", "--train", "--width", "4", "--input-size", "64",
                                                       "--batch", "1", "--iterations", "1", "--warmup", "0", "--threads", "1"])
     }
 

@@ -63,7 +63,7 @@ public struct Gemm: Operator {
                     guard m > 0, n > 0 else { return }
                     GEMM.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                                a: ap.baseAddress!, lda: a.shape[1], b: bp.baseAddress!, ldb: b.shape[1],
-                               beta: betaForGEMM, c: yp.baseAddress!, ldc: n, threads: context.threads)
+                               beta: betaForGEMM, c: yp.baseAddress!, ldc: n, threads: context.threads, options: context.options.kernels)
                 }
             }
         }
@@ -89,11 +89,11 @@ public struct Gemm: Operator {
                     if !transA {
                         // dA [M, K] = dY [M, N] x B'^T: B' = B -> B^T; B' = B^T (B stored [N, K]) -> B.
                         GEMM.sgemm(transA: false, transB: !transB, m: m, n: k, k: n, alpha: alpha,
-                                   a: dyp, lda: n, b: bp, ldb: b.shape[1], c: dap, ldc: k, threads: threads)
+                                   a: dyp, lda: n, b: bp, ldb: b.shape[1], c: dap, ldc: k, threads: threads, options: context.options.kernels)
                     } else {
                         // dA [K, M] = B' x dY^T.
                         GEMM.sgemm(transA: transB, transB: true, m: k, n: m, k: n, alpha: alpha,
-                                   a: bp, lda: b.shape[1], b: dyp, ldb: n, c: dap, ldc: m, threads: threads)
+                                   a: bp, lda: b.shape[1], b: dyp, ldb: n, c: dap, ldc: m, threads: threads, options: context.options.kernels)
                     }
                 }
                 result[0] = Tensor(shape: a.shape, floats: da)
@@ -103,11 +103,11 @@ public struct Gemm: Operator {
                     if !transB {
                         // dB [K, N] = A'^T x dY.
                         GEMM.sgemm(transA: !transA, transB: false, m: k, n: n, k: m, alpha: alpha,
-                                   a: ap, lda: a.shape[1], b: dyp, ldb: n, c: dbp, ldc: n, threads: threads)
+                                   a: ap, lda: a.shape[1], b: dyp, ldb: n, c: dbp, ldc: n, threads: threads, options: context.options.kernels)
                     } else {
                         // dB [N, K] = dY^T x A'.
                         GEMM.sgemm(transA: true, transB: transA, m: n, n: k, k: m, alpha: alpha,
-                                   a: dyp, lda: n, b: ap, ldb: a.shape[1], c: dbp, ldc: k, threads: threads)
+                                   a: dyp, lda: n, b: ap, ldb: a.shape[1], c: dbp, ldc: k, threads: threads, options: context.options.kernels)
                     }
                 }
                 result[1] = Tensor(shape: b.shape, floats: db)

@@ -98,13 +98,13 @@ public struct MatMul: Operator {
                     }
                     if l.foldsIntoOneGEMM {
                         GEMM.sgemm(m: l.batchCount * m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n,
-                                   c: yp, ldc: n, threads: context.threads)
+                                   c: yp, ldc: n, threads: context.threads, options: context.options.kernels)
                         return
                     }
                     for i in 0..<l.batchCount {
                         GEMM.sgemm(m: m, n: n, k: k, a: ap + l.aOffsets[i] * m * k, lda: k,
                                    b: bp + l.bOffsets[i] * k * n, ldb: n, c: yp + i * m * n, ldc: n,
-                                   threads: context.threads)
+                                   threads: context.threads, options: context.options.kernels)
                     }
                 }
             }
@@ -134,24 +134,24 @@ public struct MatMul: Operator {
             if needA, let dap = dab.baseAddress {
                 if l.foldsIntoOneGEMM {
                     GEMM.sgemm(transB: true, m: l.batchCount * m, n: k, k: n, a: dyp, lda: n, b: bp, ldb: n,
-                               c: dap, ldc: k, threads: threads)
+                               c: dap, ldc: k, threads: threads, options: context.options.kernels)
                 } else {
                     for i in 0..<l.batchCount {
                         GEMM.sgemm(transB: true, m: m, n: k, k: n, a: dyp + i * m * n, lda: n,
                                    b: bp + l.bOffsets[i] * k * n, ldb: n, beta: 1,
-                                   c: dap + l.aOffsets[i] * m * k, ldc: k, threads: threads)
+                                   c: dap + l.aOffsets[i] * m * k, ldc: k, threads: threads, options: context.options.kernels)
                     }
                 }
             }
             if needB, let dbp = dbb.baseAddress {
                 if l.foldsIntoOneGEMM {
                     GEMM.sgemm(transA: true, m: k, n: n, k: l.batchCount * m, a: ap, lda: k, b: dyp, ldb: n,
-                               c: dbp, ldc: n, threads: threads)
+                               c: dbp, ldc: n, threads: threads, options: context.options.kernels)
                 } else {
                     for i in 0..<l.batchCount {
                         GEMM.sgemm(transA: true, m: k, n: n, k: m, a: ap + l.aOffsets[i] * m * k, lda: k,
                                    b: dyp + i * m * n, ldb: n, beta: 1,
-                                   c: dbp + l.bOffsets[i] * k * n, ldc: n, threads: threads)
+                                   c: dbp + l.bOffsets[i] * k * n, ldc: n, threads: threads, options: context.options.kernels)
                     }
                 }
             }

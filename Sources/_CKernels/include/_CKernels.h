@@ -4,6 +4,7 @@
 
 #include "packed_gemm.h"
 #include "pooling.h"
+#include "sgemm.h"
 #include "thread_pool.h"
 #include "winograd_transforms.h"
 #include "cpu_report.h"
