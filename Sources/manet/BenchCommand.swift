@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import Kernels
 import MANet
 import ManetSupport
 import ONNXFormat
@@ -23,6 +24,17 @@ struct BenchCommand: ParsableCommand {
 
             Peak RSS is the process's VmHWM from /proc/self/status after the last iteration: \
             model, weights, activations and everything else the process ever held at once.
+
+            The report names the instruction set of our GEMM kernels and the kernels OpenBLAS \
+            chose for this CPU (it warns when those are below what the CPU supports: only \
+            products handed to OpenBLAS are then slow).
+
+            ENVIRONMENT (switches for A/B runs, docs/PERFORMANCE.md):
+              MANET_CONV=automatic|direct|winograd2|winograd4   convolution algorithm
+              MANET_KERNELS=automatic|avx512|avx2|portable      our GEMM kernels' instruction set
+              MANET_GEMM=own|openblas                            who runs the general GEMMs
+              MANET_PACKED=0   MANET_IMPLICIT=0   MANET_SPLIT=columns|blocks   MANET_BRANCHES=0|1
+              MANET_WINOGRAD_KEEP=MiB   MANET_MIN_TILES=N   MANET_WINO_CB=N   MANET_WINO_CHUNK=MiB
 
             EXAMPLES:
               manet bench model.onnx --batch-size 16 --iterations 20
@@ -94,17 +106,41 @@ struct BenchCommand: ParsableCommand {
         var report = Report(mode: train ? "train" : "inference", what: label, batch: batch, threads: threads,
                             iterations_ms: timings, peakRSS: Self.peakRSSBytes())
         report.cpu_median_ms = measuredCPUMedian
+        let isa = try RuntimeEnvironment.options(threads: threads, deterministic: deterministic, optimizations: .none).kernels
+        report.kernels = isa.blasGEMM ? "openblas" : GEMM.resolved(isa.isa).rawValue
+        report.openblas_core = GEMM.openBLASCoreName
+        let cpuBest = GEMM.resolved(.automatic)
+        if let warning = Self.openBLASWarning(core: report.openblas_core, cpuBest: cpuBest) {
+            FileHandle.standardError.write(Data("manet: warning: \(warning)\n".utf8))
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print("\(label): batch \(batch), \(threads) thread(s), \(iterations) iterations")
+            print("  kernels: \(report.kernels) (CPU's best: \(cpuBest.rawValue)), OpenBLAS core: \(report.openblas_core)")
             print("  per iteration (ms): " + timings.map { String(format: "%.1f", $0) }.joined(separator: " "))
             print(String(format: "  min %.2f ms, median %.2f ms, %.2f images/s, peak RSS %.1f MiB, process CPU %.1f ms per iteration",
                          report.min_ms, report.median_ms, report.images_per_second,
                          Double(report.peak_rss_bytes) / 1_048_576, report.cpu_median_ms))
         }
+    }
+
+    /// A warning when OpenBLAS runs kernels below the CPU's vector width: it does not know the
+    /// CPU (e.g. "Prescott" on an AVX-512 Xeon its version predates) or OPENBLAS_CORETYPE says so.
+    static func openBLASWarning(core: String, cpuBest: KernelISA) -> String? {
+        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
+        let avx2 = avx512 + ["haswell", "zen", "excavator"]
+        let name = core.lowercased()
+        let needed: [String]? = switch cpuBest {
+        case .avx512: avx512
+        case .avx2: avx2
+        default: nil
+        }
+        guard let needed, !needed.contains(name) else { return nil }
+        return "OpenBLAS runs its \(core) kernels on a CPU with \(cpuBest.rawValue); our own kernels do not "
+            + "depend on that, but products handed to OpenBLAS (MANET_GEMM=openblas) run slowly"
     }
 
     /// What `--json` prints.
@@ -121,6 +157,10 @@ struct BenchCommand: ParsableCommand {
         /// Median process CPU time per iteration (all threads): work, as opposed to waiting,
         /// when other jobs load the machine.
         var cpu_median_ms: Double = 0
+        /// The instruction set our GEMM kernels ran ("openblas" when the GEMMs went to OpenBLAS).
+        var kernels = ""
+        /// OpenBLAS's kernels for this CPU (`openblas_get_corename`).
+        var openblas_core = ""
 
         init(mode: String, what: String, batch: Int, threads: Int, iterations_ms: [Double], peakRSS: Int) {
             self.mode = mode
