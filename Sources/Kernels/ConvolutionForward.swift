@@ -55,7 +55,7 @@ public enum ConvolutionForward {
             let scratch = g.isPointwise ? 0 : s.channels * g.kernelVolume * plane
             let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratch * threads))
             defer { buffers.deallocate() }
-            if options.blasGEMM { GEMM.setThreads(1) }
+            if GEMM.usesOpenBLAS(options) { GEMM.setThreads(1) }
             parallelFor(threads, threads: threads) { t in
                 // Static image ranges: worker t always gets the same images.
                 let lo = t * s.batch / threads, hi = (t + 1) * s.batch / threads

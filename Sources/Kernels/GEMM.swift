@@ -1,7 +1,6 @@
-// Single-precision GEMM: our own packed kernels (`_CKernels/sgemm.h`: AVX-512, AVX2 + FMA or
-// portable, picked from CPUID or forced by `KernelOptions.isa`), split over the kernels' worker
-// pool; OpenBLAS on request (`KernelOptions.blasGEMM`, for A/B runs) or when packing buffers
-// cannot be allocated.
+// Single-precision GEMM: OpenBLAS where its kernels match the CPU, else our own packed kernels
+// (`_CKernels/sgemm.h`: AVX-512, AVX2 + FMA or portable, picked from CPUID or forced by
+// `KernelOptions.isa`) split over the kernels' worker pool; `KernelOptions.gemm` fixes either.
 
 import _COpenBLAS
 import _CKernels
@@ -40,6 +39,30 @@ public enum GEMM {
         return String(cString: name)
     }
 
+    /// Whether OpenBLAS's kernels are as wide as the CPU's vectors: its core is an AVX-512 one
+    /// on an AVX-512 CPU, an AVX2 (or wider) one on an AVX2 CPU.
+    public static let openBLASMatchesCPU: Bool = coreMatches(openBLASCoreName, resolved(.automatic))
+
+    /// Whether OpenBLAS core `core` uses the vector width of `isa`.
+    public static func coreMatches(_ core: String, _ isa: KernelISA) -> Bool {
+        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
+        let avx2 = avx512 + ["haswell", "zen", "excavator"]
+        switch isa {
+        case .avx512: return avx512.contains(core.lowercased())
+        case .avx2: return avx2.contains(core.lowercased())
+        default: return true
+        }
+    }
+
+    /// Whether `options` send the general GEMMs to OpenBLAS.
+    public static func usesOpenBLAS(_ options: KernelOptions) -> Bool {
+        switch options.gemm {
+        case .openBLAS: true
+        case .own: false
+        case .automatic: openBLASMatchesCPU
+        }
+    }
+
     /// `C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C`, all row-major; `lda`, `ldb`,
     /// `ldc` are the row strides of the matrices as stored (before transposition). Our kernel
     /// gives the same bits for every thread count and instruction set (see `sgemm.h`); split
@@ -58,7 +81,7 @@ public enum GEMM {
             }
             return
         }
-        if options.blasGEMM {
+        if usesOpenBLAS(options) {
             setThreads(threads)
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -92,7 +115,7 @@ public enum GEMM {
     }
 
     /// The same product with C's columns split into `threads` static ranges (multiples of 16),
-    /// each a single-threaded call on its own `parallelFor` worker: for OpenBLAS (`blasGEMM`),
+    /// each a single-threaded call on its own `parallelFor` worker: for OpenBLAS,
     /// no OpenBLAS worker threads are woken, so none is left spinning (`sched_yield`) against
     /// the kernel threads that run next. OpenBLAS picks its kernel (and with it the order of the
     /// inner sum) by the call's size, so its column ranges may round differently from one
@@ -102,7 +125,7 @@ public enum GEMM {
                                         b: UnsafePointer<Float>, ldb: Int,
                                         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
                                         threads: Int, options: KernelOptions = .default) {
-        if !options.blasGEMM {
+        if !usesOpenBLAS(options) {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc, threads: threads, options: options)
             return

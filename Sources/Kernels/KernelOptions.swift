@@ -28,6 +28,19 @@ public enum KernelISA: String, Sendable, Hashable, CaseIterable {
     }
 }
 
+/// Who runs the general GEMMs (im2col convolutions and their gradients, Gemm, MatMul).
+public enum GEMMBackend: String, Sendable, Hashable, CaseIterable {
+    /// OpenBLAS where its kernels match the CPU's vector width, else ours: on a CPU that
+    /// OpenBLAS does not know (it then runs its SSE3 "Prescott" kernels), or with
+    /// OPENBLAS_CORETYPE set below the CPU, the products do not fall back to SSE3.
+    case automatic
+    /// Our packed kernels (`_CKernels/sgemm.h`), whatever OpenBLAS detects: the same bits for
+    /// every thread count and instruction set.
+    case own
+    /// OpenBLAS, whatever it detects.
+    case openBLAS = "openblas"
+}
+
 /// How one image of a packed-filter convolution is split over threads.
 public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
     /// Each worker its share of the output columns with every filter block.
@@ -41,9 +54,8 @@ public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
 public struct KernelOptions: Sendable, Hashable {
     /// Instruction set of our GEMM kernels (`GEMM.sgemm`).
     public var isa: KernelISA
-    /// Hands the general GEMMs (im2col convolutions, their gradients, Gemm, MatMul) to OpenBLAS,
-    /// whose speed depends on whether it knows the CPU, instead of our kernels (for A/B runs).
-    public var blasGEMM: Bool
+    /// Who runs the general GEMMs.
+    public var gemm: GEMMBackend
     /// A 2-D packed-filter convolution of one image reads its input in place (an implicit
     /// im2col) instead of unfolding it first. The same sums in the same order: the same bits.
     public var implicitConvolution: Bool
@@ -59,11 +71,11 @@ public struct KernelOptions: Sendable, Hashable {
     /// and the GEMMs.
     public var winogradCacheChunkFloats: Int
 
-    public init(isa: KernelISA = .automatic, blasGEMM: Bool = false, implicitConvolution: Bool = true,
+    public init(isa: KernelISA = .automatic, gemm: GEMMBackend = .automatic, implicitConvolution: Bool = true,
                 convolutionSplit: ConvolutionSplit? = nil, winogradChunkChannels: Int = 64,
                 winogradCacheChunkFloats: Int = 1 << 20) {
         self.isa = isa
-        self.blasGEMM = blasGEMM
+        self.gemm = gemm
         self.implicitConvolution = implicitConvolution
         self.convolutionSplit = convolutionSplit
         self.winogradChunkChannels = winogradChunkChannels

@@ -227,7 +227,7 @@ public enum Winograd {
             if byBlock {
                 multiplyBlocks(tiles: tiles)
             } else {
-                if !packedGEMM && options.blasGEMM { GEMM.setThreads(1) }
+                if !packedGEMM && GEMM.usesOpenBLAS(options) { GEMM.setThreads(1) }
                 parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in

@@ -25,14 +25,14 @@ struct BenchCommand: ParsableCommand {
             Peak RSS is the process's VmHWM from /proc/self/status after the last iteration: \
             model, weights, activations and everything else the process ever held at once.
 
-            The report names the instruction set of our GEMM kernels and the kernels OpenBLAS \
-            chose for this CPU (it warns when those are below what the CPU supports: only \
-            products handed to OpenBLAS are then slow).
+            The report names who ran the general GEMMs (our kernels' instruction set, or \
+            openblas) and the kernels OpenBLAS chose for this CPU; it warns when those are below \
+            what the CPU supports (the GEMMs then run on our kernels).
 
             ENVIRONMENT (switches for A/B runs, docs/PERFORMANCE.md):
               MANET_CONV=automatic|direct|winograd2|winograd4   convolution algorithm
               MANET_KERNELS=automatic|avx512|avx2|portable      our GEMM kernels' instruction set
-              MANET_GEMM=own|openblas                            who runs the general GEMMs
+              MANET_GEMM=automatic|own|openblas                  who runs the general GEMMs
               MANET_PACKED=0   MANET_IMPLICIT=0   MANET_SPLIT=columns|blocks   MANET_BRANCHES=0|1
               MANET_WINOGRAD_KEEP=MiB   MANET_MIN_TILES=N   MANET_WINO_CB=N   MANET_WINO_CHUNK=MiB
 
@@ -107,7 +107,7 @@ struct BenchCommand: ParsableCommand {
                             iterations_ms: timings, peakRSS: Self.peakRSSBytes())
         report.cpu_median_ms = measuredCPUMedian
         let isa = try RuntimeEnvironment.options(threads: threads, deterministic: deterministic, optimizations: .none).kernels
-        report.kernels = isa.blasGEMM ? "openblas" : GEMM.resolved(isa.isa).rawValue
+        report.kernels = GEMM.usesOpenBLAS(isa) ? "openblas" : GEMM.resolved(isa.isa).rawValue
         report.openblas_core = GEMM.openBLASCoreName
         let cpuBest = GEMM.resolved(.automatic)
         if let warning = Self.openBLASWarning(core: report.openblas_core, cpuBest: cpuBest) {
@@ -130,17 +130,9 @@ struct BenchCommand: ParsableCommand {
     /// A warning when OpenBLAS runs kernels below the CPU's vector width: it does not know the
     /// CPU (e.g. "Prescott" on an AVX-512 Xeon its version predates) or OPENBLAS_CORETYPE says so.
     static func openBLASWarning(core: String, cpuBest: KernelISA) -> String? {
-        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
-        let avx2 = avx512 + ["haswell", "zen", "excavator"]
-        let name = core.lowercased()
-        let needed: [String]? = switch cpuBest {
-        case .avx512: avx512
-        case .avx2: avx2
-        default: nil
-        }
-        guard let needed, !needed.contains(name) else { return nil }
-        return "OpenBLAS runs its \(core) kernels on a CPU with \(cpuBest.rawValue); our own kernels do not "
-            + "depend on that, but products handed to OpenBLAS (MANET_GEMM=openblas) run slowly"
+        if GEMM.coreMatches(core, cpuBest) { return nil }
+        return "OpenBLAS runs its \(core) kernels on a CPU with \(cpuBest.rawValue): the general GEMMs run on our "
+            + "own kernels instead (MANET_GEMM=openblas would hand them to OpenBLAS's slow ones)"
     }
 
     /// What `--json` prints.

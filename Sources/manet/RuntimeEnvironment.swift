@@ -15,7 +15,7 @@ enum RuntimeEnvironment {
     /// - `MANET_MIN_TILES=N`: `winogradMinimumTiles`;
     /// - `MANET_WINOGRAD_KEEP=MiB`: `winogradKeepBytes`;
     /// - `MANET_KERNELS=automatic|avx512|avx2|portable`: `kernels.isa`;
-    /// - `MANET_GEMM=own|openblas`: `kernels.blasGEMM` (the general GEMMs to OpenBLAS);
+    /// - `MANET_GEMM=automatic|own|openblas`: `kernels.gemm` (who runs the general GEMMs);
     /// - `MANET_IMPLICIT=0`: `kernels.implicitConvolution` off;
     /// - `MANET_SPLIT=columns|blocks`: `kernels.convolutionSplit`;
     /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
@@ -42,9 +42,8 @@ enum RuntimeEnvironment {
         o.winogradKeepBytes = try value("MANET_WINOGRAD_KEEP", count, expected: "MiB").map { $0 << 20 }
         let isas = KernelISA.allCases.map(\.rawValue).joined(separator: ", ")
         if let isa = try value("MANET_KERNELS", KernelISA.init(rawValue:), expected: "one of \(isas)") { o.kernels.isa = isa }
-        if let gemm = try value("MANET_GEMM", { ["own": false, "openblas": true][$0] }, expected: "own or openblas") {
-            o.kernels.blasGEMM = gemm
-        }
+        let backends = GEMMBackend.allCases.map(\.rawValue).joined(separator: ", ")
+        if let gemm = try value("MANET_GEMM", GEMMBackend.init(rawValue:), expected: "one of \(backends)") { o.kernels.gemm = gemm }
         if let implicit = try value("MANET_IMPLICIT", flag, expected: "0 or 1") { o.kernels.implicitConvolution = implicit }
         o.kernels.convolutionSplit = try value("MANET_SPLIT", ConvolutionSplit.init(rawValue:), expected: "columns or blocks")
         if let cb = try value("MANET_WINO_CB", count, expected: "a channel count (0: off)") { o.kernels.winogradChunkChannels = cb }

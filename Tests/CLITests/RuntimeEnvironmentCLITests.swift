@@ -13,16 +13,28 @@ final class RuntimeEnvironmentCLITests: XCTestCase {
 
     func testBadValuesAreUsageErrors() throws {
         for (variable, value) in [("MANET_CONV", "fast"), ("MANET_KERNELS", "sse9"), ("MANET_SPLIT", "rows"),
-                                  ("MANET_WINO_CB", "-8"), ("MANET_PACKED", "no")] {
+                                  ("MANET_WINO_CB", "-8"), ("MANET_PACKED", "no"), ("MANET_GEMM", "mkl")] {
             let result = try bench(["\(variable)=\(value)"])
             XCTAssertEqual(result.status, 64, result.stderr)
             XCTAssertTrue(result.stderr.contains("\(variable)=\(value)"), result.stderr)
         }
     }
 
+    /// OpenBLAS forced to its SSE3 fallback: the general GEMMs go to our kernels, with a warning.
+    func testOpenBLASFallbackIsAvoided() throws {
+        let result = try runProcess("/usr/bin/env", ["OPENBLAS_CORETYPE=Prescott", manetBinary, "bench", "--train", "--width", "4",
+                                                     "--input-size", "64", "--batch-size", "1", "--iterations", "1",
+                                                     "--warmup", "0", "--threads", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("\"openblas_core\":\"Prescott\""), result.stdout)
+        XCTAssertFalse(result.stdout.contains("\"kernels\":\"openblas\""), result.stdout)
+        XCTAssertTrue(result.stderr.contains("manet: warning: OpenBLAS runs its Prescott kernels"), result.stderr)
+    }
+
     func testValidValuesRun() throws {
         let result = try bench(["MANET_CONV=direct", "MANET_KERNELS=portable", "MANET_IMPLICIT=0", "MANET_SPLIT=blocks",
-                                "MANET_WINO_CB=0", "MANET_WINOGRAD_KEEP=0", "MANET_MIN_TILES=1", "MANET_BRANCHES=0"])
+                                "MANET_WINO_CB=0", "MANET_WINOGRAD_KEEP=0", "MANET_MIN_TILES=1", "MANET_BRANCHES=0",
+                                "MANET_GEMM=own"])
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 }

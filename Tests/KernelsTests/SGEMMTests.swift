@@ -32,7 +32,7 @@ final class SGEMMTests: XCTestCase {
         out.withUnsafeMutableBufferPointer { o in
             GEMM.sgemm(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: alpha, a: a,
                        lda: c.transA ? c.m : c.k, b: b, ldb: c.transB ? c.k : c.n, beta: beta, c: o.baseAddress!,
-                       ldc: c.n, threads: threads, options: KernelOptions(isa: isa))
+                       ldc: c.n, threads: threads, options: KernelOptions(isa: isa, gemm: .own))
         }
         return out
     }
@@ -114,5 +114,13 @@ final class SGEMMTests: XCTestCase {
         let hasAVX512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") ?? false
         XCTAssertEqual(best == .avx512, hasAVX512)
         XCTAssertFalse(GEMM.openBLASCoreName.isEmpty)
+        // OpenBLAS's fallback core never matches a vector CPU; its own names do.
+        XCTAssertFalse(GEMM.coreMatches("Prescott", .avx512))
+        XCTAssertFalse(GEMM.coreMatches("Haswell", .avx512))
+        XCTAssertTrue(GEMM.coreMatches("SkylakeX", .avx512))
+        XCTAssertTrue(GEMM.coreMatches("Zen", .avx2))
+        XCTAssertFalse(GEMM.usesOpenBLAS(KernelOptions(gemm: .own)))
+        XCTAssertTrue(GEMM.usesOpenBLAS(KernelOptions(gemm: .openBLAS)))
+        XCTAssertEqual(GEMM.usesOpenBLAS(KernelOptions()), GEMM.openBLASMatchesCPU)
     }
 }
