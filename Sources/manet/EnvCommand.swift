@@ -4,6 +4,7 @@ import _CKernels
 import _COpenBLAS
 import ArgumentParser
 import Foundation
+import Kernels
 import MANet
 import Parity
 import Runtime
@@ -61,6 +62,8 @@ struct EnvCommand: ParsableCommand {
         facts.append(("openblas threads", String(openblas_get_num_threads())))
         facts.append(("kernels: winograd, pooling", String(cString: manet_kernels_multiversion_variant())))
         facts.append(("kernels: packed gemm", String(cString: manet_kernels_packed_gemm_variant())))
+        facts.append(("kernels: general gemm", GEMM.usesOpenBLAS(.default) ? "openblas (its core matches the CPU)"
+                          : "own, \(GEMM.resolved(.automatic).rawValue) (OpenBLAS's core is below the CPU)"))
         facts.append(("onnxruntime", onnxruntime()))
         return facts
     }

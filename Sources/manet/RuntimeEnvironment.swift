@@ -1,9 +1,8 @@
-// The one place the command line reads the runtime's tuning switches from the environment and
-// maps them onto `RuntimeOptions` (the libraries read no environment). They are for A/B
-// measurements; docs/PERFORMANCE.md lists them. A value that does not parse is a usage error.
+// The runtime's tuning switches, read through `Environment` (the only place the toolkit reads
+// environment variables) and mapped onto `RuntimeOptions`. They are for A/B measurements;
+// docs/PERFORMANCE.md lists them. A value that does not parse is a usage error.
 
 import ArgumentParser
-import Foundation
 import Kernels
 import Runtime
 
@@ -20,11 +19,10 @@ enum RuntimeEnvironment {
     /// - `MANET_SPLIT=columns|blocks`: `kernels.convolutionSplit`;
     /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
     /// - `MANET_WINO_CHUNK=MiB`: `kernels.winogradCacheChunkFloats`.
-    static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations,
-                        environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RuntimeOptions {
+    static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations) throws -> RuntimeOptions {
         var o = RuntimeOptions(threads: threads, deterministic: deterministic, optimizations: optimizations)
         func value<T>(_ name: String, _ parse: (String) -> T?, expected: String) throws -> T? {
-            guard let text = environment[name] else { return nil }
+            guard let text = Environment.value(name) else { return nil }
             guard let v = parse(text) else { throw ValidationError("\(name)=\(text): expected \(expected)") }
             return v
         }
