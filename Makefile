@@ -61,6 +61,7 @@ test: build
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
 	swift test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
+	@bash tools/build/consumer.sh "$(MANET)"
 
 # `make install PREFIX=/usr/local` (default): bin/manet, share/man/man1/manet.1 (every command's
 # --help) and the bash, zsh and fish completions; DESTDIR is prepended when set.
