@@ -25,8 +25,7 @@ public enum ConvolutionForward {
     public static let narrowPlane = 1024
     /// Below this many multiply-adds a convolution is not split over threads: its work is a
     /// few microseconds, less than the fork and join (CBAM's 7x7 2->1 spatial attention, 4.8 K
-    /// multiply-adds, 16 calls per MA-Net image, took ~30 us each on two threads; see
-    /// docs/PERFORMANCE.md row (ac)).
+    /// multiply-adds, 16 calls per MA-Net image, ran faster on the calling thread alone).
     public static let tinyMultiplyAdds = 1 << 16
     /// Upper bound on the scratch floats of the shared-GEMM path (columns + result), ~64 MiB.
     static let scratchLimit = 16 << 20
