@@ -108,8 +108,19 @@ public enum FuzzTargets {
 
     /// torch.save reading (zip archive or legacy stream, the pickle machine), then every tensor
     /// reachable from the root materialised, storages capped at 64 MiB in all.
+    /// A zip archive goes through a file, as `manet import` reads it: ZIPFoundation's in-memory
+    /// archive (`Archive(data:)`, behind `TorchFile(bytes:)`) leaked its backing buffer for bytes
+    /// that start like a zip but are none (LeakSanitizer). The legacy stream is read from memory.
     public static func pth(_ bytes: [UInt8]) {
-        guard let file = try? TorchFile(bytes: bytes, limits: PyTorchReadLimits(maxBytes: 64 << 20)) else { return }
+        let limits = PyTorchReadLimits(maxBytes: 64 << 20)
+        let path = scratch + "/model.pth"
+        let loaded: TorchFile?
+        if bytes.starts(with: [0x50, 0x4b]) {
+            loaded = writeFile(path, bytes) ? try? TorchFile(path: path, limits: limits) : nil
+        } else {
+            loaded = try? TorchFile(bytes: bytes, limits: limits)
+        }
+        guard let file = loaded else { return }
         var pending: [(PickleValue, Int)] = [(file.root, 0)]
         var visited = 0
         while let (value, depth) = pending.popLast(), visited < 10_000 {
