@@ -7,13 +7,14 @@ APT_PACKAGES := libonnx-dev libprotobuf-dev protobuf-compiler libopenblas-dev li
 VENV := tools/.venv
 PY := $(VENV)/bin/python
 TORCH_VENV := tools/.venv-torch
+BENCH_VENV := tools/.venv-bench
 # Release build: the kernels are numeric code, and the tests run real models. `-enable-testing`
 # on both build and test so that `swift test` reuses the build instead of compiling it twice.
 SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt venv build proto proto-check consumer test demo fixtures conformance-data clean fuzz sanitize install
+.PHONY: deps apt venv build proto proto-check consumer test demo fixtures conformance-data clean fuzz sanitize install bench
 
 deps: apt venv
 
@@ -104,6 +105,18 @@ sanitize: deps
 fixtures: deps
 	@[ -x $(TORCH_VENV)/bin/python ] || { python3 -m venv $(TORCH_VENV) && $(TORCH_VENV)/bin/pip install -q -r tools/requirements-torch.txt; }
 	$(TORCH_VENV)/bin/python tools/fixtures/make_fixtures.py fixtures
+
+# Benchmarks manet against onnxruntime, OpenVINO and PyTorch eager (tools/bench/bench; BENCH_ARGS
+# passes options, e.g. BENCH_ARGS="--quick --no-train"). The venv is rebuilt only when
+# tools/bench/requirements-bench.txt changes. Never run by `make test`.
+$(BENCH_VENV)/.installed: tools/bench/requirements-bench.txt
+	@echo "bench: creating the benchmark venv ($(BENCH_VENV)) from tools/bench/requirements-bench.txt"
+	@rm -rf $(BENCH_VENV) && python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r tools/bench/requirements-bench.txt
+	@touch $@
+
+bench: deps $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python tools/bench/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

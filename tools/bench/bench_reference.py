@@ -2,13 +2,15 @@
 
 Usage (one measurement per process, so that each peak RSS is its own):
   python tools/bench/bench_reference.py ort MODEL.onnx --batch N --iterations K [--warmup W] [--threads T]
+  python tools/bench/bench_reference.py openvino MODEL.onnx --batch N --iterations K [--warmup W] [--threads T]
   python tools/bench/bench_reference.py torch-infer --batch N --iterations K [--width 64] [--threads T]
   python tools/bench/bench_reference.py torch-train --batch N --iterations K [--width 64] [--threads T]
   python tools/bench/bench_reference.py memory-bound MODEL.onnx --batch N
 
 Prints one JSON object with the same keys as `manet bench --json`: iterations_ms, min_ms, median_ms,
 images_per_second, peak_rss_bytes (VmHWM of this process), cpu_median_ms (process CPU per iteration). `ort` needs onnxruntime (tools/.venv);
-the torch modes need torch (the torch venv) and tools/fixtures/manet_reference.py. Inputs are uniform [0, 1)
+`openvino` needs openvino (CPU plugin, f32 inference precision, latency hint, T inference threads, the
+batch's static shapes; tools/.venv-bench); the torch modes need torch (the torch venv) and tools/fixtures/manet_reference.py. Inputs are uniform [0, 1)
 from a fixed seed. Training is the authors' step: both heads' cross-entropy weighted by beta,
 backward, SGD(lr 0.01, momentum 0.9, weight decay 1e-4), in train mode (BN batch statistics).
 
@@ -58,8 +60,18 @@ def report(mode: str, batch: int, threads: int, times: list[float]) -> dict:
             "cpu_median_ms": statistics.median(CPU_MS)}
 
 
-def run_ort(args) -> dict:
+def random_feeds(inputs: list[tuple[str, list]], batch: int) -> dict:
+    """Uniform [0, 1) float32 inputs from a fixed seed, one per (name, dims) in graph order; dim 0
+    and every dim that is not a number (symbolic or dynamic) are the batch. Shared by the inference
+    runtimes so that each gets the same inputs."""
     import numpy as np
+
+    rng = np.random.default_rng(1)
+    return {name: rng.random([batch if (k == 0 or not isinstance(d, int)) else d for k, d in enumerate(dims)],
+                             dtype=np.float32) for name, dims in inputs}
+
+
+def run_ort(args) -> dict:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -67,13 +79,26 @@ def run_ort(args) -> dict:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     session = ort.InferenceSession(str(args.model), options, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(1)
-    feeds = {}
-    for i in session.get_inputs():
-        shape = [args.batch if (k == 0 or not isinstance(d, int)) else d for k, d in enumerate(i.shape)]
-        feeds[i.name] = rng.random(shape, dtype=np.float32)
+    feeds = random_feeds([(i.name, list(i.shape)) for i in session.get_inputs()], args.batch)
     times = measure(lambda: session.run(None, feeds), args.warmup, args.iterations)
     return report("ort", args.batch, args.threads, times)
+
+
+def run_openvino(args) -> dict:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(args.model))
+    dims = lambda i: [d.get_length() if d.is_static else None for d in i.get_partial_shape()]
+    feeds = random_feeds([(i.get_any_name(), dims(i)) for i in model.inputs], args.batch)
+    # Static shapes of this batch, as OpenVINO's own benchmark_app does: its CPU plugin plans
+    # memory and picks kernels for a static graph, the strongest setting for a reference.
+    model.reshape({name: list(x.shape) for name, x in feeds.items()})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": args.threads,
+                                                 "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    times = measure(lambda: request.infer(feeds), args.warmup, args.iterations)
+    return report("openvino", args.batch, args.threads, times)
 
 
 def torch_model(args):
@@ -148,7 +173,7 @@ def memory_bound(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["ort", "torch-infer", "torch-train", "memory-bound"])
+    parser.add_argument("mode", choices=["ort", "openvino", "torch-infer", "torch-train", "memory-bound"])
     parser.add_argument("model", nargs="?", type=Path)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=10)
@@ -157,9 +182,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--input-size", type=int, default=224)
     args = parser.parse_args()
-    if args.mode in ("ort", "memory-bound") and args.model is None:
+    if args.mode in ("ort", "openvino", "memory-bound") and args.model is None:
         parser.error(f"{args.mode} needs MODEL.onnx")
-    result = {"ort": run_ort, "torch-infer": run_torch_infer, "torch-train": run_torch_train,
+    result = {"ort": run_ort, "openvino": run_openvino, "torch-infer": run_torch_infer, "torch-train": run_torch_train,
               "memory-bound": memory_bound}[args.mode](args)
     print(json.dumps(result))
 
