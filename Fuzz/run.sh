@@ -3,7 +3,8 @@
 # FUZZ_SECONDS each, from the seeds Fuzz/seeds.txt selects, the generated ones (FuzzTarget.generatedSeeds,
 # written by the binary itself via MANET_FUZZ_SEEDS) and fixtures/fuzz-regressions. Prints executions, coverage and corpus size per target; exits non-zero
 # if any target found a crash, leak, hang (10 s) or out-of-memory, leaving the input in
-# $FUZZ_DIR/artifacts/<target>/.
+# $FUZZ_DIR/artifacts/<target>/. Leaks in code outside this repository are suppressed as listed,
+# with reasons, in tools/build/lsan.supp (shared with `make sanitize`).
 #   usage: Fuzz/run.sh FUZZ_DIR SECONDS [target...]
 set -u
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ for t in $targets; do
     [ -d "$extra" ] && for f in "$extra"/*; do [ -f "$f" ] && cp "$f" "$seeds/$(echo "${f#fixtures/}" | tr / _)"; done
   done
   log=$dir/$t.log
-  MANET_FUZZ_SEEDS=$seeds "$bin/fuzz-$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  LSAN_OPTIONS="suppressions=$PWD/tools/build/lsan.supp:print_suppressions=0" MANET_FUZZ_SEEDS=$seeds "$bin/fuzz-$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$corpus" "$seeds" >"$log" 2>&1
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
