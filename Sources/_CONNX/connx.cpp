@@ -124,12 +124,41 @@ inline uint64_t double_bits(double d) { uint64_t u; std::memcpy(&u, &d, 8); retu
 // Inputs that crash libonnx 1.12's own shape inference instead of failing it (found by fuzzing):
 // convPoolShapeInference divides by each stride, so a zero stride is SIGFPE. Refused first, with
 // the node's name; subgraphs too (nesting is bounded by the parser's recursion limit).
+
+// The rank a graph declares for a value (graph input, value_info, output or initializer), or -1.
+int declared_rank(const GraphProto &graph, const std::string &name) {
+    for (const TensorProto &t : graph.initializer())
+        if (t.name() == name) return t.dims_size();
+    auto from = [&](const auto &infos) -> int {
+        for (const ValueInfoProto &v : infos)
+            if (v.name() == name && v.type().has_tensor_type() && v.type().tensor_type().has_shape())
+                return v.type().tensor_type().shape().dim_size();
+        return -1;
+    };
+    for (int r : {from(graph.input()), from(graph.value_info()), from(graph.output())})
+        if (r >= 0) return r;
+    return -1;
+}
+
 std::string libonnx_crasher(const GraphProto &graph) {
     for (const NodeProto &node : graph.node()) {
         const std::string &op = node.op_type();
         const bool conv_pool = (node.domain().empty() || node.domain() == "ai.onnx") &&
                                (op == "Conv" || op == "ConvInteger" || op == "QLinearConv" || op == "MaxPool" ||
                                 op == "AveragePool" || op == "LpPool");
+        // Without kernel_shape, convPoolShapeInference takes the kernel from W's spatial dims and
+        // reads as many spatial dims of X without checking that X has them (a read past the end).
+        const int weight_index = op == "QLinearConv" ? 3 : 1;
+        bool has_kernel_shape = false;
+        for (const AttributeProto &a : node.attribute()) has_kernel_shape |= a.name() == "kernel_shape";
+        if (conv_pool && !has_kernel_shape && op != "MaxPool" && op != "AveragePool" && op != "LpPool" &&
+            node.input_size() > weight_index) {
+            const int x_rank = declared_rank(graph, node.input(0));
+            const int w_rank = declared_rank(graph, node.input(weight_index));
+            if (x_rank >= 0 && w_rank >= 0 && x_rank != w_rank)
+                return "node '" + node.name() + "' (" + op + "): weight '" + node.input(weight_index) + "' has rank " +
+                       std::to_string(w_rank) + " but input '" + node.input(0) + "' has rank " + std::to_string(x_rank);
+        }
         for (const AttributeProto &a : node.attribute()) {
             if (conv_pool && a.name() == "strides")
                 for (int64_t v : a.ints())
