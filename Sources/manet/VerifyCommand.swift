@@ -155,6 +155,14 @@ struct VerifyCommand: ParsableCommand {
         if !report.passed { throw ExitCode(1) }
     }
 
+    /// The inputs onnxruntime is given: those of `--reference`, or one random set of `--batch-size`.
+    func onnxruntimeInputSets(_ check: ParityCheck) throws -> [[TensorData]] {
+        if let reference {
+            return try ReferenceData.load(reference, requireOutputs: false).map { $0.inputs.map(\.data) }
+        }
+        return [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
+    }
+
     func makeReport() throws -> ParityReport {
         let loaded = try ONNXFile.load(path: model, maxMemory: maxMemory?.bytes)
         let check = try ParityCheck(model: loaded, path: model)
@@ -164,12 +172,7 @@ struct VerifyCommand: ParsableCommand {
             let temporary = FileManager.default.temporaryDirectory
                 .appendingPathComponent("manet-verify-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: temporary) }
-            let inputSets: [[TensorData]]
-            if let reference {
-                inputSets = try ReferenceData.load(reference, requireOutputs: false).map { $0.inputs.map(\.data) }
-            } else {
-                inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
-            }
+            let inputSets = try onnxruntimeInputSets(check)
             let base = saveReference ?? temporary
             let runner = try Environment.onnxruntimeRunner()
             for (n, inputs) in inputSets.enumerated() {
@@ -221,12 +224,7 @@ struct VerifyCommand: ParsableCommand {
             let temporary = FileManager.default.temporaryDirectory
                 .appendingPathComponent("manet-verify-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: temporary) }
-            let inputSets: [[TensorData]]
-            if let reference {
-                inputSets = try ReferenceData.load(reference, requireOutputs: false).map { $0.inputs.map(\.data) }
-            } else {
-                inputSets = [try OnnxruntimeReference.randomInputs(for: check.feedInputs, batch: batch, seed: seed, modelPath: model)]
-            }
+            let inputSets = try onnxruntimeInputSets(check)
             let base = saveReference ?? temporary
             let runner = try Environment.onnxruntimeRunner()
             let referenceName = "onnxruntime" + (reference.map { " on the inputs of \($0)" } ?? " on random inputs (seed \(seed), batch \(batch))")
