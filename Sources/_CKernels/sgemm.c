@@ -174,9 +174,77 @@ int manet_sgemm_tile_columns(int isa) { return variant_of(isa).nr; }
 
 // ---- packing --------------------------------------------------------------------------------
 
+// Packing only copies, so every way of doing it gives the same panels. Where the source runs
+// along k (op(B) of a transposed B, op(A) of an untransposed A: both operands of dW = dY col^T)
+// a panel is a transpose; one element at a time it took as long as the multiplication on MA-Net's
+// dW products (M = 64 filters reuse each packed element only 64 times), so it goes through 8 x 8
+// register transposes where the CPU has AVX2.
+
+#if defined(__x86_64__)
+// dst[k * w + j] = src[j * ld + k] for j < count (0 for count <= j < w), k < kc.
+__attribute__((target("avx2"))) static void pack_transposed_avx2(const float *src, size_t ld, size_t count, int w,
+                                                                  size_t kc, float *dst) {
+    static const int lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j0 = 0; j0 < w; j0 += 8) {
+        const int g = w - j0 < 8 ? w - j0 : 8;   // columns of the panel this group fills
+        const int live = (size_t)j0 >= count ? 0 : count - j0 < (size_t)g ? (int)(count - j0) : g;
+        const __m256i mask = _mm256_loadu_si256((const __m256i *)(lanes + 8 - g));
+        const float *rows[8];
+        for (int i = 0; i < 8; i++) rows[i] = i < live ? src + (size_t)(j0 + i) * ld : NULL;
+        size_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = rows[i] ? _mm256_loadu_ps(rows[i] + k) : _mm256_setzero_ps();
+            // The next 8 rows' same run (the next group's, or the next panel's), asked for now:
+            // each row is read in runs of kc values, too short for the hardware prefetcher.
+            if ((k & 15) == 0)
+                for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(src + (size_t)(j0 + 8 + i) * ld + k), _MM_HINT_T0);
+            const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 o[8];
+            o[0] = _mm256_permute2f128_ps(s0, s4, 0x20), o[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+            o[2] = _mm256_permute2f128_ps(s2, s6, 0x20), o[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+            o[4] = _mm256_permute2f128_ps(s0, s4, 0x31), o[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+            o[6] = _mm256_permute2f128_ps(s2, s6, 0x31), o[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+            float *d = dst + k * (size_t)w + j0;
+            if (g == 8) {
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + (size_t)q * w, o[q]);
+            } else {
+                for (int q = 0; q < 8; q++) _mm256_maskstore_ps(d + (size_t)q * w, mask, o[q]);
+            }
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < g; i++) dst[k * (size_t)w + j0 + i] = i < live ? rows[i][k] : 0;
+    }
+}
+#else
+static void pack_transposed_avx2(const float *src, size_t ld, size_t count, int w, size_t kc, float *dst) {
+    (void)src, (void)ld, (void)count, (void)w, (void)kc, (void)dst;
+}
+#endif
+
+static int has_avx2(void) {
+#if defined(__x86_64__)
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx2") != 0;
+    }
+    return known;
+#else
+    return 0;
+#endif
+}
+
 // Columns [n0, n0 + nc) of op(B) rows [p0, p0 + kc) into panels of nr columns, [panel][k][nr],
 // zero past nc.
-static void pack_b(int nr, int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t n0, size_t nc,
+static void pack_b(int transposes, int nr, int transB, const float *B, size_t ldb, size_t p0, size_t kc, size_t n0, size_t nc,
                    float *dst) {
     for (size_t j0 = 0; j0 < nc; j0 += (size_t)nr) {
         const size_t cols = nc - j0 < (size_t)nr ? nc - j0 : (size_t)nr;
@@ -188,6 +256,8 @@ static void pack_b(int nr, int transB, const float *B, size_t ldb, size_t p0, si
                 for (; j < cols; j++) d[j] = src[j];
                 for (; j < (size_t)nr; j++) d[j] = 0;
             }
+        } else if (transposes) {
+            pack_transposed_avx2(B + (n0 + j0) * ldb + p0, ldb, cols, nr, kc, dst);
         } else {
             for (size_t j = 0; j < (size_t)nr; j++) {
                 if (j < cols) {
@@ -204,7 +274,7 @@ static void pack_b(int nr, int transB, const float *B, size_t ldb, size_t p0, si
 
 // Rows [m0, m0 + mc) of op(A) columns [p0, p0 + kc) into panels of mr rows, [panel][k][mr],
 // zero past mc.
-static void pack_a(int mr, int transA, const float *A, size_t lda, size_t m0, size_t mc, size_t p0, size_t kc,
+static void pack_a(int transposes, int mr, int transA, const float *A, size_t lda, size_t m0, size_t mc, size_t p0, size_t kc,
                    float *dst) {
     for (size_t i0 = 0; i0 < mc; i0 += (size_t)mr) {
         const size_t rows = mc - i0 < (size_t)mr ? mc - i0 : (size_t)mr;
@@ -216,6 +286,8 @@ static void pack_a(int mr, int transA, const float *A, size_t lda, size_t m0, si
                 for (; i < rows; i++) d[i] = src[i];
                 for (; i < (size_t)mr; i++) d[i] = 0;
             }
+        } else if (transposes) {
+            pack_transposed_avx2(A + (m0 + i0) * lda + p0, lda, rows, mr, kc, dst);
         } else {
             for (size_t i = 0; i < (size_t)mr; i++) {
                 if (i < rows) {
@@ -257,15 +329,16 @@ int manet_sgemm(int isa, int transA, int transB, size_t m0, size_t m1, size_t n0
     if (!packB) return -1;
     float *packA = packB + kcCap * ncCap;
     float edge[MAX_TILE] __attribute__((aligned(64)));
+    const int transposes = has_avx2();
     for (size_t jc = 0; jc < N; jc += ncMax) {
         const size_t nc = N - jc < ncMax ? N - jc : ncMax;
         for (size_t pc = 0; pc < K; pc += KC) {
             const size_t kc = K - pc < KC ? K - pc : KC;
             const int first = pc == 0;
-            pack_b(v.nr, transB, B, ldb, pc, kc, n0 + jc, nc, packB);
+            pack_b(transposes, v.nr, transB, B, ldb, pc, kc, n0 + jc, nc, packB);
             for (size_t ic = 0; ic < M; ic += mcMax) {
                 const size_t mc = M - ic < mcMax ? M - ic : mcMax;
-                pack_a(v.mr, transA, A, lda, m0 + ic, mc, pc, kc, packA);
+                pack_a(transposes, v.mr, transA, A, lda, m0 + ic, mc, pc, kc, packA);
                 for (size_t jr = 0; jr < nc; jr += nr) {
                     const size_t cols = nc - jr < nr ? nc - jr : nr;
                     const float *bp = packB + jr / nr * kc * nr;
