@@ -176,15 +176,17 @@ extension ConvolutionForward {
         }
     }
 
+    /// Pieces per worker of `runImplicit`'s dynamic split.
+    static let implicitPiecesPerWorker = 4
     /// `runPacked` for one 2-D image (depth 1) without unfolding it (`manet_packed_gemm_implicit`): the
     /// GEMM reads each tap's 6 values straight from the input, zero-padded into a copy when the
     /// window reaches past it (each worker its own copy, so one parallel region per call),
     /// through a table of tap offsets and one of position offsets.
-    /// Split by columns (`byColumns`: each worker its share of the whole tiles with every filter
-    /// block, the tiles left over shared by filter blocks) or by filter blocks (each worker all
-    /// the tiles with its share of the blocks). The same sums in the same order as unfolded,
-    /// so the same bits for any split and thread count. Nil when an offset would not fit in
-    /// 32 bits (then the caller unfolds).
+    /// Split by columns (`byColumns`: pieces of whole tiles, each with every filter block) or
+    /// by filter blocks (pieces of blocks, each with every tile), `implicitPiecesPerWorker`
+    /// pieces per worker taken by whichever worker is free. The same sums in the same order as
+    /// unfolded, so the same bits for any split and thread count. Nil when an offset would not
+    /// fit in 32 bits (then the caller unfolds).
     static func runImplicit(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                             _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
                             byColumns: Bool) -> Void? {
@@ -207,36 +209,47 @@ extension ConvolutionForward {
             }
         }
         for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * padW + n % g.outW * g.sW) }
-        let workers = max(1, min(threads, byColumns ? items * blocks : blocks))
-        // Each worker pads its own copy (a fork and join less than sharing one, and no reading
-        // of planes the other core wrote).
+        // Pieces handed to whichever worker is free next (`parallelForDynamic`): whole 6-column
+        // tiles with every filter block (`byColumns`), or filter blocks with every tile. A worker
+        // that starts late (woken from sleep, or its core taken by another job) takes fewer pieces
+        // instead of the caller waiting for a fixed half; a handful per worker keeps the tail
+        // short. Every output element is still one fixed sum over k, whoever computes it.
+        let units = byColumns ? items : blocks
+        let workers = max(1, min(threads, units))
+        let pieces = workers == 1 ? 1 : min(units, Self.implicitPiecesPerWorker * workers)
+        // Each worker pads its own copy, on its first piece (a fork and join less than sharing
+        // one, and no reading of planes the other core wrote).
         let planeP = padH * padW, perCopy = s.channels * planeP
         let copies: UnsafeMutablePointer<Float>? = padded ? .allocate(capacity: workers * perCopy) : nil
         defer { copies?.deallocate() }
+        var made = [Bool](repeating: false, count: workers)
         w.withPointer { packed in
             koff.withUnsafeBufferPointer { ko in
                 poff.withUnsafeBufferPointer { po in
-                    parallelFor(workers, threads: workers) { t in
-                        var source = x
-                        if let copies {
-                            let copy = copies + t * perCopy
-                            copy.initialize(repeating: 0, count: perCopy)
-                            for c in 0..<s.channels {
-                                let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
-                                let from: UnsafePointer<Float> = x + c * g.inputPlane
-                                for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+                    made.withUnsafeMutableBufferPointer { made in
+                        parallelForDynamic(pieces, threads: workers) { t, piece in
+                            var source = x
+                            if let copies {
+                                let copy = copies + t * perCopy
+                                if !made[t] {
+                                    made[t] = true
+                                    copy.initialize(repeating: 0, count: perCopy)
+                                    for c in 0..<s.channels {
+                                        let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
+                                        let from: UnsafePointer<Float> = x + c * g.inputPlane
+                                        for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+                                    }
+                                }
+                                source = UnsafePointer(copy)
                             }
-                            source = UnsafePointer(copy)
-                        }
-                        let b0 = blocks * t / workers, b1 = blocks * (t + 1) / workers
-                        if byColumns {
-                            let whole = items / workers
-                            manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
-                                                       whole * t, whole * (t + 1), whole * workers, items, b0, b1,
-                                                       y, plane, 1, bias, relu ? 1 : 0)
-                        } else {
-                            manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
-                                                       0, 0, 0, items, b0, b1, y, plane, 1, bias, relu ? 1 : 0)
+                            let lo = units * piece / pieces, hi = units * (piece + 1) / pieces
+                            if byColumns {
+                                manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                                           lo, hi, 0, 0, 0, 0, y, plane, 1, bias, relu ? 1 : 0)
+                            } else {
+                                manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                                           0, 0, 0, items, lo, hi, y, plane, 1, bias, relu ? 1 : 0)
+                            }
                         }
                     }
                 }

@@ -230,6 +230,53 @@ final class PackedFiltersTests: XCTestCase {
         }
     }
 
+    /// One image read in place (`runImplicit`), its pieces taken by whichever worker is free:
+    /// against float64 on MA-Net's kinds of layer (the local branches' 128->128 3x3 on 7x7, a
+    /// stride-2 3x3 with odd channel counts and a partial last filter block, a 1x1/2
+    /// downsampling, a 7x7/2 stem-like layer on a plane with a partial last tile), split by
+    /// columns and by filter blocks, on 1, 2 and 3 threads: the same bits every way.
+    func testImplicitPiecesMatchFloat64() {
+        let cases: [(channels: Int, filters: Int, side: Int, kernel: Int, stride: Int, pad: Int)] = [
+            (128, 128, 7, 3, 1, 1), (67, 40, 15, 3, 2, 1), (64, 128, 14, 1, 2, 0), (3, 64, 41, 7, 2, 3),
+        ]
+        for c in cases {
+            let g = geometry(side: c.side, kernel: c.kernel, stride: c.stride, pad: c.pad)
+            let s = ConvolutionShape(batch: 1, channels: c.channels, filters: c.filters, group: 1, geometry: g)
+            let x = pseudoRandom(c.channels * g.inputPlane, seed: 81)
+            let w = pseudoRandom(c.filters * s.columnRows, seed: 82), bias = pseudoRandom(c.filters, seed: 83)
+            let kk = c.kernel * c.kernel, n = g.outputPlane
+            let expected = reference(w, filters: c.filters, k: s.columnRows, b: { _, k, j in
+                let ch = k / kk, kh = k % kk / c.kernel, kw = k % c.kernel
+                let ih = j / g.outW * c.stride - c.pad + kh, iw = j % g.outW * c.stride - c.pad + kw
+                return ih >= 0 && ih < c.side && iw >= 0 && iw < c.side ? x[(ch * c.side + ih) * c.side + iw] : 0
+            }, n: n, images: 1, bias: bias, relu: false)[0]
+            let scale = expected.map(abs).max() ?? 1
+            let packed = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: c.filters, columns: s.columnRows) }
+            var first: [Float]?
+            for split in [ConvolutionSplit.columns, .blocks] {
+                for threads in [1, 2, 3] {
+                    var y = [Float](repeating: .nan, count: c.filters * n)
+                    x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
+                        y.withUnsafeMutableBufferPointer {
+                            ConvolutionForward.runPacked(xb.baseAddress!, packed, bias: bb.baseAddress, $0.baseAddress!, s,
+                                                         relu: false, threads: threads,
+                                                         options: KernelOptions(convolutionSplit: split))
+                        }
+                    } }
+                    XCTAssertTrue(y.allSatisfy(\.isFinite), "every output written: \(c), \(split), \(threads) threads")
+                    let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                    XCTAssertLessThanOrEqual(worst / scale, 1e-6, "\(c), \(split), \(threads) threads")
+                    if let first {
+                        let differing = zip(y, first).filter { $0.bitPattern != $1.bitPattern }.count
+                        XCTAssertEqual(differing, 0, "same bits: \(c), \(split), \(threads) threads")
+                    } else {
+                        first = y
+                    }
+                }
+            }
+        }
+    }
+
     /// 3-D windows take im2col and then the column copy (2-D ones unfold straight into blocks).
     func testThreeDimensionalConvolution() {
         let g = WindowGeometry(input: [4, 5, 6], kernel: [2, 3, 3], strides: [1, 2, 1], padsBegin: [0, 1, 1],

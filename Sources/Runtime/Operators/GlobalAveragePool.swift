@@ -24,9 +24,11 @@ public struct GlobalAveragePool: Operator {
         let x = try label.float(inputs, 0)
         guard x.rank >= 2 else { throw label.error("X must have rank >= 2 ([N, C, ...]), got shape \(x.shape)") }
         let planes = x.shape[0] * x.shape[1], size = x.shape.dropFirst(2).reduce(1, *)
+        // CBAM's pools at batch 1 (512 x 49 values) cost less than a fork and join.
+        let threads = planes * size >= BinaryElementwise.parallelElements ? context.threads : 1
         let y = [Float].filled(count: planes) { yp in
             x.floats.withUnsafeBufferPointer { xb in
-                parallelFor(planes, threads: context.threads) { p in
+                parallelFor(planes, threads: threads) { p in
                     let plane = xb.baseAddress! + p * size
                     var s: Double = 0
                     for i in 0..<size { s += Double(plane[i]) }

@@ -24,12 +24,14 @@ public struct GlobalMaxPool: Operator {
         let x = try label.float(inputs, 0)
         guard x.rank >= 2 else { throw label.error("X must have rank >= 2 ([N, C, ...]), got shape \(x.shape)") }
         let planes = x.shape[0] * x.shape[1], size = x.shape.dropFirst(2).reduce(1, *)
+        // CBAM's pools at batch 1 (512 x 49 values) cost less than a fork and join.
+        let threads = planes * size >= BinaryElementwise.parallelElements ? context.threads : 1
         guard size > 0 else { throw label.error("the maximum of an empty plane is undefined (X shape \(x.shape))") }
         var argmax = [Int32](repeating: 0, count: planes)
         let y = [Float].filled(count: planes) { yp in
             x.floats.withUnsafeBufferPointer { xb in
                 argmax.withUnsafeMutableBufferPointer { ab in
-                    parallelFor(planes, threads: context.threads) { p in
+                    parallelFor(planes, threads: threads) { p in
                         let plane = xb.baseAddress! + p * size
                         var best = plane[0], at = 0
                         for i in 1..<max(1, size) where plane[i] > best || (plane[i].isNaN && !best.isNaN) {
