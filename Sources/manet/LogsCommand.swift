@@ -1,4 +1,4 @@
-// `manet logs`: summarises one training log per epoch, or compares two, and draws their curves.
+// `manet logs`: summarises one training log per epoch, compares two or more, and draws their curves.
 
 import ArgumentParser
 import Foundation
@@ -8,26 +8,28 @@ import MANet
 struct LogsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
-        abstract: "Summarise a training log per epoch, or compare two runs side by side.",
+        abstract: "Summarise a training log per epoch, or compare two or more runs side by side.",
         discussion: """
         Reads the authors' log format (`Current learning rate: ...`, `Epoch: [N][i/T] Loss ...`, \
         `Test: ...`, ` * Accuracy ...`, `Current best accuracy: ...`, epoch seconds), which \
         `manet train` also writes. Per epoch: learning rate, train loss and accuracy (the last \
         running averages printed), test loss (last running average) and accuracy (%), best \
         accuracy so far, seconds. With two logs, the table shows both runs' test accuracy, train \
-        loss and test loss with B-A differences, and the final and best accuracies.
+        loss and test loss with B-A differences, and the final and best accuracies. With more \
+        (e.g. several seeds of two trainers), one block per metric with a column per run and the \
+        epoch's min and max over the runs. --svg draws every run's curves in one chart (one or \
+        two runs: a colour per metric, the second run dashed; more: a colour per run, a dash per \
+        metric).
 
         EXAMPLES:
           manet logs runs/train-1/log.txt
           manet logs runs/train-1/log.txt runs/train-2/log.txt --svg curves.svg
+          manet logs torch-1.log torch-2.log manet-1.log manet-2.log --svg seeds.svg
           manet logs console.txt --json
         """)
 
-    @Argument(help: "A training log.")
-    var log: String
-
-    @Argument(help: "A second training log to compare with the first.")
-    var log2: String?
+    @Argument(help: "Training logs: one for its table, two or more to compare.")
+    var logs: [String] = []
 
     @Option(name: .customLong("svg"), help: "Write the runs' accuracy and loss x30 curves to this SVG file.")
     var svg: String?
@@ -35,17 +37,21 @@ struct LogsCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    func validate() throws {
+        if logs.isEmpty { throw ValidationError("Missing expected argument '<logs> ...': give one or more training logs") }
+    }
+
     func run() throws {
-        let runA: TrainingLog, runB: TrainingLog?
+        let runs: [TrainingLog]
         do {
-            runA = try LogParser.parse(contentsOf: log)
-            runB = try log2.map { try LogParser.parse(contentsOf: $0) }
+            runs = try logs.map { try LogParser.parse(contentsOf: $0) }
         } catch let error as LogParseError {
             throw interopExit(2, error.description)
         }
+        let runA = runs[0], runB: TrainingLog? = runs.count == 2 ? runs[1] : nil
 
         if let svg {
-            let document = TrainingCurves.svg([runA] + (runB.map { [$0] } ?? []))
+            let document = TrainingCurves.svg(runs)
             do {
                 try AtomicFile.write(Array(document.utf8), to: svg)
             } catch let e as FileError {
@@ -57,7 +63,10 @@ struct LogsCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data: Data
-            if let runB {
+            if runs.count > 2 {
+                struct Runs: Encodable { var runs: [TrainingLog] }
+                data = try encoder.encode(Runs(runs: runs))
+            } else if let runB {
                 struct Report: Encodable { var runs: [TrainingLog]; var comparison: LogComparison }
                 data = try encoder.encode(Report(runs: [runA, runB], comparison: LogComparison(runA, runB)))
             } else {
@@ -67,7 +76,12 @@ struct LogsCommand: ParsableCommand {
             return
         }
 
-        if let runB {
+        if runs.count > 2 {
+            print(MultiRunTable.table(runs), terminator: "")
+            for (index, run) in runs.enumerated() {
+                for w in run.warnings { print("warning: \(MultiRunTable.runLetter(index)): \(w)") }
+            }
+        } else if let runB {
             print(LogComparison(runA, runB).table(), terminator: "")
             print()
             print("A: " + runA.summary)

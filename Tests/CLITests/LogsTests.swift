@@ -1,6 +1,9 @@
 // `manet logs` end to end on the authors' published logs: table, comparison, JSON, SVG, bad input.
 
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import TestSupport
 import XCTest
 
@@ -51,6 +54,60 @@ final class LogsTests: XCTestCase {
         let comparison = try XCTUnwrap(object["comparison"] as? [String: Any])
         XCTAssertEqual((comparison["rows"] as? [Any])?.count, 20)
         XCTAssertEqual(comparison["bestAccuracyA"] as? Double, 64.53272247314453)
+    }
+
+    /// A log in the authors' format: per epoch one train and one test progress line, the
+    /// accuracy, the best so far and the seconds.
+    func writeLog(_ name: String, accuracies: [Double], trainLosses: [Double]) throws -> String {
+        var text = "", best = 0.0
+        for (epoch, (accuracy, loss)) in zip(accuracies, trainLosses).enumerated() {
+            best = max(best, accuracy)
+            text += "Current learning rate: 0.01\n"
+            text += String(format: "Epoch: [%d][0/4]\tLoss %.4f (%.4f)\tAccuracy 20.000 (20.000)\n", epoch, loss, loss)
+            text += String(format: "Test: [0/2]\tLoss %.4f (%.4f)\tAccuracy %.3f (%.3f)\n", loss + 0.1, loss + 0.1, accuracy, accuracy)
+            text += String(format: " * Accuracy %.3f\nCurrent best accuracy: %.3f\n12.5\n", accuracy, best)
+        }
+        let path = folder.file(name)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testThreeOrMoreRunsInOneTableAndOneSVG() throws {
+        let torchA = try writeLog("torch-1.log", accuracies: [20, 30], trainLosses: [1.9, 1.7])
+        let torchB = try writeLog("torch-2.log", accuracies: [25, 35], trainLosses: [1.8, 1.6])
+        let ours = try writeLog("manet-1.log", accuracies: [22, 40], trainLosses: [1.85, 1.5])
+        let svg = folder.file("seeds.svg")
+        let r = try runManet(["logs", torchA, torchB, ours, "--svg", svg])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // A column per run and the min / max over the runs, per metric.
+        XCTAssertTrue(r.stdout.contains("C: " + ours), r.stdout)
+        XCTAssertTrue(r.stdout.contains("    1    30.000    35.000    40.000    30.000    40.000"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("    1    1.7000    1.6000    1.5000    1.5000    1.7000"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("C: final accuracy 40.000, best 40.000 (epoch 1)"), r.stdout)
+        // Every run's four curves, a colour per run and a legend row per run and per metric.
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertEqual(text.components(separatedBy: "<polyline").count - 1, 12)
+        for name in ["torch-1", "torch-2", "manet-1", "test accuracy", "train loss x30"] {
+            XCTAssertTrue(text.contains(">\(name)</text>"), name)
+        }
+        XCTAssertTrue(text.contains("3 runs"), text)
+        XCTAssertNoThrow(try XMLDocument(xmlString: text))
+
+        let json = try runManet(["logs", torchA, torchB, ours, "--json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((object["runs"] as? [Any])?.count, 3)
+
+        // One bad log among several: exit 2 naming it, no SVG written.
+        let notes = folder.file("notes.txt")
+        try "hello\n".write(toFile: notes, atomically: true, encoding: .utf8)
+        let bad = folder.file("bad.svg")
+        let refused = try runManet(["logs", torchA, torchB, notes, "--svg", bad])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("notes.txt: no epoch found"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
+        // No log at all is a usage error.
+        XCTAssertEqual(try runManet(["logs", "--svg", bad]).status, 64)
     }
 
     func testNotALogIsExit2() throws {

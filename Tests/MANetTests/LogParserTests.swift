@@ -221,6 +221,35 @@ final class LogParserTests: XCTestCase {
         XCTAssertNoThrow(try XMLDocument(xmlString: svg))
     }
 
+    /// Seeds of two trainers (`seed-N/torch.log`, `seed-N/swift.log`): one colour per trainer, a
+    /// dash per metric, a legend row per trainer and per metric, x ticks at whole epochs.
+    func testSeveralRunsGroupedByFileName() throws {
+        func log(_ source: String, _ accuracies: [Double]) throws -> TrainingLog {
+            var text = ""
+            for (epoch, accuracy) in accuracies.enumerated() {
+                text += "Current learning rate: 0.01\nEpoch: [\(epoch)][0/4]\tLoss 1.5000 (1.5000)\tAccuracy 20.000 (20.000)\n"
+                text += "Test: [0/2]\tLoss 1.6000 (1.6000)\tAccuracy \(accuracy) (\(accuracy))\n"
+                text += " * Accuracy \(accuracy)\nCurrent best accuracy: \(accuracy)\n10.0\n"
+            }
+            return try LogParser.parse(text, source: source)
+        }
+        let runs = [try log("w/seed-1/torch.log", [20, 30]), try log("w/seed-2/torch.log", [22, 31]),
+                    try log("w/seed-1/swift.log", [21, 29]), try log("w/seed-2/swift.log", [25, 35])]
+        let svg = TrainingCurves.svg(runs)
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 16)
+        XCTAssertTrue(svg.contains(">torch (2 runs)</text>"), svg)
+        XCTAssertTrue(svg.contains(">swift (2 runs)</text>"), svg)
+        XCTAssertTrue(svg.contains(">test loss x30</text>"), svg)
+        // Two colours among the curves, one per trainer.
+        let strokes = Set(svg.components(separatedBy: "<polyline").dropFirst().compactMap {
+            $0.components(separatedBy: "stroke=\"").dropFirst().first?.components(separatedBy: "\"").first
+        })
+        XCTAssertEqual(strokes, [LineChart.palette[0], LineChart.palette[1]])
+        // Epoch ticks 0 and 1 only.
+        XCTAssertFalse(svg.contains(">0.5</text>"), svg)
+        XCTAssertNoThrow(try XMLDocument(xmlString: svg))
+    }
+
     func testNiceTicksAndEscaping() {
         XCTAssertEqual(niceTicks(low: 0, high: 100, count: 5), [0, 20, 40, 60, 80, 100])
         XCTAssertEqual(niceTicks(low: 0, high: 99, count: 10), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90])

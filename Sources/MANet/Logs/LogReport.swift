@@ -126,33 +126,115 @@ public struct LogComparison: Codable, Equatable, Sendable {
     }
 }
 
-/// Accuracy and loss curves of one or two runs in one chart.
+/// Several runs epoch by epoch: one block per metric (test accuracy, train loss, test loss), a
+/// column per run, and each run's final and best accuracy.
+public enum MultiRunTable {
+    public static func table(_ runs: [TrainingLog]) -> String {
+        let letters = runs.indices.map(runLetter)
+        var lines = zip(letters, runs).map { "\($0): \($1.source)" }
+        let epochs = Set(runs.flatMap { $0.epochs.map(\.epoch) }).sorted()
+        let byEpoch = runs.map { run in Dictionary(run.epochs.map { ($0.epoch, $0) }, uniquingKeysWith: { _, later in later }) }
+        let metrics: [(String, String, (EpochSummary) -> Double?)] = [
+            ("test accuracy (%)", "%.3f", { $0.testAccuracy }),
+            ("train loss", "%.4f", { $0.trainLoss }),
+            ("test loss", "%.4f", { $0.testLoss }),
+        ]
+        for (title, format, value) in metrics {
+            lines.append("")
+            lines.append(title)
+            lines.append(([pad("epoch", 5)] + letters.map { pad($0, 8) } + [pad("min", 8), pad("max", 8)]).joined(separator: "  "))
+            for epoch in epochs {
+                let values = byEpoch.map { $0[epoch].flatMap(value) }
+                let present = values.compactMap { $0 }
+                lines.append(([pad(String(epoch), 5)] + values.map { cell($0, format, width: 8) }
+                              + [cell(present.min(), format, width: 8), cell(present.max(), format, width: 8)])
+                    .joined(separator: "  "))
+            }
+        }
+        lines.append("")
+        for (letter, run) in zip(letters, runs) { lines.append("\(letter): \(run.summary)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A, B, ..., Z, then A27, A28, ...
+    public static func runLetter(_ index: Int) -> String {
+        index < 26 ? String(UnicodeScalar(UInt8(65 + index))) : "A\(index + 1)"
+    }
+}
+
+/// Accuracy and loss curves of one or more runs in one chart.
 public enum TrainingCurves {
     /// Losses are scaled by 30 so that they share the accuracy axis (0-100): a cross-entropy of
     /// 0.5-3 becomes 15-90, readable next to accuracies without a second axis.
     public static let lossScale = 30.0
 
-    /// An SVG with, per run, test and train accuracy and train and test loss x 30. Each metric
-    /// has its colour; the second run is drawn dashed.
+    /// An SVG with, per run, test and train accuracy and train and test loss x 30. One or two
+    /// runs: each metric has its colour and the second run is drawn dashed. More runs: each metric
+    /// has its dash and each run its colour, except that runs whose logs share a file name in
+    /// different folders (`seed-1/torch.log`, `seed-2/torch.log`: seeds of one trainer) share one,
+    /// so that two trainers' spreads over seeds read as two bundles; a legend row per colour and
+    /// per metric.
     public static func svg(_ runs: [TrainingLog], title: String? = nil) -> String {
-        let metrics: [(String, String, (EpochSummary) -> Double?)] = [
-            ("test accuracy", LineChart.palette[0], { $0.testAccuracy }),
-            ("train accuracy", LineChart.palette[1], { $0.trainAccuracy }),
-            ("train loss x30", LineChart.palette[2], { $0.trainLoss.map { $0 * lossScale } }),
-            ("test loss x30", LineChart.palette[3], { $0.testLoss.map { $0 * lossScale } }),
+        let metrics: [(String, (EpochSummary) -> Double?)] = [
+            ("test accuracy", { $0.testAccuracy }),
+            ("train accuracy", { $0.trainAccuracy }),
+            ("train loss x30", { $0.trainLoss.map { $0 * lossScale } }),
+            ("test loss x30", { $0.testLoss.map { $0 * lossScale } }),
         ]
-        let dashes: [String?] = [nil, "7 4"]
+        let runNames = names(runs)
         var series: [LineChart.Series] = []
-        for (runIndex, run) in runs.prefix(2).enumerated() {
-            let runName = URL(fileURLWithPath: run.source).deletingPathExtension().lastPathComponent
-            for (name, color, value) in metrics {
-                let points = run.epochs.compactMap { e in value(e).map { (x: Double(e.epoch), y: $0) } }
-                if points.isEmpty { continue }
-                series.append(.init(name: "\(runName): \(name)", points: points, color: color, dash: dashes[runIndex]))
+        var legend: [LineChart.Series]?
+        if runs.count <= 2 {
+            let dashes: [String?] = [nil, "7 4"]
+            for (runIndex, run) in runs.enumerated() {
+                for (metricIndex, (name, value)) in metrics.enumerated() {
+                    let points = run.epochs.compactMap { e in value(e).map { (x: Double(e.epoch), y: $0) } }
+                    if points.isEmpty { continue }
+                    series.append(.init(name: "\(runNames[runIndex]): \(name)", points: points,
+                                        color: LineChart.palette[metricIndex], dash: dashes[runIndex]))
+                }
             }
+        } else {
+            let dashes: [String?] = [nil, "2 3", "7 4", "12 3 2 3"]
+            let stems = runs.map { URL(fileURLWithPath: $0.source).deletingPathExtension().lastPathComponent }
+            let groups = stems.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            let grouped = groups.count < stems.count
+            let colorIndex = grouped ? stems.map { groups.firstIndex(of: $0)! } : Array(runs.indices)
+            let colors = colorIndex.map { LineChart.palette[$0 % LineChart.palette.count] }
+            for (runIndex, run) in runs.enumerated() {
+                for (metricIndex, (name, value)) in metrics.enumerated() {
+                    let points = run.epochs.compactMap { e in value(e).map { (x: Double(e.epoch), y: $0) } }
+                    if points.isEmpty { continue }
+                    series.append(.init(name: "\(runNames[runIndex]): \(name)", points: points,
+                                        color: colors[runIndex], dash: dashes[metricIndex]))
+                }
+            }
+            let colorRows: [LineChart.Series] = grouped
+                ? groups.enumerated().map { i, stem in
+                    let members = runs.indices.filter { stems[$0] == stem }
+                    return LineChart.Series(name: members.count > 1 ? "\(stem) (\(members.count) runs)" : runNames[members[0]],
+                                            points: [], color: LineChart.palette[i % LineChart.palette.count])
+                }
+                : runs.indices.map { LineChart.Series(name: runNames[$0], points: [], color: colors[$0]) }
+            legend = colorRows + metrics.indices.map { LineChart.Series(name: metrics[$0].0, points: [], color: "#555555", dash: dashes[$0]) }
         }
-        let names = runs.prefix(2).map { URL(fileURLWithPath: $0.source).lastPathComponent }.joined(separator: " vs ")
-        return LineChart(title: title ?? names, xLabel: "epoch",
-                         yLabel: "accuracy (%) / loss x \(Int(lossScale))", series: series).render()
+        let fileNames = runs.map { URL(fileURLWithPath: $0.source).lastPathComponent }
+        let defaultTitle = runs.count <= 2 ? fileNames.joined(separator: " vs ") : "\(runs.count) runs"
+        var chart = LineChart(title: title ?? defaultTitle, xLabel: "epoch",
+                              yLabel: "accuracy (%) / loss x \(Int(lossScale))", series: series)
+        chart.legend = legend
+        chart.integerX = true
+        return chart.render()
+    }
+
+    /// Each run's file name without its extension; when two runs share one (`log.txt` in two run
+    /// folders), the folder names come first.
+    static func names(_ runs: [TrainingLog]) -> [String] {
+        let urls = runs.map { URL(fileURLWithPath: $0.source) }
+        let stems = urls.map { $0.deletingPathExtension().lastPathComponent }
+        if Set(stems).count == stems.count { return stems }
+        return zip(urls, stems).map { url, stem in
+            "\(url.deletingLastPathComponent().lastPathComponent)/\(stem)"
+        }
     }
 }

@@ -136,6 +136,11 @@ public struct LineChart {
     public var xLabel: String
     public var yLabel: String
     public var series: [Series]
+    /// Legend rows (a stroke sample and a name each) in place of one row per series: for a chart
+    /// whose styles combine two keys (colour = run, dash = metric), one row per key value.
+    public var legend: [Series]?
+    /// Ticks on the x axis only at whole numbers (epochs).
+    public var integerX = false
     public var width: Double = 900
     public var height: Double = 540
 
@@ -178,7 +183,7 @@ public struct LineChart {
             svg.line(x1: left, y1: py(t), x2: right, y2: py(t), stroke: "#e0e0e0")
             svg.text(Self.label(t), x: left - 6, y: py(t) + 4, size: 11, anchor: .end)
         }
-        for t in niceTicks(low: xLow, high: xHigh, count: 10) {
+        for t in niceTicks(low: xLow, high: xHigh, count: 10) where !integerX || t == t.rounded() {
             svg.line(x1: px(t), y1: bottom, x2: px(t), y2: bottom + 5, stroke: "#444")
             svg.text(Self.label(t), x: px(t), y: bottom + 18, size: 11, anchor: .middle)
         }
@@ -191,8 +196,8 @@ public struct LineChart {
             let points = s.points.filter { $0.x.isFinite && $0.y.isFinite }.map { (x: px($0.x), y: py($0.y)) }
             svg.polyline(points, stroke: s.color, dash: s.dash)
         }
-        // Legend: one row per series, a short stroke sample then the name.
-        for (i, s) in series.enumerated() {
+        // Legend: one row per series (or per given legend entry), a short stroke sample then the name.
+        for (i, s) in (legend ?? series).enumerated() {
             let y = top + 10 + Double(i) * 20
             svg.line(x1: right + 16, y1: y, x2: right + 46, y2: y, stroke: s.color, width: 2, dash: s.dash)
             svg.text(s.name, x: right + 52, y: y + 4, size: 11)
