@@ -17,6 +17,9 @@
    wall time halves; --threads sets each side's threads); --reuse-data keeps WORK/data.
 4. `manet logs torch.log swift.log`, then a summary of final / best accuracies and the largest
    per-epoch differences of train loss, test loss and test accuracy.
+5. With --seeds 1,2,3: steps 2-4 for each seed (WORK/seed-N, the same data), `manet logs` of all
+   runs with their curves in WORK/seeds.svg, and a table per epoch: PyTorch's min .. max and mean
+   over the seeds against Swift's run of each seed and their mean.
 """
 
 from __future__ import annotations
@@ -296,48 +299,16 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manet", default=".build/release/manet", help="manet binary")
-    p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "manet_compare_training"), help="working folder (data, logs, weights)")
-    p.add_argument("--width", type=int, default=8)
-    p.add_argument("--size", type=int, default=64, help="image side and network input size")
-    p.add_argument("--train-per-class", type=int, default=40)
-    p.add_argument("--test-per-class", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--step-size", type=int, default=15)
-    p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--beta", type=float, default=0.6)
-    p.add_argument("--print-freq", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights and data order, and manet's --seed")
-    p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch on both sides")
-    p.add_argument("--augment", action="store_true", help="the paper's train transforms on both sides")
-    p.add_argument("--threads", type=int, default=2, help="threads of each side")
-    p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if it exists (made by an earlier run)")
-    p.add_argument("--parallel", action="store_true", help="run `manet train` in the background while PyTorch trains")
-    args = p.parse_args()
-
-    manet = os.path.abspath(args.manet)
-    if not os.access(manet, os.X_OK):
-        raise SystemExit(f"manet binary not found at {manet} (build it, or pass --manet)")
-    os.makedirs(args.work, exist_ok=True)
-    data = os.path.join(args.work, "data")
-    init_path = os.path.join(args.work, "init.safetensors")
-    torch_log = os.path.join(args.work, "torch.log")
-    swift_log = os.path.join(args.work, "swift.log")
+def run_seed(args, manet: str, data: str, work: str) -> tuple[str, str]:
+    """One PyTorch run and one `manet train` run from the same initial weights (seed args.seed) on
+    WORK/data; their logs are WORK/torch.log and WORK/swift.log. Prints their comparison."""
+    os.makedirs(work, exist_ok=True)
+    init_path = os.path.join(work, "init.safetensors")
+    torch_log = os.path.join(work, "torch.log")
+    swift_log = os.path.join(work, "swift.log")
     for path in (torch_log, swift_log):
         if os.path.exists(path):
             os.remove(path)
-
-    if args.reuse_data and os.path.isdir(os.path.join(data, "train")) and os.path.isdir(os.path.join(data, "test")):
-        print(f"reusing {data} (--reuse-data)", flush=True)
-    else:
-        run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
-             "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
     save_initial_weights(args, init_path)
 
     swift_cmd = [manet, "train", "--data", data, "--init", init_path, "--width", str(args.width),
@@ -346,19 +317,19 @@ def main() -> None:
          "--step-size", str(args.step_size), "--gamma", str(args.gamma), "--beta", str(args.beta),
          *([] if args.augment else ["--no-augment"]), *([] if args.shuffle else ["--no-shuffle"]),
          "--print-freq", str(args.print_freq), "--log", swift_log,
-         "--checkpoint-dir", os.path.join(args.work, "checkpoints"), "--seed", str(args.seed),
+         "--checkpoint-dir", os.path.join(work, "checkpoints"), "--seed", str(args.seed),
          "--threads", str(args.threads)]
     if args.parallel:
         # Both trainings at once (each with --threads): the machine's load, not the recipe, changes.
         print("+ " + " ".join(swift_cmd) + "  (in the background, output in swift.out)", flush=True)
         t0 = time.time()
-        with open(os.path.join(args.work, "swift.out"), "w") as out:
+        with open(os.path.join(work, "swift.out"), "w") as out:
             swift = subprocess.Popen(swift_cmd, stdout=out, stderr=subprocess.STDOUT)
             train_torch(args, init_path, torch_log)
             torch_seconds = time.time() - t0
             finished_first = swift.poll() is not None
             if swift.wait() != 0:
-                raise SystemExit(f"manet train failed (exit {swift.returncode}); see {args.work}/swift.out")
+                raise SystemExit(f"manet train failed (exit {swift.returncode}); see {work}/swift.out")
         # The background run's own end is not observed while PyTorch trains: report an upper bound.
         swift_seconds = time.time() - t0
         swift_time_note = "<= " if finished_first else ""
@@ -385,6 +356,86 @@ def main() -> None:
               f"{x['test_loss']:.4f} / {y['test_loss']:.4f}   {x['test_acc']:.3f} / {y['test_acc']:.3f}")
     print(f"max |diff| train loss {max_diff(a, b, 'train_loss'):.4f}, test loss {max_diff(a, b, 'test_loss'):.4f}, "
           f"test accuracy {max_diff(a, b, 'test_acc'):.3f} points")
+    return torch_log, swift_log
+
+
+def seed_spread(runs: dict[int, tuple[str, str]]) -> str:
+    """Per epoch and metric: PyTorch's min..max and mean over the seeds, Swift's value for each
+    seed and mean, and whether Swift's mean and each Swift seed lie inside PyTorch's min..max."""
+    logs = {seed: (parse_log(t), parse_log(s)) for seed, (t, s) in runs.items()}
+    seeds = sorted(logs)
+    epochs = min(min(len(t), len(s)) for t, s in logs.values())
+    lines = [f"PyTorch's spread over seeds {seeds} against Swift's runs with the same seeds "
+             "(inside: Swift's mean over the seeds within PyTorch's min..max; seeds inside: Swift runs within it)"]
+    lines.append("| epoch | metric | PyTorch min .. max | PyTorch mean | Swift per seed | Swift mean | mean inside | seeds inside |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for e in range(epochs):
+        for key, name, fmt in (("train_loss", "train loss", "%.4f"), ("test_loss", "test loss", "%.4f"),
+                               ("test_acc", "test acc. %", "%.2f")):
+            t = [logs[s][0][e][key] for s in seeds]
+            w = [logs[s][1][e][key] for s in seeds]
+            low, high, mean_w = min(t), max(t), sum(w) / len(w)
+            inside = sum(low <= v <= high for v in w)
+            lines.append(f"| {e} | {name} | {fmt % low} .. {fmt % high} | {fmt % (sum(t) / len(t))} | "
+                         f"{' / '.join(fmt % v for v in w)} | {fmt % mean_w} | "
+                         f"{'yes' if low <= mean_w <= high else 'no'} | {inside} of {len(w)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manet", default=".build/release/manet", help="manet binary")
+    p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "manet_compare_training"), help="working folder (data, logs, weights)")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--size", type=int, default=64, help="image side and network input size")
+    p.add_argument("--train-per-class", type=int, default=40)
+    p.add_argument("--test-per-class", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--step-size", type=int, default=15)
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--beta", type=float, default=0.6)
+    p.add_argument("--print-freq", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights and data order, and manet's --seed")
+    p.add_argument("--seeds", default=None, metavar="N,N,...",
+                   help="run every seed of the list (each in WORK/seed-N, same data), then print PyTorch's "
+                        "per-epoch spread over the seeds against Swift's and draw all runs in WORK/seeds.svg")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch on both sides")
+    p.add_argument("--augment", action="store_true", help="the paper's train transforms on both sides")
+    p.add_argument("--threads", type=int, default=2, help="threads of each side")
+    p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if it exists (made by an earlier run)")
+    p.add_argument("--parallel", action="store_true", help="run `manet train` in the background while PyTorch trains")
+    args = p.parse_args()
+
+    manet = os.path.abspath(args.manet)
+    if not os.access(manet, os.X_OK):
+        raise SystemExit(f"manet binary not found at {manet} (build it, or pass --manet)")
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise SystemExit(f"--seeds takes a comma-separated list of integers, got {args.seeds!r}")
+    os.makedirs(args.work, exist_ok=True)
+    data = os.path.join(args.work, "data")
+    if args.reuse_data and os.path.isdir(os.path.join(data, "train")) and os.path.isdir(os.path.join(data, "test")):
+        print(f"reusing {data} (--reuse-data)", flush=True)
+    else:
+        run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
+             "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
+    if seeds is None:
+        run_seed(args, manet, data, args.work)
+        return
+    runs = {}
+    for seed in seeds:
+        args.seed = seed
+        print(f"== seed {seed}", flush=True)
+        runs[seed] = run_seed(args, manet, data, os.path.join(args.work, f"seed-{seed}"))
+    svg = os.path.join(args.work, "seeds.svg")
+    run([manet, "logs", *[runs[s][0] for s in seeds], *[runs[s][1] for s in seeds], "--svg", svg])
+    print()
+    print(seed_spread(runs))
 
 
 if __name__ == "__main__":
