@@ -98,10 +98,13 @@ let package = Package(
         .testTarget(name: "MANetTests", dependencies: ["MANet", "ManetSupport", "Runtime", "ONNXFormat", "PyTorchFormat", "TestSupport"]),
         .testTarget(name: "PyTorchFormatTests", dependencies: ["PyTorchFormat", "ONNXIR", "TestSupport"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "ONNXIR", "ONNXFormat", "Runtime", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["ManetSupport", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ManetSupport", "MANet", "TestSupport"]),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets", "ManetSupport", "TestSupport"]),
         /// Shared test helpers: `assertClose`, fixture paths, running the `manet` binary.
         .target(name: "TestSupport", dependencies: ["ONNXIR"], path: "Tests/TestSupport"),
+        /// A test-only program for the crash-safety tests (no product, not installed): trains
+        /// through the MANet library and kills itself inside its first checkpoint write.
+        .executableTarget(name: "CrashTestTrainer", dependencies: ["MANet"], path: "Tests/CrashTestTrainer"),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

@@ -12,8 +12,9 @@ public enum AtomicFile {
     public static func temporaryPath(for path: String) -> String { temporaryPrefix(for: path) + "\(getpid())" }
 
     /// Writes `bytes` to `path` atomically. `beforeRename` runs when the temporary file is
-    /// complete and durable, just before the rename (tests use it to stop a process there).
-    public static func write(_ bytes: [UInt8], to path: String, beforeRename: (() -> Void)? = nil) throws {
+    /// complete and durable, just before the rename: tests stop or kill a process there, or
+    /// throw to play a crash (the write then fails like any other: `path` is as it was).
+    public static func write(_ bytes: [UInt8], to path: String, beforeRename: (() throws -> Void)? = nil) throws {
         try write(to: path, beforeRename: beforeRename) { fd in
             try writeAll(bytes, to: fd, path: path)
         }
@@ -21,7 +22,7 @@ public enum AtomicFile {
 
     /// Writes `path` atomically with `body`, which writes the contents to the open descriptor it
     /// is given (e.g. with `writeAll(_:to:path:)`), in as many pieces as it likes.
-    public static func write(to path: String, beforeRename: (() -> Void)? = nil,
+    public static func write(to path: String, beforeRename: (() throws -> Void)? = nil,
                              _ body: (Int32) throws -> Void) throws {
         let temporary = temporaryPath(for: path)
         // O_NOFOLLOW: a symlink planted at the temporary name is refused, not written through.
@@ -34,7 +35,7 @@ public enum AtomicFile {
             guard fsync(fd) == 0 else { throw FileError(file: path, reason: "cannot flush \(temporary): \(errnoText())") }
             isOpen = false
             guard close(fd) == 0 else { throw FileError(file: path, reason: "cannot close \(temporary): \(errnoText())") }
-            beforeRename?()
+            try beforeRename?()
             guard rename(temporary, path) == 0 else {
                 throw FileError(file: path, reason: "cannot rename \(temporary) to \(path): \(errnoText())")
             }

@@ -80,11 +80,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads = ExecutionContext.defaultThreads
     @Option(help: "Network input side in pixels (a multiple of 32, at least 64).") var inputSize = 224
     @Flag(help: "Skip undecodable images with a warning instead of stopping.") var skipBadImages = false
-    // Test hooks for the crash-safety tests (hidden from --help): slow every step, or every
-    // checkpoint write between its complete temporary file and the rename, so that a signal can
-    // be aimed at the middle of an epoch or of a write. At most 10 s each.
-    @Option(help: .hidden) var testStepDelayMs: UInt32 = 0
-    @Option(help: .hidden) var testCheckpointWriteDelayMs: UInt32 = 0
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
@@ -185,23 +180,17 @@ struct TrainCommand: ParsableCommand {
         var resumedLogLength: UInt64 = 0
         if let resume, let checkpoint = resumed {
             resumedLogLength = checkpoint.logLength
-            // A resumed run continues the stored recipe and generators; only the epoch count may grow.
-            options.recipe = checkpoint.recipe
-            options.recipe.epochs = epochs
-            options.beta = checkpoint.beta
-            options.inputSize = checkpoint.inputSize
-            options.seed = checkpoint.seed
-            guard let generator = Xoshiro256(stateWords: checkpoint.generatorState) else {
-                throw TrainingError.invalidCheckpoint("\(resume): no generator state")
-            }
             guard checkpoint.epochsCompleted < epochs else {
                 throw TrainingError.invalidOption("\(resume) has already completed \(checkpoint.epochsCompleted) epochs; pass --epochs above that to continue")
             }
-            display.status("building MA-Net (width \(width), \(numClasses) classes, \(options.inputSize) px) and loading \(resume)")
-            let model = try MANetModel.build(numClasses: numClasses, width: width, inputSize: options.inputSize, seed: 0)
-            trainer = try Trainer(model: consume model, options: options, classNames: trainSet.classNames,
-                                  generator: generator, dataSeed: checkpoint.dataSeed)
-            try trainer.load(checkpoint, resume: true)
+            // A resumed run continues the stored recipe and generators; only the epoch count may grow.
+            display.status("building MA-Net (width \(width), \(numClasses) classes, \(checkpoint.inputSize) px) and loading \(resume)")
+            do {
+                trainer = try Trainer(resuming: checkpoint, options: options, classNames: trainSet.classNames)
+            } catch TrainingError.invalidCheckpoint(let reason) {
+                throw TrainingError.invalidCheckpoint("\(resume): \(reason)")
+            }
+            options = trainer.options
             guard trainer.epochsCompleted < epochs else {
                 throw TrainingError.invalidOption("\(resume) has already completed \(trainer.epochsCompleted) epochs; pass --epochs above that to continue")
             }
@@ -260,9 +249,6 @@ struct TrainCommand: ParsableCommand {
         logWriter.clearLine = { display.clear() }
         trainer.onProgress = { display.show($0) }
         trainer.stopRequested = { TrainingInterruption.isRequested }
-        let stepDelay = min(testStepDelayMs, 10_000), writeDelay = min(testCheckpointWriteDelayMs, 10_000)
-        if stepDelay > 0 { trainer.onStep = { _, _, _ in usleep(stepDelay * 1000) } }
-        if writeDelay > 0 { trainer.beforeCheckpointRename = { usleep(writeDelay * 1000) } }
         TrainingInterruption.installHandler()
         display.note("manet: training \(trainSet.count) images (\(trainLoader.batchesPerEpoch) steps per epoch) to epoch \(epochs); "
                      + "writing to \(checkpointDir)/")

@@ -1,14 +1,17 @@
 // Crash-safe training through the `manet` binary: SIGKILL at seeded moments (some inside checkpoint
-// writes) and SIGINT, each followed by --resume, must log the same per-step losses as an
-// uninterrupted run; a file-size limit is an error that leaves the previous checkpoint intact.
+// writes, by the test-only CrashTestTrainer) and SIGINT, each followed by --resume, must log the
+// same per-step losses as an uninterrupted run; a file-size limit is an error that leaves the
+// previous checkpoint intact.
 
 import Foundation
+import MANet
 import ManetSupport
 import TestSupport
 import XCTest
 
-/// A tiny seeded run shared by the tests: 7 classes x 6 train / 2 test images of 64 px, width 4,
-/// batch 8 (6 steps per epoch, the last one of 2 images), every step logged.
+/// A tiny seeded run shared by the tests: 7 classes x 6 train / 2 test images of 64 px, width 4
+/// (unless a test needs slower steps), batch 8 (6 steps per epoch, the last one of 2 images),
+/// every step logged.
 final class TinyTrainingRun {
     let root: TemporaryFolder
     let data: String
@@ -24,12 +27,17 @@ final class TinyTrainingRun {
     }
 
     /// `manet train` arguments writing to `dir` (checkpoints and `dir/log.txt`).
-    func arguments(dir: String, epochs: Int? = nil, resume: Bool = false) -> [String] {
-        var args = ["train", "--data", data, "--width", "4", "--input-size", "64", "--epochs", String(epochs ?? self.epochs),
+    func arguments(dir: String, epochs: Int? = nil, resume: Bool = false, width: Int = 4, inputSize: Int = 64) -> [String] {
+        var args = ["train", "--data", data, "--width", String(width), "--input-size", String(inputSize), "--epochs", String(epochs ?? self.epochs),
                     "--batch-size", "8", "--print-freq", "1", "--threads", "1", "--seed", "5",
                     "--checkpoint-dir", dir, "--log", dir + "/log.txt"]
         if resume { args += ["--resume", dir + "/checkpoint.pb"] }
         return args
+    }
+
+    /// `CrashTestTrainer` arguments for the same run (width 4) in `dir`.
+    func crashTrainerArguments(dir: String) -> [String] {
+        [data, dir, String(epochs), "4", "64", "8", "5"]
     }
 
     /// The log's lines without the epoch-time lines (a bare number of seconds).
@@ -112,16 +120,18 @@ final class CrashSafetyTests: XCTestCase {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix(prefix) }
     }
 
-    /// SIGKILL at seeded moments, every fourth aimed at the window between a checkpoint's
-    /// complete temporary file and its rename (widened by a test hook), each followed by a resume
-    /// from the latest checkpoint (or a fresh start, log removed, while there is none). Every
-    /// chain of runs that reaches the end must log exactly what the uninterrupted run logged.
+    /// SIGKILL at seeded moments, each followed by a resume from the latest checkpoint (or a
+    /// fresh start, log removed, while there is none). Every fourth kill lands between a
+    /// checkpoint's complete temporary file and its rename: CrashTestTrainer, the same training
+    /// through the library, kills itself there (its `beforeCheckpointRename`); the checkpoint
+    /// must be byte for byte the previous one and the complete temporary file must not be taken
+    /// for it. Every chain of runs that reaches the end must log exactly what the uninterrupted
+    /// run logged.
     func testKilledAtRandomMomentsResumesToTheSameLosses() throws {
         let dir = run.root.file("killed")
         let latest = dir + "/checkpoint.pb", log = dir + "/log.txt"
         var schedule = SplitMix64(seed: 20_261_127)  // the test's own seeded choice of kill moments
         var kills = 0, aimedKills = 0, removedTemporaries = 0, checkpointSeen = false, attempt = 0, chains = 0
-        let slowWrites = ["--test-checkpoint-write-delay-ms", "150"]
         let perEpoch = Self.referenceSeconds / Double(run.epochs)
         func temporaries() -> [String] { files(in: dir, prefix: "checkpoint.pb.tmp-") + files(in: dir, prefix: "model_best.pb.tmp-") }
         func removed(_ child: ManetChild) -> Int { child.stdout.components(separatedBy: "left by a checkpoint write that was killed").count - 1 }
@@ -140,23 +150,39 @@ final class CrashSafetyTests: XCTestCase {
             if !resume { try? FileManager.default.removeItem(atPath: log) }  // no checkpoint: start over
             let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             let epochsLogged = logText.components(separatedBy: "Current best accuracy").count - 1
-            // Starting over replaces what the killed run left (a model_best.pb written just
-            // before the kill): --overwrite says so, as the refusal's hint asks.
-            let child = try ManetChild(run.arguments(dir: dir, resume: resume) + (resume ? [] : ["--overwrite"]) + slowWrites,
-                                       outputPrefix: run.root.file("killed-\(attempt)"))
             let aimed = kills % 4 == 3
             if aimed {
-                // Poll for a temporary checkpoint file; kill the moment one exists.
-                let deadline = Date().addingTimeInterval(4 * Self.referenceSeconds + 10)
-                while child.process.isRunning && Date() < deadline {
-                    if !temporaries().isEmpty { child.signal(SIGKILL); break }
-                    usleep(2_000)
+                // CrashTestTrainer resumes (or starts) the same run and kills itself in its first
+                // checkpoint write, after the temporary file is complete and before the rename.
+                let previous = try? Data(contentsOf: URL(fileURLWithPath: latest))
+                let previousEpochs = try previous.map { try TrainingCheckpoint.decode([UInt8]($0)).epochsCompleted } ?? 0
+                let child = try ManetChild(run.crashTrainerArguments(dir: dir), outputPrefix: run.root.file("killed-\(attempt)"),
+                                           executable: crashTestTrainerBinary)
+                let (status, signalled) = child.wait()
+                if !signalled && status == 3 && previousEpochs == run.epochs { try finishChain("complete before this attempt"); continue }
+                XCTAssertTrue(signalled, "CrashTestTrainer exited with \(status): \(child.stderr)")
+                guard signalled else { break }
+                kills += 1
+                aimedKills += 1
+                XCTAssertEqual(try? Data(contentsOf: URL(fileURLWithPath: latest)), previous,
+                               "a kill between the write and the rename changed \(latest)")
+                // What the kill left: the complete new checkpoint under its temporary name only.
+                let left = temporaries().filter { $0.hasSuffix(".tmp-\(child.pid)") }
+                XCTAssertEqual(left.count, 1, "\(temporaries())")
+                if let temporary = left.first {
+                    let written = try TrainingCheckpoint.read(path: dir + "/" + temporary)
+                    XCTAssertEqual(written.epochsCompleted, previousEpochs + 1)
                 }
-            } else {
-                let remaining = perEpoch * Double(max(1, run.epochs - epochsLogged)) + 0.3
-                usleep(UInt32(schedule.uniform(0.1...0.95) * remaining * 1e6))
-                child.signal(SIGKILL)
+                checkpointSeen = checkpointSeen || previous != nil
+                continue
             }
+            // Starting over replaces what the killed run left (a model_best.pb written just
+            // before the kill): --overwrite says so, as the refusal's hint asks.
+            let child = try ManetChild(run.arguments(dir: dir, resume: resume) + (resume ? [] : ["--overwrite"]),
+                                       outputPrefix: run.root.file("killed-\(attempt)"))
+            let remaining = perEpoch * Double(max(1, run.epochs - epochsLogged)) + 0.3
+            usleep(UInt32(schedule.uniform(0.1...0.95) * remaining * 1e6))
+            child.signal(SIGKILL)
             let (status, signalled) = child.wait()
             removedTemporaries += removed(child)
             if !signalled {
@@ -167,7 +193,6 @@ final class CrashSafetyTests: XCTestCase {
                 continue
             }
             kills += 1
-            if aimed { aimedKills += 1 }
             // Once there is a latest checkpoint, no kill may take it away.
             if checkpointSeen { XCTAssertTrue(FileManager.default.fileExists(atPath: latest), "kill \(kills) removed the checkpoint") }
             checkpointSeen = checkpointSeen || FileManager.default.fileExists(atPath: latest)
@@ -195,22 +220,29 @@ final class CrashSafetyTests: XCTestCase {
     }
 
     /// Ctrl-C mid-epoch: exit 130 with a mid-epoch checkpoint and a resume hint; the resumed run
-    /// continues with the next batch. Then two quick Ctrl-Cs: immediate exit 130, the previous
-    /// checkpoint stays valid. The final log equals the uninterrupted run's.
+    /// continues with the next batch. Then two Ctrl-Cs in one step: immediate exit 130, the
+    /// previous checkpoint stays valid. The final log equals an uninterrupted run's. Width 16,
+    /// so that a step takes long enough for both signals to land inside it.
     func testSIGINTStopsAfterTheCurrentStepAndResumesExactly() throws {
+        let width = 16
+        let reference = run.root.file("interrupted-reference")
+        let uninterrupted = try runManet(run.arguments(dir: reference, width: width))
+        XCTAssertEqual(uninterrupted.status, 0, uninterrupted.stderr)
+        let referenceLines = TinyTrainingRun.comparableLines(reference + "/log.txt")
+        XCTAssertEqual(referenceLines.filter { $0.hasPrefix("Epoch: [") }.count, 18)
+
         let dir = run.root.file("interrupted")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let slow = ["--test-step-delay-ms", "150"]
         let log = dir + "/log.txt"
-        func waitForLine(_ child: ManetChild, _ text: String) {
+        func waitFor(_ child: ManetChild, _ done: () -> Bool) {
             let deadline = Date().addingTimeInterval(120)
-            while child.process.isRunning, Date() < deadline,
-                  !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains(text) { usleep(2_000) }
+            while child.process.isRunning, Date() < deadline, !done() { usleep(2_000) }
         }
+        func logged(_ text: String) -> Bool { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains(text) }
 
-        // 1. One SIGINT after the second step of epoch 1 is logged.
-        let first = try ManetChild(run.arguments(dir: dir) + slow, outputPrefix: run.root.file("sigint-1"))
-        waitForLine(first, "Epoch: [1][1/6]")
+        // 1. One SIGINT after the first step of epoch 1 is logged.
+        let first = try ManetChild(run.arguments(dir: dir, width: width), outputPrefix: run.root.file("sigint-1"))
+        waitFor(first) { logged("Epoch: [1][0/6]") }
         first.signal(SIGINT)
         let (status1, signalled1) = first.wait()
         XCTAssertFalse(signalled1)
@@ -224,23 +256,25 @@ final class CrashSafetyTests: XCTestCase {
         let partial = TinyTrainingRun.comparableLines(log).filter { !$0.isEmpty }
         XCTAssertTrue(partial.last?.hasPrefix("Epoch: [1][") ?? false, "\(partial.last ?? "")")
 
-        // 2. Resume; two SIGINTs in quick succession during epoch 2: immediate exit.
+        // 2. Resume; during a step of epoch 2 a SIGINT, and once it is acknowledged, a second
+        // one: immediate exit.
         let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.pb"))
-        let second = try ManetChild(run.arguments(dir: dir, resume: true) + slow, outputPrefix: run.root.file("sigint-2"))
-        waitForLine(second, "Epoch: [2][2/6]")
+        let second = try ManetChild(run.arguments(dir: dir, resume: true, width: width), outputPrefix: run.root.file("sigint-2"))
+        waitFor(second) { logged("Epoch: [2][1/6]") }
         second.signal(SIGINT)
-        usleep(20_000)
+        waitFor(second) { second.stderr.contains("stopping after this step") }
         second.signal(SIGINT)
         let (status2, _) = second.wait()
         XCTAssertEqual(status2, 130, second.stderr)
         XCTAssertTrue(second.stderr.contains("second interrupt, exiting now"), second.stderr)
+        XCTAssertFalse(second.stdout.contains("interrupted in epoch"), "the run stopped before the second Ctrl-C: \(second.stdout)")
         let after = try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.pb"))
         XCTAssertNotEqual(before, after, "the end of epoch 1 wrote a new checkpoint")
 
         // 3. Resume to the end: the same lines as the uninterrupted run.
-        let last = try runManet(run.arguments(dir: dir, resume: true))
+        let last = try runManet(run.arguments(dir: dir, resume: true, width: width))
         XCTAssertEqual(last.status, 0, last.stderr)
-        XCTAssertEqual(TinyTrainingRun.comparableLines(log), Self.referenceLines)
+        XCTAssertEqual(TinyTrainingRun.comparableLines(log), referenceLines)
     }
 
     /// A file-size limit (as a full disk): the checkpoint write fails with an error naming the

@@ -65,10 +65,7 @@ final class CheckpointPositionTests: XCTestCase {
 
         // ... and resume: the same remaining steps, and the log matches an uninterrupted file.
         try Data("a line of the killed process\n".utf8).append(toFile: log)
-        let second = try Trainer(model: try MANetModel.build(numClasses: 3, width: 4, inputSize: 64, seed: 0), options: o,
-                                 classNames: ["a", "b", "c"], generator: Xoshiro256(stateWords: stopped.generatorState)!,
-                                 dataSeed: stopped.dataSeed)
-        try second.load(stopped, resume: true)
+        let second = try Trainer(resuming: stopped, options: o, classNames: ["a", "b", "c"])
         second.onStep = { e, i, loss in losses.append("\(e).\(i) \(loss)") }
         let writer = try LogWriter(path: log)
         XCTAssertTrue(try writer.truncate(to: stopped.logLength))
@@ -79,6 +76,61 @@ final class CheckpointPositionTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("Epoch: [1]") }.count, 3)
         XCTAssertEqual(lines.filter { $0.hasPrefix("Current learning rate") }.count, 2)
         XCTAssertFalse(lines.contains("a line of the killed process"))
+    }
+
+    /// A crash between a checkpoint's complete temporary file and its rename, played by a
+    /// throwing `beforeCheckpointRename` on checkpoint.pb at the end of epoch 1: the run stops with that error,
+    /// checkpoint.pb is epoch 0's byte for byte and loads, no other file in the folder can be
+    /// taken for a checkpoint, and resuming from it repeats the uninterrupted run's losses.
+    func testACrashBetweenWriteAndRenameKeepsThePreviousCheckpoint() throws {
+        struct Crash: Error {}
+        let data = try makeDataset()
+        let dir = folder.file("ckpt"), latest = folder.file("ckpt/checkpoint.pb")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var reference: [String] = []
+        let full = try Trainer(options: options(epochs: 2), classNames: ["a", "b", "c"])
+        full.onStep = { e, i, loss in reference.append("\(e).\(i) \(loss)") }
+        let (a, b) = try loaders(data, full)
+        try full.run(train: a, test: b, log: try LogWriter(path: nil))
+
+        var o = options(epochs: 2)
+        o.checkpointDirectory = dir
+        var losses: [String] = []
+        var previous: Data?
+        var written: TrainingCheckpoint?
+        let first = try Trainer(options: o, classNames: ["a", "b", "c"])
+        first.onStep = { e, i, loss in
+            losses.append("\(e).\(i) \(loss)")
+            if e == 1 && i == 0 { previous = try? Data(contentsOf: URL(fileURLWithPath: latest)) }  // epoch 0's
+        }
+        first.beforeCheckpointRename = { [unowned first] path in
+            guard first.epochsCompleted == 2, path == latest else { return }
+            // The write of checkpoint.pb at the end of epoch 1: its temporary file is complete.
+            let temporaries = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("checkpoint.pb.tmp-") }
+            XCTAssertEqual(temporaries.count, 1, "\(temporaries)")
+            written = try temporaries.first.map { try TrainingCheckpoint.read(path: dir + "/" + $0) }
+            throw Crash()
+        }
+        let (c, d) = try loaders(data, first)
+        XCTAssertThrowsError(try first.run(train: c, test: d, log: try LogWriter(path: nil))) { XCTAssertTrue($0 is Crash, "\($0)") }
+        XCTAssertEqual(written?.epochsCompleted, 2, "the crash came after a complete write")
+        XCTAssertNotNil(previous)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: latest)), previous, "checkpoint.pb changed without its rename")
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), ["checkpoint.pb", "model_best.pb"])
+        let kept = try TrainingCheckpoint.read(path: latest)
+        XCTAssertEqual(kept.epochsCompleted, 1)
+        XCTAssertEqual(kept.stepInEpoch, 0)
+
+        // Resume from what the crash kept: epoch 1 again, with the same losses.
+        let second = try Trainer(resuming: kept, options: o, classNames: ["a", "b", "c"])
+        var resumed: [String] = []
+        second.onStep = { e, i, loss in resumed.append("\(e).\(i) \(loss)") }
+        let (e, f) = try loaders(data, second)
+        try second.run(train: e, test: f, log: try LogWriter(path: nil))
+        XCTAssertEqual(reference.count, 6)
+        XCTAssertEqual(losses, reference)
+        XCTAssertEqual(Array(losses.prefix(3)) + resumed, reference)
+        XCTAssertEqual(try TrainingCheckpoint.read(path: latest).epochsCompleted, 2)
     }
 
     func testStaleTemporariesAreRemovedAndLiveOnesKept() throws {

@@ -7,6 +7,11 @@ public var manetBinary: String {
     TestEnvironment.value("MANET_BINARY") ?? Fixtures.packageRoot.appendingPathComponent(".build/release/manet").path
 }
 
+/// The test-only `CrashTestTrainer` program (Tests/CrashTestTrainer), built beside `manet`.
+public var crashTestTrainerBinary: String {
+    URL(fileURLWithPath: manetBinary).deletingLastPathComponent().appendingPathComponent("CrashTestTrainer").path
+}
+
 /// The result of one run of a command.
 public struct ProcessResult {
     public var status: Int32

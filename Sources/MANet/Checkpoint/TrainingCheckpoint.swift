@@ -163,8 +163,9 @@ public struct TrainingCheckpoint: Equatable, Sendable {
 
     /// Writes atomically (`AtomicFile`: temporary file, fsync, rename, fsync of the folder): a
     /// crash leaves the old file or the new one, never a torn file. `beforeRename` runs when the
-    /// temporary file is complete, just before the rename (tests stop a process there).
-    public func write(to path: String, beforeRename: (() -> Void)? = nil) throws {
+    /// temporary file is complete, just before the rename (tests kill a process there, or throw
+    /// to play a crash; the error is rethrown as it is).
+    public func write(to path: String, beforeRename: (() throws -> Void)? = nil) throws {
         let bytes = try encoded()
         do {
             try AtomicFile.write(bytes, to: path, beforeRename: beforeRename)

@@ -80,10 +80,11 @@ public final class Trainer {
     public var onProgress: ((TrainingProgress) -> Void)?
     /// Called with each step's gradients (before weight decay) ahead of the update: parity tests.
     public var onGradients: (([String: Tensor]) -> Void)?
-    /// Called inside every checkpoint write when the temporary file is complete, just before it is
-    /// renamed into place (`AtomicFile.write`'s `beforeRename`): crash-safety tests slow writes
-    /// down there to kill a run mid-write.
-    public var beforeCheckpointRename: (() -> Void)?
+    /// Called with the checkpoint's path inside every checkpoint write, when the temporary file is
+    /// complete, just before it is renamed into place (`AtomicFile.write`'s `beforeRename`):
+    /// crash-safety tests kill the process there, or throw to play a crash between the write and
+    /// the rename (the run then stops with that error and the previous checkpoint is as it was).
+    public var beforeCheckpointRename: ((_ path: String) throws -> Void)?
 
     /// A fresh run: builds MA-Net from `options` with weights drawn from the seed.
     public convenience init(options: TrainingOptions, classNames: [String]) throws {
@@ -93,6 +94,26 @@ public final class Trainer {
         let model = try MANetModel.build(numClasses: options.numClasses, width: options.width,
                                          inputSize: options.inputSize, seed: modelSeed)
         try self.init(model: consume model, options: options, classNames: classNames, generator: generator, dataSeed: dataSeed)
+    }
+
+    /// Continues the run that wrote `checkpoint`: its recipe (up to `options.recipe.epochs`),
+    /// beta, input size, seeds, generators, weights, optimiser state and position in the epoch.
+    /// The rest of `options` (threads, paths, printing) is this run's. The checkpoint's width and
+    /// class count must be those of `options`.
+    public convenience init(resuming checkpoint: TrainingCheckpoint, options: TrainingOptions, classNames: [String]) throws {
+        var options = options
+        let epochs = options.recipe.epochs
+        options.recipe = checkpoint.recipe
+        options.recipe.epochs = epochs
+        options.beta = checkpoint.beta
+        options.inputSize = checkpoint.inputSize
+        options.seed = checkpoint.seed
+        guard let generator = Xoshiro256(stateWords: checkpoint.generatorState) else {
+            throw TrainingError.invalidCheckpoint("no generator state")
+        }
+        let model = try MANetModel.build(numClasses: options.numClasses, width: options.width, inputSize: options.inputSize, seed: 0)
+        try self.init(model: consume model, options: options, classNames: classNames, generator: generator, dataSeed: checkpoint.dataSeed)
+        try load(checkpoint, resume: true)
     }
 
     /// A run over a given graph (built or imported), with its current initializer values.
@@ -281,8 +302,8 @@ public final class Trainer {
                 checkpoint.logLength = try log.length()
                 // Best first: a kill between the two leaves the previous latest checkpoint, whose
                 // resume redoes this epoch and writes both again.
-                if isBest { try checkpoint.write(to: dir + "/model_best.pb", beforeRename: beforeCheckpointRename) }
-                try checkpoint.write(to: dir + "/checkpoint.pb", beforeRename: beforeCheckpointRename)
+                if isBest { try writeCheckpoint(checkpoint, to: dir + "/model_best.pb") }
+                try writeCheckpoint(checkpoint, to: dir + "/checkpoint.pb")
             }
             if epochsCompleted < options.recipe.epochs, stopRequested?() == true {
                 throw TrainingError.interrupted(epoch: epochsCompleted, stepsDone: 0, batches: batches,
@@ -303,9 +324,13 @@ public final class Trainer {
             var checkpoint = try makeCheckpoint()
             checkpoint.logLength = logLength
             path = dir + "/checkpoint.pb"
-            try checkpoint.write(to: path!, beforeRename: beforeCheckpointRename)
+            try writeCheckpoint(checkpoint, to: path!)
         }
         throw TrainingError.interrupted(epoch: epoch, stepsDone: stepsDone, batches: batches, checkpoint: path)
+    }
+
+    private func writeCheckpoint(_ checkpoint: TrainingCheckpoint, to path: String) throws {
+        try checkpoint.write(to: path, beforeRename: beforeCheckpointRename.map { hook in { try hook(path) } })
     }
 
     /// `<log>.svg` beside the log: accuracy and loss x 30, train and test, per epoch.
