@@ -19,17 +19,6 @@ final class TrainingParityTests: XCTestCase {
         return Dictionary(uniqueKeysWithValues: try Safetensors.read(path: Self.weightsPath).map { ($0.name, $0) })
     }
 
-    /// The builder's graph with every initializer replaced by the fixture's tensor of that name.
-    func model(width: Int = 8, inputSize: Int, weights: [String: TensorData]) throws -> Model {
-        var model = try MANetModel.build(numClasses: 7, width: width, inputSize: inputSize)
-        model.graph.initializers = try model.graph.initializers.map { t in
-            let w = try XCTUnwrap(weights[t.name], "fixture lacks \(t.name)")
-            XCTAssertEqual(w.dims, t.dims, t.name)
-            return TensorData(name: t.name, elementType: w.elementType, dims: w.dims, bytes: w.bytes)
-        }
-        return model
-    }
-
     static func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
         var diff = 0.0, ref = 0.0
         for (x, y) in zip(a, b) { diff += Double(x - y) * Double(x - y); ref += Double(y) * Double(y) }
@@ -54,7 +43,7 @@ final class TrainingParityTests: XCTestCase {
         let dir = Fixtures.path("manet_w8_torchscript_op13_bn/test_data_set_0")
         try XCTSkipUnless(FileManager.default.fileExists(atPath: dir), "fixture \(dir) missing")
         let input = try Tensor(try ONNXFile.loadTensor(path: dir + "/input_0.pb"))
-        let executor = try Executor(model: try model(inputSize: input.shape[2], weights: weights),
+        let executor = try Executor(model: try parityModel(width: 8, inputSize: input.shape[2], weights: weights),
                                     context: ExecutionContext(training: false, deterministic: true))
         let out = try executor.run(inputs: ["input": input])
         for (k, name) in ["logits_local", "logits_global"].enumerated() {
@@ -77,8 +66,7 @@ final class TrainingParityTests: XCTestCase {
         var batches: [Batch]
         var losses: [Double]
         var beta: Double
-        struct Optimizer: Decodable { var lr: Double; var momentum: Double; var weight_decay: Double }
-        var optimizer: Optimizer
+        var optimizer: ParityOptimizer
     }
 
     func testFiveSGDStepsMatchPyTorch() throws {
@@ -116,18 +104,7 @@ final class TrainingParityTests: XCTestCase {
     /// checks the step-1 gradients (rel L2 <= 1e-3), the losses (<= 1e-4 rel) and the BN running
     /// statistics after the last step (rel L2 <= 1e-4) against it.
     func checkSGDSteps(directory: String, meta: Meta, weights: [String: TensorData], width: Int, inputSize: Int) throws {
-        var options = TrainingOptions()
-        options.width = width
-        options.numClasses = 7
-        options.inputSize = inputSize
-        options.beta = meta.beta
-        options.recipe.learningRate = meta.optimizer.lr
-        options.recipe.momentum = meta.optimizer.momentum
-        options.recipe.weightDecay = meta.optimizer.weight_decay
-        let trainer = try Trainer(model: try model(width: width, inputSize: inputSize, weights: weights), options: options,
-                                  classNames: ImageFolderDataset.rafDBClassNames, generator: Xoshiro256(seed: 1), dataSeed: 0)
-        // PyTorch's counters start where the fixture's state_dict left them.
-        try trainer.loadStateDict(Array(weights.values))
+        let trainer = try parityTrainer(width: width, inputSize: inputSize, beta: meta.beta, optimizer: meta.optimizer, weights: weights)
         var stepOneGradients: [String: Tensor] = [:]
         trainer.onGradients = { if stepOneGradients.isEmpty { stepOneGradients = $0 } }
 

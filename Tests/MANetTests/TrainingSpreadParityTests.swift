@@ -19,12 +19,11 @@ final class TrainingSpreadParityTests: XCTestCase {
         struct ModelInfo: Decodable { var width: Int; var num_classes: Int; var input: [Int] }
         struct InitialWeights: Decodable { var path: String }
         struct Batch: Decodable { var input: String; var target: String }
-        struct Optimizer: Decodable { var lr: Double; var momentum: Double; var weight_decay: Double }
         var model: ModelInfo
         var initial_weights: InitialWeights
         var batches: [Batch]
         var beta: Double
-        var optimizer: Optimizer
+        var optimizer: ParityOptimizer
     }
 
     /// spread.json: the float64 losses, and per step / per tensor the largest distance of a
@@ -89,22 +88,7 @@ final class TrainingSpreadParityTests: XCTestCase {
         let spread = try JSONDecoder().decode(Spread.self, from: try Data(contentsOf: URL(fileURLWithPath: directory + "/spread.json")))
         let width = meta.model.width, inputSize = meta.model.input[3]
         let weights = Dictionary(uniqueKeysWithValues: try Safetensors.read(path: directory + "/" + meta.initial_weights.path).map { ($0.name, $0) })
-        var model = try MANetModel.build(numClasses: 7, width: width, inputSize: inputSize)
-        model.graph.initializers = try model.graph.initializers.map { t in
-            let w = try XCTUnwrap(weights[t.name], "initial weights lack \(t.name)")
-            return TensorData(name: t.name, elementType: w.elementType, dims: w.dims, bytes: w.bytes)
-        }
-        var options = TrainingOptions()
-        options.width = width
-        options.numClasses = 7
-        options.inputSize = inputSize
-        options.beta = meta.beta
-        options.recipe.learningRate = meta.optimizer.lr
-        options.recipe.momentum = meta.optimizer.momentum
-        options.recipe.weightDecay = meta.optimizer.weight_decay
-        let trainer = try Trainer(model: model, options: options, classNames: ImageFolderDataset.rafDBClassNames,
-                                  generator: Xoshiro256(seed: 1), dataSeed: 0)
-        try trainer.loadStateDict(Array(weights.values))
+        let trainer = try parityTrainer(width: width, inputSize: inputSize, beta: meta.beta, optimizer: meta.optimizer, weights: weights)
         var stepOneGradients: [String: Tensor] = [:]
         trainer.onGradients = { if stepOneGradients.isEmpty { stepOneGradients = $0 } }
         var losses: [Double] = []
