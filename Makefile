@@ -12,6 +12,11 @@ BENCH_VENV := tools/.venv-bench
 # on both build and test so that `swift test` reuses the build instead of compiling it twice.
 SWIFT_CONFIG := -c release -Xswiftc -enable-testing
 MANET := .build/release/manet
+# The Swift driver leaves an empty TemporaryDirectory.* in $TMPDIR each time it runs (swiftlang/
+# swift-driver issues 1720 and 2049), dozens per build: the swift commands here get a TMPDIR of
+# their own, emptied before and after (the tests' temporary folders go there too).
+SWIFT_TMP := $(CURDIR)/.build/tmp
+SWIFT := TMPDIR=$(SWIFT_TMP) swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps apt venv build proto proto-check consumer test demo fixtures conformance-data clean fuzz sanitize install bench
@@ -38,7 +43,9 @@ $(VENV)/.installed: tools/requirements.txt
 	@touch $@
 
 build: deps proto-check
-	swift build $(SWIFT_CONFIG)
+	@rm -rf $(SWIFT_TMP) && mkdir -p $(SWIFT_TMP)
+	$(SWIFT) build $(SWIFT_CONFIG)
+	@rm -rf $(SWIFT_TMP)
 
 # Sources/_CONNX/checkpoint.pb.{h,cc} are generated from proto/checkpoint.proto by protoc and
 # committed (SwiftPM cannot run protoc for a C++ target). `make proto` regenerates them, e.g. after
@@ -55,13 +62,15 @@ proto-check: apt
 # build them itself uses other build parameters, so that the next `swift build` (e.g. `make demo`)
 # recompiled every target, and the other way round.
 test: build
-	swift build $(SWIFT_CONFIG) --build-tests
+	@rm -rf $(SWIFT_TMP) && mkdir -p $(SWIFT_TMP)
+	$(SWIFT) build $(SWIFT_CONFIG) --build-tests
 	@$(PY) tools/parity/gen_node_tests.py .build/onnx-node-tests
 	MANET_ONNX_DATA="$$($(PY) -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data"))')" \
 	MANET_NODE_TESTS="$(CURDIR)/.build/onnx-node-tests" \
 	MANET_PYTHON="$(CURDIR)/$(PY)" \
 	MANET_BINARY="$(CURDIR)/$(MANET)" \
-	swift test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
+	$(SWIFT) test $(SWIFT_CONFIG) --skip-build --disable-swift-testing
+	@rm -rf $(SWIFT_TMP)
 	@bash tools/build/consumer.sh "$(MANET)"
 
 # `make install PREFIX=/usr/local` (default): bin/manet, share/man/man1/manet.1 (every command's

@@ -48,8 +48,9 @@ public enum TestEnvironment {
     }
 }
 
-/// A fresh temporary folder, removed by `remove()`.
-public struct TemporaryFolder {
+/// A fresh temporary folder, removed by `remove()` or, at the latest, when the last reference to
+/// it goes (a test that forgets `remove()` or stops at a failure leaves nothing behind).
+public final class TemporaryFolder {
     public let url: URL
     public var path: String { url.path }
 
@@ -61,4 +62,6 @@ public struct TemporaryFolder {
     public func file(_ name: String) -> String { url.appendingPathComponent(name).path }
 
     public func remove() { try? FileManager.default.removeItem(at: url) }
+
+    deinit { remove() }
 }

@@ -25,7 +25,9 @@ sed -i "s#MANET_URL#file://$scratch/manet#; s#MANET_VERSION#0.0.0#" "$scratch/co
 
 echo "consumer: building a package that depends on manet 0.0.0 (a tagged clone of HEAD)"
 # The consumer's own scratch folder; SwiftPM's shared cache keeps the remote dependencies.
-swift build --package-path "$scratch/consumer" -c release 2>&1 | tail -3
+# TMPDIR inside the scratch folder: the Swift driver leaves empty TemporaryDirectory.* folders there.
+mkdir "$scratch/tmp"
+TMPDIR="$scratch/tmp" swift build --package-path "$scratch/consumer" -c release 2>&1 | tail -3
 ours=$("$scratch/consumer/.build/release/ManetConsumer" "$ROOT/$MODEL" "$ROOT/$IMAGE")
 cli=$("$MANET" run "$MODEL" --input "$IMAGE" --json | "$ROOT/tools/.venv/bin/python" -c \
   'import json, sys; p = json.load(sys.stdin)["predictions"][0]["scores"][0]; print(p["index"], p["probability"])')
