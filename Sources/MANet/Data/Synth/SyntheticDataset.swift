@@ -111,8 +111,9 @@ public enum SyntheticDataset {
                         let decoded = try ImageCodec.decode(data: data, name: url.path)
                         thumbnails.store(ImageOps.resize(decoded, width: side, height: side).pixels, at: j)
                     }
-                    do { try data.write(to: url) } catch {
-                        throw DataError.unreadable(path: url.path, reason: "cannot write: \((error as NSError).localizedDescription)")
+                    // Atomic, as every file the project writes: an interrupted run leaves whole images.
+                    do { try AtomicFile.write([UInt8](data), to: url.path) } catch let e as FileError {
+                        throw DataError.unreadable(path: url.path, reason: "cannot write: \(e.reason)")
                     }
                     state.finish(bytes: data.count) { progress($0, total) }
                 } catch {
