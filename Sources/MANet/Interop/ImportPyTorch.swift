@@ -41,7 +41,7 @@ enum PyTorchCheckpointReader {
         var out: [(String, TensorData)] = []
         for (key, value) in dict.entries {
             guard let name = key.string, let tensor = value.tensor else { continue }
-            out.append((name, try convert(try file.tensorData(tensor, name: name))))
+            out.append((name, convert(try file.tensorData(tensor, name: name))))
         }
         file.releaseCache()
         return out
