@@ -78,18 +78,18 @@ struct LogsCommand: ParsableCommand {
 
         if runs.count > 2 {
             print(MultiRunTable.table(runs), terminator: "")
-            for (index, run) in runs.enumerated() {
-                for w in run.warnings { print("warning: \(MultiRunTable.runLetter(index)): \(w)") }
-            }
         } else if let runB {
             print(LogComparison(runA, runB).table(), terminator: "")
             print()
             print("A: " + runA.summary)
             print("B: " + runB.summary)
-            for w in runA.warnings { print("warning: A: \(w)") }
-            for w in runB.warnings { print("warning: B: \(w)") }
         } else {
             print(runA.table(), terminator: "")
+        }
+        // What the parser passed over, in the CLI's warning form, after the report it concerns.
+        fflush(stdout)
+        for run in runs {
+            for w in run.warnings { printError("manet: warning: \(run.source): \(w)") }
         }
         if let svg { print("curves written to \(svg)") }
     }

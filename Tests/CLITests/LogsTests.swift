@@ -110,6 +110,23 @@ final class LogsTests: XCTestCase {
         XCTAssertEqual(try runManet(["logs", "--svg", bad]).status, 64)
     }
 
+    /// Lines the parser passes over are warnings on stderr in the CLI's form, naming the log;
+    /// stdout keeps the table only.
+    func testWarningsGoToStderrWithTheCLIPrefix() throws {
+        let cut = folder.file("cut.txt")
+        try "Current learning rate: 0.01\nEpoch: [0][0/2]\tLoss 2.0 (2.0)\tAccuracy 10.0 (10.0)\nsome progress bar residue\n"
+            .write(toFile: cut, atomically: true, encoding: .utf8)
+        for args in [[cut], [cut, cut], [cut, cut, cut]] {
+            let r = try runManet(["logs"] + args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let warnings = r.stderr.split(separator: "\n").map(String.init)
+            XCTAssertEqual(warnings.count, 2 * args.count, r.stderr)
+            XCTAssertTrue(warnings.allSatisfy { $0.hasPrefix("manet: warning: \(cut): ") }, r.stderr)
+            XCTAssertTrue(warnings[0].hasPrefix("manet: warning: \(cut): line 3: unknown line"), r.stderr)
+            XCTAssertFalse(r.stdout.contains("warning"), r.stdout)
+        }
+    }
+
     func testNotALogIsExit2() throws {
         let notes = folder.file("notes.txt")
         try "hello\n".write(toFile: notes, atomically: true, encoding: .utf8)

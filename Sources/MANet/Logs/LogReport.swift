@@ -20,7 +20,8 @@ func formatLearningRate(_ lr: Double?) -> String {
 
 extension TrainingLog {
     /// One line per epoch: lr, train loss / accuracy, test loss / accuracy, best so far, seconds;
-    /// then the run's final and best accuracy.
+    /// then the run's final and best accuracy. The parser's `warnings` are not part of it (the
+    /// command line reports them on stderr).
     public func table() -> String {
         var lines: [String] = []
         lines.append("\(source): \(epochs.count) epochs")
@@ -36,7 +37,6 @@ extension TrainingLog {
             ].joined(separator: "  "))
         }
         lines.append(summary)
-        for w in warnings { lines.append("warning: \(w)") }
         return lines.joined(separator: "\n") + "\n"
     }
 
