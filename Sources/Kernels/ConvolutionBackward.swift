@@ -43,6 +43,13 @@ public enum ConvolutionBackward {
             gemmDX = nil
         }
         gemmDX?.initialize(repeating: 0, count: batch * channels * inPlane)
+        // dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2) where training's path takes it.
+        var dW = dW
+        if let gradient = dW, let x, let dy, WinogradWeightGradient.applies(s, winograd),
+           WinogradWeightGradient.run(x, dy, s, dW: gradient, threads: threads, options: options) {
+            dW = nil
+        }
+        if gemmDX == nil && dW == nil { return }
         guard let xp = x, let wp = w, let dyp = dy else { return }
         if outPlane < ConvolutionForward.narrowPlane && batch > 1 {
             // Narrow planes: one GEMM per gradient over the whole batch.

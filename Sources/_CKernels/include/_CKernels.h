@@ -7,4 +7,5 @@
 #include "sgemm.h"
 #include "thread_pool.h"
 #include "winograd_transforms.h"
+#include "winograd_dw.h"
 #include "cpu_report.h"

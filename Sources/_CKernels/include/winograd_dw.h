@@ -1,0 +1,43 @@
+// The weight gradient of a stride-1 3x3 convolution by Winograd F(3x3,2x2) (Lavin & Gray 2016,
+// points 0, +-1): dW[m, c] (3 x 3) is the correlation, summed over images and 2 x 2 tiles of the
+// output, of a 4 x 4 input patch with the 2 x 2 tile of dY. Per tile, the input patch becomes
+// V = B^T d B and the dY tile U = G g G^T (16 points each); the sum over tiles is one GEMM per
+// point, S_p[m, c] = sum_t U_p[m, t] V_p[c, t]; dW = A^T S A. 16 multiply-adds per tile and
+// (m, c) instead of 36. Used by Kernels/WinogradWeightGradient.swift.
+//
+// Layouts (t = tile index within the batch chunk, i * tilesH * tilesW + th * tilesW + tw for
+// image i of the chunk; tilesH = ceil(outH / 2), tilesW = ceil(outW / 2)):
+//   input transform  x [images, C, inH, inW]  ->  v[p * C * T + c * T + t]
+//   dY transform     dy [images, M, outH, outW] ->  u[p * M * T + m * T + t]
+//   output transform s[p * M * C + m * C + c]  ->  dW [M, C, 3, 3]
+// Positions outside the input (padding) and outside dY (the partial last tile row and column)
+// count as 0. Every value is one fixed sequence of float operations (no FMA contraction), so
+// the result does not depend on which instruction set's clone runs.
+
+#ifndef MANET_WINOGRAD_DW_H
+#define MANET_WINOGRAD_DW_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Planes `begin ..< end` (plane i * C + c: image i, channel c) of x into v; T = images *
+/// tilesH * tilesW. Returns -1 when its scratch could not be allocated, else 0.
+int manet_wdw_input(const float *x, size_t channels, size_t begin, size_t end, int inH, int inW, int outH, int outW,
+                    int padTop, int padLeft, size_t tiles, float *v);
+
+/// Planes `begin ..< end` (plane i * M + m) of dy into u. Returns -1 when its scratch could not
+/// be allocated, else 0.
+int manet_wdw_gradient(const float *dy, size_t filters, size_t begin, size_t end, int outH, int outW, size_t tiles,
+                       float *u);
+
+/// dW rows m0 ..< m1 (every channel) from the 16 point sums s.
+void manet_wdw_output(const float *s, size_t filters, size_t channels, size_t m0, size_t m1, float *dw);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,137 @@
+// Winograd F(3x3,2x2) transforms for the weight gradient (see winograd_dw.h). Each plane is first
+// copied into a zero-bordered scratch plane, so the transforms run branch-free over a row of tiles
+// (the compiler vectorises along the row); compiled for AVX-512, AVX2 and baseline x86-64, the
+// CPU's best picked at load time, with FMA contraction off so every clone gives the same bits.
+//
+// 1-D transforms, d (4) -> B^T d, g (2) -> G g, s (4) -> A^T s:
+//   B^T d = (d0 - d2, d1 + d2, d2 - d1, d3 - d1)
+//   G g   = (g0, (g0 + g1) / 2, (g0 - g1) / 2, g1)
+//   A^T s = (s0 + s1 + s2, s1 - s2, s1 + s2 + s3)
+// so that A^T [(G g) . (B^T d)] = (g0 d0 + g1 d1, g0 d1 + g1 d2, g0 d2 + g1 d3).
+
+#include "winograd_dw.h"
+#include "vector8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#pragma clang fp contract(off)
+
+MULTIVERSION
+int manet_wdw_input(const float *x, size_t channels, size_t begin, size_t end, int inH, int inW, int outH, int outW,
+                    int padTop, int padLeft, size_t tiles, float *v) {
+    const int th = (outH + 1) / 2, tw = (outW + 1) / 2;
+    const size_t pw = 2 * (size_t)tw + 2, ph = 2 * (size_t)th + 2, pointStride = channels * tiles;
+    // The bordered plane (ph x pw), then per row of tiles the 4 rows' horizontal transforms
+    // (h[r][q][tx]: row r of the patch, point q).
+    float *plane = malloc((ph * pw + 16 * (size_t)tw) * sizeof(float));
+    if (!plane) return -1;
+    float *h = plane + ph * pw;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / channels, c = item % channels;
+        const float *src = x + item * (size_t)inH * inW;
+        memset(plane, 0, ph * pw * sizeof(float));
+        for (int r = 0; r < inH; r++) {
+            const int pr = r + padTop;
+            if (pr < 0 || (size_t)pr >= ph) continue;
+            const int q0 = padLeft < 0 ? -padLeft : 0;
+            int q1 = inW;
+            if ((size_t)(q1 + padLeft) > pw) q1 = (int)pw - padLeft;
+            if (q1 > q0) memcpy(plane + (size_t)pr * pw + q0 + padLeft, src + (size_t)r * inW + q0, (size_t)(q1 - q0) * sizeof(float));
+        }
+        float *out = v + c * tiles + img * (size_t)th * tw;
+        for (int ty = 0; ty < th; ty++) {
+            for (int r = 0; r < 4; r++) {
+                const float *row = plane + (size_t)(2 * ty + r) * pw;
+                float *h0 = h + (size_t)(r * 4) * tw, *h1 = h0 + tw, *h2 = h1 + tw, *h3 = h2 + tw;
+                for (int tx = 0; tx < tw; tx++) {
+                    const float d0 = row[2 * tx], d1 = row[2 * tx + 1], d2 = row[2 * tx + 2], d3 = row[2 * tx + 3];
+                    h0[tx] = d0 - d2;
+                    h1[tx] = d1 + d2;
+                    h2[tx] = d2 - d1;
+                    h3[tx] = d3 - d1;
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                const float *a0 = h + (size_t)q * tw, *a1 = a0 + 4 * (size_t)tw, *a2 = a1 + 4 * (size_t)tw,
+                            *a3 = a2 + 4 * (size_t)tw;
+                float *o0 = out + (size_t)q * pointStride + (size_t)ty * tw;
+                float *o1 = o0 + 4 * pointStride, *o2 = o1 + 4 * pointStride, *o3 = o2 + 4 * pointStride;
+                for (int tx = 0; tx < tw; tx++) {
+                    o0[tx] = a0[tx] - a2[tx];
+                    o1[tx] = a1[tx] + a2[tx];
+                    o2[tx] = a2[tx] - a1[tx];
+                    o3[tx] = a3[tx] - a1[tx];
+                }
+            }
+        }
+    }
+    free(plane);
+    return 0;
+}
+
+MULTIVERSION
+int manet_wdw_gradient(const float *dy, size_t filters, size_t begin, size_t end, int outH, int outW, size_t tiles,
+                       float *u) {
+    const int th = (outH + 1) / 2, tw = (outW + 1) / 2;
+    const size_t pw = 2 * (size_t)tw, ph = 2 * (size_t)th, pointStride = filters * tiles;
+    float *plane = malloc((ph * pw + 8 * (size_t)tw) * sizeof(float));
+    if (!plane) return -1;
+    float *h = plane + ph * pw;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / filters, m = item % filters;
+        const float *src = dy + item * (size_t)outH * outW;
+        memset(plane, 0, ph * pw * sizeof(float));
+        for (int r = 0; r < outH; r++) memcpy(plane + (size_t)r * pw, src + (size_t)r * outW, (size_t)outW * sizeof(float));
+        float *out = u + m * tiles + img * (size_t)th * tw;
+        for (int ty = 0; ty < th; ty++) {
+            for (int r = 0; r < 2; r++) {
+                const float *row = plane + (size_t)(2 * ty + r) * pw;
+                float *h0 = h + (size_t)(r * 4) * tw, *h1 = h0 + tw, *h2 = h1 + tw, *h3 = h2 + tw;
+                for (int tx = 0; tx < tw; tx++) {
+                    const float g0 = row[2 * tx], g1 = row[2 * tx + 1];
+                    h0[tx] = g0;
+                    h1[tx] = (g0 + g1) * 0.5f;
+                    h2[tx] = (g0 - g1) * 0.5f;
+                    h3[tx] = g1;
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                const float *a0 = h + (size_t)q * tw, *a1 = a0 + 4 * (size_t)tw;
+                float *o0 = out + (size_t)q * pointStride + (size_t)ty * tw;
+                float *o1 = o0 + 4 * pointStride, *o2 = o1 + 4 * pointStride, *o3 = o2 + 4 * pointStride;
+                for (int tx = 0; tx < tw; tx++) {
+                    o0[tx] = a0[tx];
+                    o1[tx] = (a0[tx] + a1[tx]) * 0.5f;
+                    o2[tx] = (a0[tx] - a1[tx]) * 0.5f;
+                    o3[tx] = a1[tx];
+                }
+            }
+        }
+    }
+    free(plane);
+    return 0;
+}
+
+MULTIVERSION
+void manet_wdw_output(const float *s, size_t filters, size_t channels, size_t m0, size_t m1, float *dw) {
+    const size_t ps = filters * channels;
+    for (size_t m = m0; m < m1; m++) {
+        for (size_t c = 0; c < channels; c++) {
+            const float *p = s + m * channels + c;
+            float t[3][4];   // A^T S: rows u, columns q
+            for (int q = 0; q < 4; q++) {
+                const float s0 = p[q * ps], s1 = p[(4 + q) * ps], s2 = p[(8 + q) * ps], s3 = p[(12 + q) * ps];
+                t[0][q] = s0 + s1 + s2;
+                t[1][q] = s1 - s2;
+                t[2][q] = s1 + s2 + s3;
+            }
+            float *o = dw + (m * channels + c) * 9;
+            for (int r = 0; r < 3; r++) {
+                o[r * 3] = t[r][0] + t[r][1] + t[r][2];
+                o[r * 3 + 1] = t[r][1] - t[r][2];
+                o[r * 3 + 2] = t[r][1] + t[r][2] + t[r][3];
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+// dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2): against float64 on MA-Net's layer shapes
+// (partial tiles on the 7x7 planes) and odd channel counts, pads and plane sizes; the same bits for
+// 1, 2 and 3 threads and for every instruction set of our GEMM; which shapes take it; and
+// ConvolutionBackward taking it on training's path.
+
+import Kernels
+import TestSupport
+import XCTest
+
+final class WinogradWeightGradientTests: XCTestCase {
+    struct Case {
+        var batch: Int, channels: Int, filters: Int, height: Int, width: Int, top: Int, left: Int, bottom: Int, right: Int
+    }
+
+    func shape(_ c: Case) -> ConvolutionShape {
+        let g = WindowGeometry(input: [c.height, c.width], kernel: [3, 3], strides: [1, 1], padsBegin: [c.top, c.left],
+                               padsEnd: [c.bottom, c.right], dilations: [1, 1],
+                               output: [c.height + c.top + c.bottom - 2, c.width + c.left + c.right - 2])
+        return ConvolutionShape(batch: c.batch, channels: c.channels, filters: c.filters, group: 1, geometry: g)
+    }
+
+    /// dW[m, c, u, v] = sum over n, y, x of dY[n, m, y, x] x[n, c, y + u - top, x + v - left], in float64.
+    func reference(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape) -> [Double] {
+        let g = s.geometry
+        var dw = [Double](repeating: 0, count: s.filters * s.channels * 9)
+        var plane = [Double](repeating: 0, count: g.outputPlane)
+        for n in 0..<s.batch {
+            for m in 0..<s.filters {
+                for p in 0..<g.outputPlane { plane[p] = Double(dy[(n * s.filters + m) * g.outputPlane + p]) }
+                for c in 0..<s.channels {
+                    let xc = (n * s.channels + c) * g.inputPlane
+                    for u in 0..<3 {
+                        for v in 0..<3 {
+                            var sum = 0.0
+                            for y in 0..<g.outH {
+                                let ih = y + u - g.pH
+                                if ih < 0 || ih >= g.inH { continue }
+                                for xo in 0..<g.outW {
+                                    let iw = xo + v - g.pW
+                                    if iw < 0 || iw >= g.inW { continue }
+                                    sum += plane[y * g.outW + xo] * Double(x[xc + ih * g.inW + iw])
+                                }
+                            }
+                            dw[((m * s.channels + c) * 3 + u) * 3 + v] += sum
+                        }
+                    }
+                }
+            }
+        }
+        return dw
+    }
+
+    func run(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape, threads: Int,
+             options: KernelOptions = KernelOptions(gemm: .own)) -> [Float] {
+        var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
+        dw.withUnsafeMutableBufferPointer { out in
+            XCTAssertTrue(WinogradWeightGradient.run(x, dy, s, dW: out.baseAddress!, threads: threads, options: options))
+        }
+        return dw
+    }
+
+    /// Post-ReLU-like inputs, zero-mean gradients.
+    func data(_ s: ConvolutionShape, seed: UInt64) -> (x: [Float], dy: [Float]) {
+        (pseudoRandom(s.batch * s.channels * s.geometry.inputPlane, seed: seed).map { ($0 + 1) / 2 },
+         pseudoRandom(s.batch * s.filters * s.geometry.outputPlane, seed: seed + 1))
+    }
+
+    static let manetShapes = [Case(batch: 2, channels: 512, filters: 512, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 2, channels: 256, filters: 256, height: 14, width: 14, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 2, channels: 128, filters: 128, height: 28, width: 28, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 3, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1)]
+    static let oddShapes = [Case(batch: 1, channels: 3, filters: 5, height: 10, width: 9, top: 0, left: 0, bottom: 0, right: 0),
+                            Case(batch: 2, channels: 7, filters: 13, height: 5, width: 6, top: 2, left: 1, bottom: 0, right: 2),
+                            Case(batch: 3, channels: 1, filters: 1, height: 3, width: 3, top: 1, left: 1, bottom: 1, right: 1),
+                            Case(batch: 2, channels: 33, filters: 17, height: 11, width: 4, top: 1, left: 2, bottom: 2, right: 0)]
+
+    /// Against float64, error relative to max |dW| (printed): under 1e-5, like the forward's
+    /// F(2x2) tests.
+    func testMatchesFloat64OnMANetAndOddShapes() {
+        for (i, c) in (Self.manetShapes + Self.oddShapes).enumerated() {
+            let s = shape(c)
+            let (x, dy) = data(s, seed: UInt64(100 + 3 * i))
+            let ref = reference(x, dy, s)
+            let got = run(x, dy, s, threads: 2)
+            let scale = max(1e-30, ref.map(abs).max()!)
+            let worst = zip(got, ref).map { abs(Double($0) - $1) }.max()!
+            print("Winograd dW \(c.channels)->\(c.filters) \(c.height)x\(c.width) x\(c.batch): max error / max |dW| = \(worst / scale)")
+            XCTAssertLessThan(worst / scale, 1e-5, "\(c)")
+        }
+    }
+
+    /// The same bits for 1, 2 and 3 threads, our GEMM's variants (AVX-512, AVX2, portable), and
+    /// chunks of images (a batch larger than one chunk).
+    func testSameBitsForThreadsAndInstructionSets() {
+        let cases = [Case(batch: 2, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                     Case(batch: 2, channels: 33, filters: 17, height: 11, width: 4, top: 1, left: 2, bottom: 2, right: 0),
+                     // 13 images of 64 -> 64 56x56: 16 * 128 * 784 * 4 bytes per image, so several chunks.
+                     Case(batch: 13, channels: 64, filters: 64, height: 56, width: 56, top: 1, left: 1, bottom: 1, right: 1)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c)
+            let (x, dy) = data(s, seed: UInt64(7 + i))
+            let base = run(x, dy, s, threads: 1)
+            for isa in [KernelISA.automatic, .avx512, .avx2, .portable] {
+                for threads in [1, 2, 3] where (isa, threads) != (.automatic, 1) {
+                    let y = run(x, dy, s, threads: threads, options: KernelOptions(isa: isa, gemm: .own))
+                    XCTAssertEqual(y.map(\.bitPattern), base.map(\.bitPattern), "\(c): \(isa) on \(threads) threads")
+                }
+            }
+            // OpenBLAS: each point's GEMM on one thread, so the thread count does not change it either.
+            let blas = run(x, dy, s, threads: 1, options: KernelOptions(gemm: .openBLAS))
+            for threads in [2, 3] {
+                XCTAssertEqual(run(x, dy, s, threads: threads, options: KernelOptions(gemm: .openBLAS)).map(\.bitPattern),
+                               blas.map(\.bitPattern), "\(c): OpenBLAS on \(threads) threads")
+            }
+        }
+    }
+
+    /// Training's path takes stride-1 3x3 convolutions of at least its channels; not strides,
+    /// dilations, groups, other kernels, nor a nil path (`MANET_CONV=direct`).
+    func testWhichShapesTakeIt() {
+        let path = WinogradPath.training()
+        XCTAssertTrue(WinogradWeightGradient.applies(shape(Self.manetShapes[0]), path))
+        XCTAssertFalse(WinogradWeightGradient.applies(shape(Self.manetShapes[0]), nil))
+        XCTAssertFalse(WinogradWeightGradient.applies(shape(Case(batch: 16, channels: 64, filters: 64, height: 56, width: 56,
+                                                                 top: 1, left: 1, bottom: 1, right: 1)), path))
+        let strided = ConvolutionShape(batch: 2, channels: 128, filters: 256, group: 1,
+                                       geometry: WindowGeometry(input: [28, 28], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1],
+                                                                padsEnd: [1, 1], dilations: [1, 1], output: [14, 14]))
+        XCTAssertFalse(WinogradWeightGradient.applies(strided, path))
+        var grouped = shape(Self.manetShapes[0])
+        grouped.group = 2
+        XCTAssertFalse(WinogradWeightGradient.applies(grouped, path))
+    }
+
+    /// ConvolutionBackward on training's path gives this dW, within float rounding of the direct path's.
+    func testConvolutionBackwardTakesIt() {
+        let s = shape(Self.manetShapes[3])
+        let (x, dy) = data(s, seed: 41)
+        let w = pseudoRandom(s.filters * s.channels * 9, seed: 43)
+        func backward(_ path: WinogradPath?) -> [Float] {
+            var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
+            dw.withUnsafeMutableBufferPointer { out in
+                ConvolutionBackward.run(x, w, dy, s, dX: nil, dW: out.baseAddress!, dB: nil, winograd: path, threads: 2,
+                                        options: KernelOptions(gemm: .own))
+            }
+            return dw
+        }
+        let winograd = backward(WinogradPath.training()), direct = backward(nil)
+        XCTAssertEqual(winograd.map(\.bitPattern), run(x, dy, s, threads: 2).map(\.bitPattern))
+        let ref = reference(x, dy, s)
+        let scale = ref.map(abs).max()!
+        XCTAssertLessThan(zip(direct, ref).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)
+        XCTAssertNotEqual(winograd.map(\.bitPattern), direct.map(\.bitPattern))
+    }
+}
