@@ -36,12 +36,7 @@ final class CheckpointPositionTests: XCTestCase {
         let log = folder.file("log.txt"), dir = folder.file("ckpt")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 
-        // Uninterrupted reference.
-        var reference: [String] = []
-        let full = try Trainer(options: options(epochs: 2), classNames: ["a", "b", "c"])
-        full.onStep = { e, i, loss in reference.append("\(e).\(i) \(loss)") }
-        let (a, b) = try loaders(data, full)
-        try full.run(train: a, test: b, log: try LogWriter(path: nil))
+        let reference = try uninterruptedLosses(data)
         XCTAssertEqual(reference.count, 6)
 
         // Stop after the 5th step overall (epoch 1, step 1 of 3) ...
@@ -87,11 +82,7 @@ final class CheckpointPositionTests: XCTestCase {
         let data = try makeDataset()
         let dir = folder.file("ckpt"), latest = folder.file("ckpt/checkpoint.pb")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        var reference: [String] = []
-        let full = try Trainer(options: options(epochs: 2), classNames: ["a", "b", "c"])
-        full.onStep = { e, i, loss in reference.append("\(e).\(i) \(loss)") }
-        let (a, b) = try loaders(data, full)
-        try full.run(train: a, test: b, log: try LogWriter(path: nil))
+        let reference = try uninterruptedLosses(data)
 
         var o = options(epochs: 2)
         o.checkpointDirectory = dir
@@ -146,6 +137,16 @@ final class CheckpointPositionTests: XCTestCase {
     }
 
     // MARK: - Helpers
+
+    /// "epoch.step loss" of every step of an uninterrupted 2-epoch run without checkpoints.
+    func uninterruptedLosses(_ data: String) throws -> [String] {
+        var losses: [String] = []
+        let full = try Trainer(options: options(epochs: 2), classNames: ["a", "b", "c"])
+        full.onStep = { e, i, loss in losses.append("\(e).\(i) \(loss)") }
+        let (train, test) = try loaders(data, full)
+        try full.run(train: train, test: test, log: try LogWriter(path: nil))
+        return losses
+    }
 
     func options(epochs: Int) -> TrainingOptions {
         var o = TrainingOptions()
