@@ -159,6 +159,7 @@ public enum Winograd {
         // channels at a time into a cache-sized scratch, right before its GEMMs.
         if packedGEMM && transformed == nil && transformsInChunks(s, tile: T.m == 2 ? .f2x2 : .f4x4, options: options) {
             runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, chunkChannels: options.winogradChunkChannels,
+                        isa: options.isa.code,
                         &geometry, T.self)
             return
         }
@@ -245,6 +246,7 @@ public enum Winograd {
     static func runInChunks<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                                   bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
                                                   _ s: ConvolutionShape, relu: Bool, threads: Int, chunkChannels cb: Int,
+                                                  isa: Int32,
                                                   _ geometry: inout manet_winograd_geometry, _: T.Type) {
         let C = s.channels, M = s.filters, points = T.alpha * T.alpha
         let tiles = s.batch * ((s.geometry.outH + T.m - 1) / T.m) * ((s.geometry.outW + T.m - 1) / T.m)
@@ -270,7 +272,7 @@ public enum Winograd {
             forEachWorkerRange(blocks, threads: threads, scratch: perWorker, prepare: sharedInput ? nil : ownInput) { lo, hi, mine in
                 let v = UnsafePointer(shared ?? mine), sums = mine + ownV + chunkScratch
                 for blk in lo..<hi {
-                    manet_winograd_gemm_block(Int32(T.m), w, C, blk, blocks, v, tiles, cb, sums, mine + ownV)
+                    manet_winograd_gemm_block(isa, Int32(T.m), w, C, blk, blocks, v, tiles, cb, sums, mine + ownV)
                     for n in 0..<s.batch {
                         let item = n * (M / 8) + 2 * blk
                         manet_winograd_output(g, sums, tiles * 16, 16, 16 * blk, bias, relu ? 1 : 0, item, item + 2, y,

@@ -5,6 +5,7 @@
 
 #include "packed_gemm.h"
 #include "winograd_transforms.h"
+#include "sgemm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,46 @@ static int use_avx2(void) {
         chosen = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
     return chosen;
+}
+
+#define AVX512 __attribute__((target("avx512f")))
+
+// Winograd's chunked GEMMs with AVX-512: 16 rows (one 16-lane vector per k) times 16 columns
+// of a point's [tile][64] slice, the whole of batch 1's 7x7 planes (16 F(2x2) tiles) in one
+// call instead of three AVX2 tiles (6, 6, 4) that each reload A. Each accumulator is the same
+// chain of fused multiply-adds over k as the AVX2 and portable tiles' (from zero, then added to
+// t), so the same bits. The next filter slice is prefetched spread over the k loop as in TILE.
+static AVX512 void chunk64_16(const float *a, size_t kc, const float *b, float *t, int accumulate, const float *next,
+                              size_t nextLines) {
+    // Sixteen named accumulators: as an array (with the prefetch loop between the steps) clang
+    // kept them in memory, storing each after every multiply-add.
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    __m512 c8 = c0, c9 = c0, c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
+    const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;
+    size_t k = 0;
+#define FMA16(J) c##J = _mm512_fmadd_ps(av, _mm512_set1_ps(row[(J) * 64]), c##J)
+#define STEP16                                                                                         \
+    {                                                                                                 \
+        const __m512 av = _mm512_loadu_ps(a);                                                         \
+        const float *row = b + k;                                                                     \
+        FMA16(0); FMA16(1); FMA16(2); FMA16(3); FMA16(4); FMA16(5); FMA16(6); FMA16(7);               \
+        FMA16(8); FMA16(9); FMA16(10); FMA16(11); FMA16(12); FMA16(13); FMA16(14); FMA16(15);         \
+        a += MR;                                                                                      \
+        k++;                                                                                          \
+    }
+    for (size_t q = 0; q < groups; q++) {
+        for (size_t l = 0; l < per && nextLines; l++, nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);
+        for (int u = 0; u < 8; u++) STEP16
+    }
+    for (; nextLines; nextLines--, next += MR) _mm_prefetch((const char *)next, _MM_HINT_T0);
+    while (k < kc) STEP16
+#undef STEP16
+#undef FMA16
+#define STORE16(J)                                                                                     \
+    _mm512_storeu_ps(t + (J) * MR, accumulate ? _mm512_add_ps(_mm512_loadu_ps(t + (J) * MR), c##J) : c##J)
+    STORE16(0); STORE16(1); STORE16(2); STORE16(3); STORE16(4); STORE16(5); STORE16(6); STORE16(7);
+    STORE16(8); STORE16(9); STORE16(10); STORE16(11); STORE16(12); STORE16(13); STORE16(14); STORE16(15);
+#undef STORE16
 }
 #endif
 
@@ -603,15 +644,38 @@ void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_
 
 // ---- Winograd GEMMs of one filter block, filters transformed chunk by chunk ----------------
 
-void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t block, size_t blocks, const float *v,
-                               size_t tiles, size_t channelBlock, float *sums, float *scratch) {
+// The column groups of one point's GEMMs: with `wide` (AVX-512), 16 at a time while that does
+// not leave a single column, the rest (and everything without `wide`) 6 at a time, 5 where 6
+// would leave one alone. A lone last column (tiles % 6 == 1) is always a group of its own: it
+// takes the one-column tile, whose four chains over k sum in another order than the others; all
+// other columns sum in one chain, so every grouping gives the same bits. Returns the count.
+static size_t column_groups(size_t tiles, int wide, unsigned char *widths) {
+    const size_t lone = tiles % NR == 1;
+    size_t n = 0, left = tiles - lone;
+    while (wide && left >= 16 && left != 17) widths[n++] = 16, left -= 16;
+    while (left) {
+        const size_t w = left == NR + 1 ? NR - 1 : left < NR ? left : NR;
+        widths[n++] = (unsigned char)w;
+        left -= w;
+    }
+    if (lone) widths[n++] = 1;
+    return n;
+}
+
+void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, size_t block, size_t blocks,
+                               const float *v, size_t tiles, size_t channelBlock, float *sums, float *scratch) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
                  const float *, size_t) = tile_generic;
+    const int resolved = manet_isa_resolve(isa);
+    int wide = 0;
 #if defined(__x86_64__)
-    if (use_avx2()) tile = tile_avx2;
+    if (resolved != MANET_ISA_PORTABLE && use_avx2()) tile = tile_avx2;
+    wide = resolved == MANET_ISA_AVX512 && channelBlock == 64;
 #endif
     const size_t points = (size_t)(m + 2) * (m + 2), cb = channelBlock;
     const size_t us = cb * MR + MR;  // a point's [cb][16] slice, one line of padding against set conflicts
+    unsigned char widths[tiles > 0 ? tiles : 1];   // at most one group per column
+    const size_t groups = column_groups(tiles, wide, widths);
     float *u = scratch;
     for (size_t c0 = 0; c0 < channels; c0 += cb) {
         manet_winograd_filter_channels(m, w, channels, block, c0, c0 + cb, u, us);
@@ -621,16 +685,23 @@ void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t bl
         // would wait on memory for every line: at batch 1 the filters are read once per call).
         const size_t target = block * channels + c0 + cb;   // as a channel index over all blocks
         const float *next = target < blocks * channels ? w + target * 9 * MR : NULL;
-        const size_t lines = next ? cb * 9 : 0, calls = points * ((tiles + NR - 1) / NR);
+        const size_t lines = next ? cb * 9 : 0, calls = points * groups;
         const size_t each = lines / calls, extra = lines % calls;   // lines per tile call
         size_t call = 0, from = 0;
         for (size_t p = 0; p < points; p++) {
-            for (size_t j0 = 0; j0 < tiles; j0 += NR, call++) {
-                const int nr = tiles - j0 < NR ? (int)(tiles - j0) : NR;
+            size_t j0 = 0;
+            for (size_t g = 0; g < groups; g++, call++) {
+                const int nr = widths[g];
                 const size_t count = each + (call < extra);
-                tile(u + p * us, cb, vc + (p * tiles + j0) * cb, 1, cb, NULL, NULL, nr, sums + (p * tiles + j0) * MR,
-                     c0 > 0, next ? next + from * MR : NULL, count);
+                const float *b = vc + (p * tiles + j0) * cb, *prefetch = next ? next + from * MR : NULL;
+                float *t = sums + (p * tiles + j0) * MR;
+#if defined(__x86_64__)
+                if (nr == 16) chunk64_16(u + p * us, cb, b, t, c0 > 0, prefetch, count);
+                else
+#endif
+                    tile(u + p * us, cb, b, 1, cb, NULL, NULL, nr, t, c0 > 0, prefetch, count);
                 from += count;
+                j0 += (size_t)nr;
             }
         }
     }

@@ -253,6 +253,53 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(path.tile(for: shape(Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1)), filtersPacked: true), .f2x2)
     }
 
+    /// The chunked order's GEMMs on every instruction set (AVX-512 takes 16 columns at a time,
+    /// AVX2 6, portable scalar): the same bits for each and for 1 and 2 threads, and within
+    /// float64's limit; tile counts giving whole 16-column groups (16: MA-Net's 7x7 planes), a
+    /// lone last column (49: its 14x14 ones; 25), 17 (no 16-group leaving one column alone),
+    /// 36 and 40 (remainders of 4 and 8 over two images).
+    func testChunkedGEMMsGiveTheSameBitsOnEveryInstructionSet() {
+        let cases = [Case(batch: 1, channels: 256, filters: 256, height: 7, width: 7, pad: 1),
+                     Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1),
+                     Case(batch: 1, channels: 64, filters: 48, height: 10, width: 9, pad: 1),
+                     Case(batch: 1, channels: 64, filters: 32, height: 2, width: 34, pad: 1),
+                     Case(batch: 1, channels: 64, filters: 48, height: 12, width: 12, pad: 1),
+                     Case(batch: 2, channels: 128, filters: 96, height: 10, width: 11, pad: 0)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(400 + i))
+            XCTAssertTrue(Winograd.transformsInChunks(s, tile: .f2x2), "\(c)")
+            let ref = reference(d.x, d.w, d.b, s)
+            var w = d.w
+            let packed = PackedFilters(taking: &w, filters: s.filters, columns: s.columnRows)
+            var first: [Float]?
+            for isa in [KernelISA.avx512, .avx2, .portable] {
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+                    d.x.withUnsafeBufferPointer { xb in
+                        d.b.withUnsafeBufferPointer { bb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                packed.withPointer {
+                                    Winograd.run(xb.baseAddress!, $0, tile: .f2x2, bias: bb.baseAddress, yb.baseAddress!, s,
+                                                 relu: false, threads: threads, filtersPacked: true,
+                                                 options: KernelOptions(isa: isa))
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertTrue(y.allSatisfy(\.isFinite), "\(c), \(isa), \(threads) threads: every output written")
+                    let e = error(y, ref)
+                    XCTAssertLessThan(e.rel, 1e-5, "\(c), \(isa), \(threads) threads: \(e)")
+                    if let first {
+                        let differing = zip(y, first).filter { $0.bitPattern != $1.bitPattern }.count
+                        XCTAssertEqual(differing, 0, "\(c), \(isa), \(threads) threads: same bits as AVX-512 on 1 thread")
+                    } else {
+                        first = y
+                    }
+                }
+            }
+        }
+    }
+
     /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
     func testOnlyStrideOneUngrouped3x3() {
         let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],

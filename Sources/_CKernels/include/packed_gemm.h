@@ -98,8 +98,10 @@ void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float
 /// manet_winograd_input writes it with that channel block. Each chunk's sum is added to the
 /// running one (a fixed order: the same bits whichever thread runs the block). scratch: points *
 /// (channelBlock * 16 + 16) floats.
-void manet_winograd_gemm_block(int m, const float *w, size_t channels, size_t block, size_t blocks, const float *v,
-                               size_t tiles, size_t channelBlock, float *sums, float *scratch);
+/// `isa` (MANET_ISA_*, sgemm.h) picks the register tiles: AVX-512 takes 16 columns at a time;
+/// every variant gives the same bits.
+void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, size_t block, size_t blocks,
+                               const float *v, size_t tiles, size_t channelBlock, float *sums, float *scratch);
 
 #ifdef __cplusplus
 }
