@@ -10,15 +10,21 @@ public enum WinogradWeightGradient {
     /// the sums' order do not depend on the thread count).
     static let chunkBytes = 32 << 20
 
-    /// Whether dW of `s` goes this way on `path` (training's Winograd path): one group, 2-D 3x3
-    /// stride 1, no dilation, pads 0 ... 2, at least the path's channels and filters.
+    /// Whether dW of `s` goes this way on `path` (training's Winograd path; nil: the direct
+    /// path): one group, 2-D 3x3 stride 1, no dilation, pads 0 ... 2, at least `minimumChannels`
+    /// channels and filters.
     public static func applies(_ s: ConvolutionShape, _ path: WinogradPath?) -> Bool {
         let g = s.geometry
         guard let path, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1, g.dH == 1, g.dW == 1,
               [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }),
               g.outH == g.inH + g.pH + g.pHEnd - 2, g.outW == g.inW + g.pW + g.pWEnd - 2 else { return false }
-        return s.channels >= path.minimumChannels && s.filters >= path.minimumChannels
+        return s.channels >= minimumChannels && s.filters >= minimumChannels
     }
+
+    /// Fewer channels or filters than this take the direct path: on the 64-channel layers (56x56
+    /// planes at batch 16) the transforms are memory-bound and the training step took more CPU
+    /// with them than without (as for training's forward and dX, `WinogradPath.training`).
+    public static let minimumChannels = 128
 
     /// dW [M, C, 3, 3] = sum over images of dY (x) x, fully written. Each point's GEMM runs on
     /// one thread (the 16 points spread over the threads), so the result is the same bits for

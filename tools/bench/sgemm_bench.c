@@ -3,12 +3,18 @@
 //   cc -O2 -I Sources/_CKernels/include tools/bench/sgemm_bench.c Sources/_CKernels/sgemm.c \
 //      -o .build/sgemm_bench -lopenblas -lm && .build/sgemm_bench [rounds]
 // OPENBLAS_CORETYPE=Prescott shows OpenBLAS's fallback for CPUs it does not know.
+//   .build/sgemm_bench --peak N THREADS   (add -lpthread) prints one JSON line: our GEMM (the
+// CPU's best variant, C's columns split over THREADS threads as GEMM.sgemm does) and OpenBLAS
+// (THREADS threads) on an N^3 product, GFLOP/s best of 5 turns each: the machine's measured peak
+// that tools/bench/bench prints next to its achieved GFLOP/s.
 
 #include "sgemm.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 char *openblas_get_corename(void);
@@ -22,7 +28,49 @@ static double now(void) {
 
 typedef struct { const char *what; int m, n, k, ta, tb; } shape;
 
+typedef struct { size_t n, lo, hi; const float *a, *b; float *c; } part;
+
+static void *run_part(void *arg) {
+    const part *p = arg;
+    manet_sgemm(MANET_ISA_AUTOMATIC, 0, 0, 0, p->n, p->lo, p->hi, p->n, 1, p->a, p->n, p->b, p->n, 0, p->c, p->n);
+    return NULL;
+}
+
+static int peak(size_t n, int threads) {
+    if (n == 0 || threads < 1 || threads > 64) return 2;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
+    if (!a || !b || !c) return 2;
+    for (size_t i = 0; i < n * n; i++) a[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f, b[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    openblas_set_num_threads(threads);
+    double best[2] = {1e9, 1e9};
+    const size_t pieces = (n + 31) / 32;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now();
+        pthread_t th[64];
+        part parts[64];
+        for (int t = 0; t < threads; t++) {
+            const size_t lo = pieces * t / threads * 32, hi = pieces * (t + 1) / threads * 32;
+            parts[t] = (part){n, lo < n ? lo : n, hi < n ? hi : n, a, b, c};
+            pthread_create(&th[t], NULL, run_part, &parts[t]);
+        }
+        for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+        double dt = now() - t0;
+        if (dt < best[0]) best[0] = dt;
+        t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        dt = now() - t0;
+        if (dt < best[1]) best[1] = dt;
+    }
+    const double flop = 2.0 * n * n * n;
+    printf("{\"n\": %zu, \"threads\": %d, \"ours_isa\": %d, \"ours_gflops\": %.1f, \"openblas_gflops\": %.1f, \"openblas_core\": \"%s\"}\n",
+           n, threads, manet_isa_resolve(MANET_ISA_AUTOMATIC), flop / best[0] * 1e-9, flop / best[1] * 1e-9,
+           openblas_get_corename());
+    free(a), free(b), free(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--peak") == 0) return peak(argc > 2 ? (size_t)atol(argv[2]) : 2048, argc > 3 ? atoi(argv[3]) : 2);
     const int rounds = argc > 1 ? atoi(argv[1]) : 5;
     openblas_set_num_threads(1);
     const shape shapes[] = {
