@@ -158,12 +158,42 @@ def reference_run(args, init_state: dict, data_seed: int):
 # PyTorch float32 runs that differ from the default only in rounding: each gives another float32
 # trajectory equally entitled to be called "PyTorch". Their distance from float64 is PyTorch's own
 # float32 spread, the yardstick for any float32 trainer (docs/PARITY.md).
-SPREAD_VARIANTS = {
-    "default": "PyTorch's defaults (oneDNN on, all threads)",
-    "onednn_off": "torch.backends.mkldnn.enabled = False",
-    "input_1ulp": "input x (1 + 2^-23) in float32",
-    "one_thread": "torch.set_num_threads(1)",
+#
+# The set is fixed by rule, not by outcome: the full cross of the three rounding-only changes the
+# criterion names, each at every level that changes rounding and nothing else —
+#   oneDNN on / off (convolutions through oneDNN or PyTorch's own kernels),
+#   threads 1 / all cores (how reductions are split),
+#   input x (1 + k 2^-23) for k = -2 .. 2 (the data moved by at most two float32 ulps of 1).
+# A spread taken as the largest of a few runs is a noisy estimate of the largest deviation a
+# float32 PyTorch run can have; more runs of the same kind estimate it better. The factor and the
+# floor of the criterion are not changed by this.
+SPREAD_INPUT_STEPS = (-2, -1, 0, 1, 2)
+# The four runs the issue named (a subset of the cross), kept under their names.
+ISSUE_VARIANTS = {
+    "default": (True, "all", 0),
+    "onednn_off": (False, "all", 0),
+    "input_1ulp": (True, "all", 1),
+    "one_thread": (True, 1, 0),
 }
+
+
+def spread_variants() -> dict[str, dict]:
+    """Name -> {"onednn": bool, "threads": 1 | "all", "input_ulps": k, "what": text}, the issue's four first."""
+    names = {v: k for k, v in ISSUE_VARIANTS.items()}
+    variants = {}
+    for onednn in (True, False):
+        for threads in ("all", 1):
+            for k in SPREAD_INPUT_STEPS:
+                name = names.get((onednn, threads, k)) or \
+                    f"onednn_{'on' if onednn else 'off'}_threads_{threads}_input_{k:+d}ulp"
+                what = (f"oneDNN {'on' if onednn else 'off'}, {'all' if threads == 'all' else 1} thread(s), "
+                        + ("input as is" if k == 0 else f"input x (1 {'+' if k > 0 else '-'} {abs(k)} x 2^-23)"))
+                variants[name] = {"onednn": onednn, "threads": threads, "input_ulps": k, "what": what}
+    order = list(ISSUE_VARIANTS) + [n for n in variants if n not in ISSUE_VARIANTS]
+    return {n: variants[n] for n in order}
+
+
+SPREAD_VARIANTS = spread_variants()
 # A float32 trainer passes when, against float64, each step loss is within SPREAD_FACTOR x the
 # largest variant deviation at that step, and each step-1 gradient and BN statistic within
 # SPREAD_FACTOR x the largest variant relative L2 error on that tensor plus SPREAD_FLOOR.
@@ -177,19 +207,22 @@ def spread_reference(init_state: dict, width: int, batches: list, lr: float, mom
     last step). Returns the float64 tensors and the JSON-ready spread."""
     threads = torch.get_num_threads()
     mkldnn = torch.backends.mkldnn.enabled
+    all_cores = os.cpu_count() or 1
     run64 = train(init_state, width, batches, lr, momentum, wd, torch.float64)
     variants = {}
-    for name in SPREAD_VARIANTS:
-        torch.backends.mkldnn.enabled = name != "onednn_off"
-        torch.set_num_threads(1 if name == "one_thread" else (os.cpu_count() or 1))
+    for name, knobs in SPREAD_VARIANTS.items():
+        torch.backends.mkldnn.enabled = knobs["onednn"]
+        torch.set_num_threads(all_cores if knobs["threads"] == "all" else knobs["threads"])
+        print(f" variant {name}", flush=True)
         try:
             run = train(init_state, width, batches, lr, momentum, wd, torch.float32,
-                        input_scale=1.0 + 2.0 ** -23 if name == "input_1ulp" else 1.0)
+                        input_scale=1.0 + knobs["input_ulps"] * 2.0 ** -23)
         finally:
             torch.backends.mkldnn.enabled = mkldnn
             torch.set_num_threads(threads)
         variants[name] = {
-            "what": SPREAD_VARIANTS[name],
+            "what": knobs["what"],
+            "knobs": {k: knobs[k] for k in ("onednn", "threads", "input_ulps")},
             "losses": run["losses"],
             "loss_abs_dev": [abs(a - b) for a, b in zip(run["losses"], run64["losses"])],
             "grad_rel_l2": {k: rel_l2(run["grads"][k], run64["grads"][k]) for k in sorted(run["grads"])},
@@ -205,12 +238,15 @@ def spread_reference(init_state: dict, width: int, batches: list, lr: float, mom
     summary = {
         "float64_losses": run64["losses"],
         "variants": variants,
+        "issue_variants": list(ISSUE_VARIANTS),
         "spread": spread,
         "criterion": {"factor": SPREAD_FACTOR, "floor": SPREAD_FLOOR,
                       "rule": "against float64: |loss - loss64| <= factor x spread.loss_abs_dev[step] per step; "
                               "rel L2 of each step-1 gradient and each BN statistic after the last step <= "
                               "factor x spread[tensor] + floor; counters exact"},
-        "threads": {"default": os.cpu_count() or 1, "one_thread": 1},
+        "variant_rule": "the cross of oneDNN on/off, threads 1/all, input x (1 + k 2^-23) for k in "
+                        f"{list(SPREAD_INPUT_STEPS)}",
+        "threads": {"all": all_cores},
     }
     grads64 = {k: v.float().contiguous() for k, v in run64["grads"].items()}
     bn64 = {k: v.double().contiguous() if v.is_floating_point() else v.contiguous() for k, v in run64["bn_state"].items()}
@@ -223,7 +259,7 @@ def write_spread(out: Path, result: dict) -> list[Path]:
     from safetensors.torch import save_file
 
     files = [out / "spread.json", out / "grads_step1_float64.safetensors", out / "bn_stats_float64.safetensors"]
-    files[0].write_text(json.dumps(result["summary"], indent=1) + "\n")
+    files[0].write_text(json.dumps(result["summary"], separators=(",", ":")) + "\n")
     save_file(result["grads64"], str(files[1]))
     save_file(result["bn64"], str(files[2]))
     s = result["summary"]["spread"]
@@ -248,8 +284,8 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-float64", action="store_true", help="skip the float64 PyTorch run (the rounding floor)")
     p.add_argument("--spread", action="store_true",
-                   help="also run PyTorch float32 under rounding-only changes (oneDNN off, input x (1 + 2^-23), "
-                        "1 thread) and float64, and write spread.json, grads_step1_float64.safetensors and "
+                   help="also run PyTorch float32 under rounding-only changes (the cross of oneDNN on/off, "
+                        "threads 1/all, input x (1 + k 2^-23) for k = -2..2: SPREAD_VARIANTS) and float64, and write spread.json, grads_step1_float64.safetensors and "
                         "bn_stats_float64.safetensors: the reference of TrainingSpreadParityTests")
     p.add_argument("--try-seeds", type=int, default=1, metavar="K",
                    help="try data seeds --data-seed ... --data-seed+K-1 until float32 PyTorch stays within "
