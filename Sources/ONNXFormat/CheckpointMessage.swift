@@ -79,6 +79,58 @@ public struct CheckpointMessage: Equatable, Sendable {
         return takeBytes(out)
     }
 
+    /// The bytes of `encoded()`, handed to `sink` piece by piece so that the message is never
+    /// whole in memory: the fields before the state_dict, each entry of `stateDict` and then
+    /// `extraStateDict` more asked of `tensor` one at a time (each is released before the next
+    /// is asked for), the momentum buffers, the rest. An error from `tensor` or `sink` stops the
+    /// encoding and is rethrown as is.
+    public func encode(extraStateDict: Int = 0, tensor: (Int) throws -> TensorData = { _ in fatalError("no extra tensors") },
+                       into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var frame = self
+        frame.stateDict = []
+        frame.momentumBuffers = []
+        let handle = try frame.makeHandle()
+        defer { connx_checkpoint_free(handle) }
+        var head = connx_bytes(), tail = connx_bytes()
+        if let message = takeMessage(connx_checkpoint_serialize_frame(handle, &head, &tail)) {
+            throw FileError(file: "<checkpoint>", reason: message)
+        }
+        defer { connx_bytes_free(head); connx_bytes_free(tail) }
+        var total = head.length + tail.length
+        func put(_ bytes: connx_bytes) throws {
+            guard let data = bytes.data, bytes.length > 0 else { return }
+            try sink(UnsafeRawBufferPointer(start: data, count: bytes.length))
+        }
+        func put(_ t: TensorData, _ list: connx_checkpoint_list) throws {
+            let entry = try Self.encodeEntry(t, list: list)
+            defer { connx_bytes_free(entry) }
+            total += entry.length
+            guard total <= Int(Int32.max) else { throw FileError(file: "<checkpoint>", reason: "the checkpoint exceeds protobuf's 2 GB limit") }
+            try put(entry)
+        }
+        try put(head)
+        for t in stateDict { try put(t, CONNX_CHECKPOINT_STATE_DICT) }
+        for i in 0..<extraStateDict { try put(try tensor(i), CONNX_CHECKPOINT_STATE_DICT) }
+        for t in momentumBuffers { try put(t, CONNX_CHECKPOINT_MOMENTUM) }
+        try put(tail)
+    }
+
+    private static func encodeEntry(_ t: TensorData, list: connx_checkpoint_list) throws -> connx_bytes {
+        let arena = StringArena()
+        let dims = t.dims.map(Int64.init) + [0]
+        var out = connx_bytes()
+        let message: String? = dims.withUnsafeBufferPointer { dimBuffer in
+            t.bytes.withUnsafeBytes { raw in
+                var c = connx_checkpoint_tensor(name: arena.str(t.name), data_type: t.elementType.rawValue,
+                                                dims: dimBuffer.baseAddress, rank: t.dims.count,
+                                                raw: connx_str(data: raw.baseAddress?.assumingMemoryBound(to: CChar.self), length: raw.count))
+                return takeMessage(connx_checkpoint_encode_tensor(list, &c, &out))
+            }
+        }
+        if let message { throw FileError(file: "<checkpoint>", reason: message) }
+        return out
+    }
+
     /// Parses a serialized checkpoint (`file` names it in errors) and checks every stored tensor:
     /// a TensorProto with a name, a float or int64 type, and raw bytes matching its dims.
     public static func decode(_ bytes: [UInt8], file: String = "<checkpoint>") throws -> CheckpointMessage {

@@ -26,8 +26,8 @@ public final class TorchFile {
     private var archive: Archive?
     private var entries: [String: Entry] = [:]
     private var prefix = ""
-    // legacy: the whole file and each storage's byte range
-    private var legacyBytes: [UInt8] = []
+    // legacy: the stream and each storage's byte range in it
+    private var legacySource: LegacySource?
     private var legacyRanges: [String: Range<Int>] = [:]
     // the last storage read from the archive, for tensors sharing it
     private var cachedKey: String?
@@ -52,10 +52,8 @@ public final class TorchFile {
             }
             try self.init(archive: archive, file: path, limits: limits)
         } else {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw PyTorchFormatError(file: path, reason: "cannot read the file")
-            }
-            try self.init(legacy: [UInt8](data), file: path, limits: limits)
+            // Read piece by piece: the pickle first, the storages only when a tensor needs them.
+            try self.init(legacy: try LegacySource(path: path), file: path, limits: limits)
         }
     }
 
@@ -70,7 +68,7 @@ public final class TorchFile {
             }
             try self.init(archive: archive, file: file, limits: limits)
         } else {
-            try self.init(legacy: bytes, file: file, limits: limits)
+            try self.init(legacy: .memory(bytes), file: file, limits: limits)
         }
     }
 
@@ -151,7 +149,8 @@ public final class TorchFile {
         var out: [UInt8] = []
         if !entry.isCompressed { out.reserveCapacity(Int(size)) }
         do {
-            _ = try archive.extract(entry, skipCRC32: false) { chunk in
+            // The CRC is checked below, by `CRC32` (ZIPFoundation's own takes longer than the read).
+            _ = try archive.extract(entry, bufferSize: 1 << 20, skipCRC32: true) { chunk in
                 guard UInt64(out.count + chunk.count) <= size else {
                     throw PyTorchFormatError(file: file, reason: "entry '\(entry.path)' unpacks to more than the \(size) bytes it declares")
                 }
@@ -165,15 +164,71 @@ public final class TorchFile {
         guard UInt64(out.count) == size else {
             throw PyTorchFormatError(file: file, reason: "entry '\(entry.path)' holds \(out.count) of the \(size) bytes it declares (truncated)")
         }
+        let crc = out.withUnsafeBytes { CRC32.checksum($0) }
+        guard crc == entry.checksum else {
+            throw PyTorchFormatError(file: file, reason: "entry '\(entry.path)' cannot be read (its CRC-32 is \(crc), the archive says \(entry.checksum)): the archive is truncated or corrupt")
+        }
         return out
     }
 
     // MARK: - Legacy stream
 
-    private init(legacy bytes: [UInt8], file: String, limits: PyTorchReadLimits) throws {
-        self.file = file
-        self.format = .legacy
-        self.limits = limits
+    /// The bytes of a legacy stream: in memory, or a file read with `pread` where needed.
+    enum LegacySource {
+        case memory([UInt8])
+        case file(FileHandle, size: Int)
+
+        init(path: String) throws {
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw PyTorchFormatError(file: path, reason: "cannot open the file")
+            }
+            var info = stat()
+            guard fstat(handle.fileDescriptor, &info) == 0 else { throw PyTorchFormatError(file: path, reason: "cannot read the file") }
+            self = .file(handle, size: Int(info.st_size))
+        }
+
+        var size: Int {
+            switch self {
+            case .memory(let bytes): return bytes.count
+            case .file(_, let size): return size
+            }
+        }
+
+        /// The bytes of `range` (which lies inside `size`).
+        func read(_ range: Range<Int>, file: String) throws -> [UInt8] {
+            switch self {
+            case .memory(let bytes):
+                return Array(bytes[range])
+            case .file(let handle, _):
+                var out = [UInt8](repeating: 0, count: range.count)
+                var done = 0
+                try out.withUnsafeMutableBytes { buffer in
+                    while done < range.count {
+                        let n = pread(handle.fileDescriptor, buffer.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else {
+                            throw PyTorchFormatError(file: file, reason: n == 0 ? "the file ends before byte \(range.upperBound) (it shrank while being read)"
+                                                                                : "cannot read the file")
+                        }
+                        done += n
+                    }
+                }
+                return out
+            }
+        }
+    }
+
+    /// The header, pickle and storage key list of a legacy stream, parsed from its first bytes.
+    private struct LegacyHead {
+        var root: PickleValue
+        var globalsNamed: [String]
+        var declared: [String: TorchStorage]
+        var keys: [PickleValue]
+        /// Where the first storage's size field starts.
+        var end: Int
+    }
+
+    private static func legacyHead(_ bytes: [UInt8], file: String, limits: PyTorchReadLimits) throws -> LegacyHead {
         func fail(_ reason: String) -> PyTorchFormatError { PyTorchFormatError(file: file, reason: reason) }
         guard bytes.count >= 2, bytes[0] == 0x80 else {
             if bytes.count > 262, Array(bytes[257..<262]) == Array("ustar".utf8) {
@@ -201,32 +256,62 @@ public final class TorchFile {
             throw fail("written on a big-endian machine: only little-endian storages are read")
         }
         var declared: [String: TorchStorage] = [:]
-        let pickleUnpickler: Unpickler
-        do {
-            var u = Unpickler(bytes: bytes, start: position, file: file + ": pickle", limits: limits) { pid in
-                let storage = try Self.storage(fromPersistentID: pid, file: file, legacy: true)
-                if let earlier = declared[storage.key], earlier.dtype != storage.dtype {
-                    throw PyTorchFormatError(file: file, reason: "storage '\(storage.key)' is declared as both \(earlier.dtype.rawValue) and \(storage.dtype.rawValue)")
-                }
-                declared[storage.key] = storage
-                return .storage(storage)
+        var u = Unpickler(bytes: bytes, start: position, file: file + ": pickle", limits: limits) { pid in
+            let storage = try Self.storage(fromPersistentID: pid, file: file, legacy: true)
+            if let earlier = declared[storage.key], earlier.dtype != storage.dtype {
+                throw PyTorchFormatError(file: file, reason: "storage '\(storage.key)' is declared as both \(earlier.dtype.rawValue) and \(storage.dtype.rawValue)")
             }
-            self.root = try u.load()
-            position = u.position
-            pickleUnpickler = u
+            declared[storage.key] = storage
+            return .storage(storage)
         }
-        self.globalsNamed = pickleUnpickler.globalsNamed
+        let root = try u.load()
+        position = u.position
         guard case .list(let keyList) = try next("storage keys") else { throw fail("the storage key list is not a list") }
-        for keyValue in keyList.items {
+        return LegacyHead(root: root, globalsNamed: u.globalsNamed, declared: declared, keys: keyList.items, end: position)
+    }
+
+    private init(legacy source: LegacySource, file: String, limits: PyTorchReadLimits) throws {
+        self.file = file
+        self.format = .legacy
+        self.limits = limits
+        func fail(_ reason: String) -> PyTorchFormatError { PyTorchFormatError(file: file, reason: reason) }
+        let size = source.size
+        // The pickles come first and are small next to the storages: they are parsed from the
+        // file's first MiB, read again four times longer while they do not parse, up to the
+        // memory limit (as for the zip format's data.pkl). The storages' declared sizes are then
+        // checked against the file and the limit before any of them is read.
+        let cap = min(size, limits.maxBytes.map { max($0, 1 << 20) } ?? Int.max)
+        var length = min(size, 1 << 20)
+        var head: LegacyHead
+        while true {
+            do {
+                head = try Self.legacyHead(try source.read(0..<length, file: file), file: file, limits: limits)
+                break
+            } catch let error as PyTorchFormatError {
+                guard length < cap else {
+                    if length < size {
+                        throw fail("\(error.reason) (in the first \(length) of its \(size) bytes: a longer pickle exceeds the memory limit)")
+                    }
+                    throw error
+                }
+                length = min(cap, length > cap / 4 ? cap : length * 4)
+            }
+        }
+        self.root = head.root
+        self.globalsNamed = head.globalsNamed
+        let declared = head.declared
+        var position = head.end
+        for keyValue in head.keys {
             guard let key = keyValue.string else { throw fail("storage key \(keyValue.summary) is not a string") }
             guard let storage = declared[key] else { throw fail("storage '\(key)' is listed but never used by the pickle") }
-            guard bytes.count - position >= 8 else { throw fail("storage '\(key)': the file ends before its size (truncated)") }
+            guard size - position >= 8 else { throw fail("storage '\(key)': the file ends before its size (truncated)") }
+            let sizeField = try source.read(position..<(position + 8), file: file)
             var count: UInt64 = 0
-            for i in 0..<8 { count |= UInt64(bytes[position + i]) << (8 * UInt64(i)) }
+            for i in 0..<8 { count |= UInt64(sizeField[i]) << (8 * UInt64(i)) }
             position += 8
             let (n, overflow) = count.multipliedReportingOverflow(by: UInt64(storage.dtype.elementSize))
-            guard !overflow, n <= UInt64(bytes.count - position) else {
-                throw fail("storage '\(key)' declares \(count) elements, more than the \(bytes.count - position) bytes left (truncated)")
+            guard !overflow, n <= UInt64(size - position) else {
+                throw fail("storage '\(key)' declares \(count) elements, more than the \(size - position) bytes left (truncated)")
             }
             guard count >= UInt64(storage.elementCount) else {
                 throw fail("storage '\(key)' holds \(count) elements, fewer than the \(storage.elementCount) the pickle declares")
@@ -238,7 +323,7 @@ public final class TorchFile {
             throw fail("storage '\(key)' named by the pickle is not in the file")
         }
         try Self.checkTotal(declared.values.map { $0.elementCount * $0.dtype.elementSize }, limits: limits, file: file)
-        legacyBytes = bytes
+        legacySource = source
     }
 
     // MARK: - Storages and tensors
@@ -285,10 +370,15 @@ public final class TorchFile {
 
     private func storageBytes(_ storage: TorchStorage) throws -> [UInt8] {
         if format == .legacy {
-            guard let range = legacyRanges[storage.key] else {
+            guard let range = legacyRanges[storage.key], let legacySource else {
                 throw PyTorchFormatError(file: file, reason: "storage '\(storage.key)' is not in the file")
             }
-            return Array(legacyBytes[range])
+            if cachedKey == storage.key { return cachedBytes }
+            cachedKey = nil
+            cachedBytes = []
+            cachedBytes = try legacySource.read(range, file: file)
+            cachedKey = storage.key
+            return cachedBytes
         }
         if cachedKey == storage.key { return cachedBytes }
         guard let archive, let entry = entries[storage.key] else {

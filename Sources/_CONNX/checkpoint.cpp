@@ -4,6 +4,8 @@
 #include "connx_errors.h"
 
 #include "checkpoint.pb.h"
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <onnx/onnx_pb.h>
 
 #include <memory>
@@ -117,6 +119,76 @@ connx_error *connx_checkpoint_serialize(const connx_checkpoint *checkpoint, conn
         }
         out->data = data;
         out->length = size;
+        return nullptr;
+    });
+}
+
+connx_error *connx_checkpoint_serialize_frame(const connx_checkpoint *checkpoint, connx_bytes *head, connx_bytes *tail) {
+    *head = connx_bytes{nullptr, 0};
+    *tail = connx_bytes{nullptr, 0};
+    return guarded("serializing the checkpoint", [&]() -> connx_error * {
+        // The handle's message holds no tensors (they live in its vectors): its serialization is
+        // the frame, cut before the first field numbered above the momentum buffers.
+        std::string bytes = checkpoint->message.SerializeAsString();
+        using google::protobuf::internal::WireFormatLite;
+        google::protobuf::io::CodedInputStream input(reinterpret_cast<const uint8_t *>(bytes.data()),
+                                                     static_cast<int>(bytes.size()));
+        size_t cut = bytes.size();
+        while (true) {
+            size_t before = static_cast<size_t>(input.CurrentPosition());
+            uint32_t tag = input.ReadTag();
+            if (tag == 0) break;
+            if (WireFormatLite::GetTagFieldNumber(tag) > manet::Checkpoint::kMomentumBuffersFieldNumber) {
+                cut = before;
+                break;
+            }
+            if (!WireFormatLite::SkipField(&input, tag)) return make_error("the checkpoint's own serialization does not parse");
+        }
+        auto copy = [](const char *data, size_t length, connx_bytes *out) -> bool {
+            auto *p = static_cast<uint8_t *>(std::malloc(length ? length : 1));
+            if (!p) return false;
+            if (length) std::memcpy(p, data, length);
+            *out = connx_bytes{p, length};
+            return true;
+        };
+        if (!copy(bytes.data(), cut, head)) return make_error("out of memory");
+        if (!copy(bytes.data() + cut, bytes.size() - cut, tail)) {
+            connx_bytes_free(*head);
+            *head = connx_bytes{nullptr, 0};
+            return make_error("out of memory");
+        }
+        return nullptr;
+    });
+}
+
+connx_error *connx_checkpoint_encode_tensor(connx_checkpoint_list list, const connx_checkpoint_tensor *tensor,
+                                            connx_bytes *out) {
+    *out = connx_bytes{nullptr, 0};
+    return guarded("encoding a checkpoint tensor", [&]() -> connx_error * {
+        onnx::TensorProto t;
+        t.set_name(std::string(tensor->name.data, tensor->name.length));
+        t.set_data_type(tensor->data_type);
+        for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
+        t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
+        std::string problem = validate_tensor(t);
+        if (!problem.empty()) return make_error(problem);
+        using google::protobuf::internal::WireFormatLite;
+        using google::protobuf::io::CodedOutputStream;
+        int field = list == CONNX_CHECKPOINT_MOMENTUM ? manet::Checkpoint::kMomentumBuffersFieldNumber
+                                                      : manet::Checkpoint::kStateDictFieldNumber;
+        uint32_t key = WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+        size_t size = t.ByteSizeLong();
+        if (size > static_cast<size_t>(INT32_MAX)) return make_error("tensor '" + t.name() + "' exceeds protobuf's 2 GB limit");
+        size_t prefix = CodedOutputStream::VarintSize32(key) + CodedOutputStream::VarintSize32(static_cast<uint32_t>(size));
+        auto *data = static_cast<uint8_t *>(std::malloc(prefix + size));
+        if (!data) return make_error("out of memory");
+        uint8_t *p = CodedOutputStream::WriteVarint32ToArray(key, data);
+        p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), p);
+        if (!t.SerializeToArray(p, static_cast<int>(size))) {
+            std::free(data);
+            return make_error("protobuf serialization failed");
+        }
+        *out = connx_bytes{data, prefix + size};
         return nullptr;
     });
 }

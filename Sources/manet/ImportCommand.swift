@@ -42,14 +42,12 @@ struct ImportCommand: ParsableCommand {
             try OutputPath.checkFile(output, what: "--output")
             let options = ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed,
                                         maxBytes: maxMemory?.bytes)
-            let result = try ModelImporter.importModel(path: source, options: options)
-            try result.checkpoint.write(to: output)
-            let c = result.checkpoint
-            let parameters = c.stateDict.filter { $0.elementType == .float }.reduce(0) { $0 + ($1.elementCount ?? 0) }
+            // Written as it is read, one tensor at a time (the weights are never whole in memory).
+            let c = try ModelImporter.importModel(path: source, options: options, writingTo: output)
             print("imported \(source) (\(try ModelImporter.format(ofFile: source).rawValue)): MA-Net width \(c.width), "
-                  + "\(c.numClasses) classes, input \(c.inputSize)x\(c.inputSize), \(c.stateDict.count) state_dict entries, "
-                  + "\(parameters) floats")
-            for note in result.notes { print("note: \(note)") }
+                  + "\(c.numClasses) classes, input \(c.inputSize)x\(c.inputSize), \(c.stateDictCount) state_dict entries, "
+                  + "\(c.floatCount) floats")
+            for note in c.notes { print("note: \(note)") }
             print("wrote \(output)")
         } catch let error as CLIError {
             throw error

@@ -70,6 +70,68 @@ final class ImportTests: XCTestCase {
         XCTAssertTrue(result.notes.contains { $0.contains("folded") }, "\(result.notes)")
     }
 
+    /// `manet import` writes the checkpoint while it reads the source, one tensor at a time: the
+    /// file holds exactly the bytes of the checkpoint imported whole and encoded in one piece
+    /// (safetensors, zip and legacy torch.save, heads re-initialised or not).
+    func testStreamedImportWritesTheWholeCheckpointsBytes() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let cases: [(String, ImportOptions)] = [
+            ("manet_w8.safetensors", ImportOptions()),
+            ("manet_w8.safetensors", ImportOptions(numClasses: 5, seed: 3)),
+            ("manet_w8_torchscript_op13_bn.onnx", ImportOptions()),
+            ("pth/authors_w4.pth.tar", ImportOptions()),
+            ("pth/pretrain_w4_12666_legacy.pth.tar", ImportOptions(numClasses: 7, seed: 9)),
+        ]
+        for (i, (source, options)) in cases.enumerated() {
+            let path = folder.file("streamed-\(i).pb")
+            let summary = try ModelImporter.importModel(path: Fixtures.path(source), options: options, writingTo: path)
+            let whole = try ModelImporter.importModel(path: Fixtures.path(source), options: options).checkpoint
+            XCTAssertEqual(try FileBytes.read(path), try whole.encoded(), source)
+            XCTAssertEqual(try TrainingCheckpoint.read(path: path), whole, source)
+            XCTAssertEqual(summary.stateDictCount, whole.stateDict.count, source)
+            XCTAssertEqual(summary.floatCount, whole.stateDict.filter { $0.elementType == .float }.reduce(0) { $0 + $1.elementCount! }, source)
+            XCTAssertEqual([summary.width, summary.numClasses], [whole.width, whole.numClasses], source)
+        }
+    }
+
+    /// `TrainingCheckpoint.write` streams too: a checkpoint with momentum buffers, history and
+    /// class names is written as the bytes `encoded()` gives in one piece.
+    func testCheckpointWriteIsTheEncodedBytes() throws {
+        var checkpoint = try PyTorchTrainingState.resumeCheckpoint(path: Fixtures.path("pth/authors_w4.pth.tar")).checkpoint
+        XCTAssertFalse(checkpoint.momentumBuffers.isEmpty)
+        checkpoint.history = [EpochRecord(epoch: 0, learningRate: 0.01, trainLoss: 1.5, trainAccuracy: 40, testLoss: 1.25,
+                                          testAccuracy: 42.5, seconds: 3)]
+        checkpoint.classNames = (0..<7).map { "class \($0)" }
+        checkpoint.stepInEpoch = 2
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.file("c.pb")
+        try checkpoint.write(to: path)
+        XCTAssertEqual(try FileBytes.read(path), try checkpoint.encoded())
+        XCTAssertEqual(try TrainingCheckpoint.read(path: path), checkpoint)
+    }
+
+    /// A value found bad while the checkpoint is being written (after every key was checked)
+    /// stops the import and leaves the output as it was.
+    func testNonFiniteValueFoundWhileStreamingLeavesTheOutput() throws {
+        var tensors = try Safetensors.read(path: Fixtures.path("manet_w8.safetensors"))
+        let i = try XCTUnwrap(tensors.firstIndex { $0.name == "layer4_2.1.conv2_2_1.weight" })
+        var values = try XCTUnwrap(tensors[i].floats)
+        values[5] = .nan
+        tensors[i] = TensorData(name: tensors[i].name, dims: tensors[i].dims, floats: values)
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let source = folder.file("nan.safetensors"), output = folder.file("out.pb")
+        try SafetensorsWriter.write(tensors, to: source)
+        try AtomicFile.write([1, 2, 3], to: output)
+        XCTAssertThrowsError(try ModelImporter.importModel(path: source, writingTo: output)) { error in
+            XCTAssertTrue("\(error)".contains("layer4_2.1.conv2_2_1.weight") && "\(error)".contains("not finite"), "\(error)")
+        }
+        XCTAssertEqual(try FileBytes.read(output), [1, 2, 3])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), ["nan.safetensors", "out.pb"])
+    }
+
     func testEveryMissingUnexpectedAndMisshapedKeyIsListed() throws {
         var tensors = try Safetensors.read(path: Fixtures.path("manet_w8.safetensors"))
         tensors.removeAll { $0.name == "layer1.0.bn1.running_mean" || $0.name == "layer4_2.1.conv2_2_1.weight" }

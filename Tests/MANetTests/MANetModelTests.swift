@@ -43,6 +43,19 @@ final class MANetModelTests: XCTestCase {
         XCTAssertNil(s["layer3_1_p5.0.conv1.weight"])
     }
 
+    /// The layout an import checks against, and the fresh heads it re-initialises, are the
+    /// build's own, with no model of values built.
+    func testLayoutAndInitialValuesAreTheBuilds() throws {
+        let model = try MANetModel.build(numClasses: 9, width: 8, inputSize: 64, seed: 21)
+        let layout = try MANetModel.layout(numClasses: 9, width: 8, inputSize: 64)
+        XCTAssertEqual(layout.parameters.map(\.name), model.graph.initializers.map(\.name))
+        XCTAssertEqual(layout.parameters.map(\.dims), model.graph.initializers.map(\.dims))
+        XCTAssertEqual(layout.batchNormModules, MANetModel.batchNormModules(of: model))
+        let heads: Set<String> = ["fc_1.weight", "fc_1.bias", "fc_2.weight", "fc_2.bias"]
+        XCTAssertEqual(try MANetModel.initialValues(of: heads, numClasses: 9, width: 8, inputSize: 64, seed: 21),
+                       model.graph.initializers.filter { heads.contains($0.name) })
+    }
+
     func testGraphInterfaceAndOpset() throws {
         let model = try MANetModel.build(numClasses: 5, width: 8, inputSize: 96)
         XCTAssertEqual(model.opsetVersion(for: ""), 17)

@@ -154,6 +154,51 @@ final class TorchFileTests: XCTestCase {
         XCTAssertNoThrow(try TorchFile(path: Self.fixture("authors_w4.pth.tar"), limits: PyTorchReadLimits(maxBytes: 4 << 20)))
     }
 
+    /// A legacy file is read piece by piece (the pickle from its head, each storage when a tensor
+    /// needs it): its declared sizes are checked against the file and `--max-memory` before any
+    /// storage is read, a file cut short names the storage it lost, and the tensors are those of
+    /// the same bytes read in memory.
+    func testLegacyFileIsReadInPiecesAndCheckedFirst() throws {
+        let name = "pretrain_w4_12666_legacy.pth.tar"
+        XCTAssertThrowsError(try TorchFile(path: Self.fixture(name), limits: PyTorchReadLimits(maxBytes: 1 << 20))) { error in
+            XCTAssertTrue("\(error)".contains("more than the memory limit of 1048576 bytes"), "\(error)")
+        }
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture(name))))
+        let fromFile = try TorchFile(path: Self.fixture(name)), inMemory = try TorchFile(bytes: bytes, file: name)
+        XCTAssertEqual(fromFile.format, .legacy)
+        let sd = try XCTUnwrap(fromFile.root.dict?["state_dict"]?.dict), sdMemory = try XCTUnwrap(inMemory.root.dict?["state_dict"]?.dict)
+        XCTAssertEqual(sd.entries.count, sdMemory.entries.count)
+        for ((key, value), (_, valueMemory)) in zip(sd.entries, sdMemory.entries) {
+            let k = try XCTUnwrap(key.string)
+            XCTAssertEqual(try fromFile.tensorData(try XCTUnwrap(value.tensor), name: k),
+                           try inMemory.tensorData(try XCTUnwrap(valueMemory.tensor), name: k), k)
+        }
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let cut = folder.file("cut.pth.tar")
+        try Data(bytes[..<(bytes.count - 100)]).write(to: URL(fileURLWithPath: cut))
+        XCTAssertThrowsError(try TorchFile(path: cut)) { error in
+            XCTAssertTrue("\(error)".contains("storage '") && "\(error)".contains("truncated"), "\(error)")
+        }
+    }
+
+    /// A storage entry whose bytes were changed fails the zip's CRC-32 check, naming the entry.
+    func testCorruptStorageFailsItsChecksum() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("authors_w4.pth.tar"))))
+        let file = try TorchFile(bytes: bytes)
+        let sd = try XCTUnwrap(file.root.dict?["state_dict"]?.dict)
+        let conv1 = try XCTUnwrap(sd["module.conv1.weight"]?.tensor)
+        let original = try file.tensorData(conv1, name: "conv1")
+        // The first 8 bytes of conv1's storage, found in the archive (stored uncompressed).
+        let needle = Array(original.bytes[0..<8])
+        let at = try XCTUnwrap((0..<(bytes.count - 8)).first { Array(bytes[$0..<($0 + 8)]) == needle })
+        bytes[at] ^= 0x40
+        let corrupt = try TorchFile(bytes: bytes, file: "corrupt.pth.tar")
+        XCTAssertThrowsError(try corrupt.tensorData(conv1, name: "conv1")) { error in
+            XCTAssertTrue("\(error)".contains("authors_w4.pth/data/\(conv1.storage.key)") && "\(error)".contains("CRC-32"), "\(error)")
+        }
+    }
+
     // MARK: - The pickle machine's bounds
 
     func unpickle(_ bytes: [UInt8], limits: PyTorchReadLimits = PyTorchReadLimits()) throws -> PickleValue {

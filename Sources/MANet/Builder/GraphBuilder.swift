@@ -14,6 +14,8 @@ import ONNXIR
 public final class GraphBuilder {
     public private(set) var nodes: [Node] = []
     public private(set) var initializers: [TensorData] = []
+    /// Every parameter's name and dims in creation order, whatever `values` keeps.
+    public private(set) var parameterShapes: [(name: String, dims: [Int])] = []
     /// Module prefixes of every BatchNormalization (`layer1.0.bn1`), in creation order; the
     /// trainer keeps their `num_batches_tracked` counters, which the ONNX graph does not carry.
     public private(set) var batchNormModules: [String] = []
@@ -23,7 +25,28 @@ public final class GraphBuilder {
     private var valueCounters: [String: Int] = [:]
     private var initializerNames: Set<String> = []
 
-    public init(seed: UInt64) { random = Xoshiro256(seed: seed) }
+    /// Which initial values a builder keeps as initializers; the nodes and `parameterShapes` are
+    /// the same in every case.
+    public enum Values: Sendable {
+        /// Every parameter's values.
+        case all
+        /// None, and nothing is drawn: the layout of a model too large to hold twice.
+        case none
+        /// The named parameters only; every value is still drawn in order, so these equal a full build's.
+        case only(Set<String>)
+    }
+
+    public let values: Values
+
+    public init(seed: UInt64, values: Values = .all) {
+        random = Xoshiro256(seed: seed)
+        self.values = values
+    }
+
+    private var draws: Bool {
+        if case .none = values { return false }
+        return true
+    }
 
     // MARK: - Naming
 
@@ -67,7 +90,12 @@ public final class GraphBuilder {
     private func addInitializer(_ name: String, dims: [Int], floats: [Float]) -> String {
         precondition(!initializerNames.contains(name), "duplicate parameter \(name)")
         initializerNames.insert(name)
-        initializers.append(TensorData(name: name, dims: dims, floats: floats))
+        parameterShapes.append((name, dims))
+        switch values {
+        case .all: initializers.append(TensorData(name: name, dims: dims, floats: floats))
+        case .none: break
+        case .only(let kept): if kept.contains(name) { initializers.append(TensorData(name: name, dims: dims, floats: floats)) }
+        }
         return name
     }
 
@@ -77,14 +105,14 @@ public final class GraphBuilder {
     private func kaimingNormalFanOut(_ dims: [Int]) -> [Float] {
         let fanOut = dims[0] * dims.dropFirst(2).reduce(1, *)
         let std = (2.0 / Double(fanOut)).squareRoot()
-        let count = dims.reduce(1, *)
+        let count = draws ? dims.reduce(1, *) : 0
         return (0..<count).map { _ in Float(random.normal() * std) }
     }
 
     /// `nn.Linear.reset_parameters`: kaiming_uniform(a=sqrt 5) reduces to U(-1/sqrt(fan_in), ..).
     private func linearUniform(_ count: Int, fanIn: Int) -> [Float] {
         let bound = 1.0 / Double(fanIn).squareRoot()
-        return (0..<count).map { _ in Float(random.uniform(-bound, bound)) }
+        return (0..<(draws ? count : 0)).map { _ in Float(random.uniform(-bound, bound)) }
     }
 
     // MARK: - Layers with parameters

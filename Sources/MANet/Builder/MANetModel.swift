@@ -38,11 +38,7 @@ public enum MANetModel {
     }
 
     public static func build(numClasses: Int = 7, width: Int = 64, inputSize: Int = 224, seed: UInt64 = 0) throws -> Model {
-        try validate(numClasses: numClasses, width: width, inputSize: inputSize)
-        let b = GraphBuilder(seed: seed)
-        let (local, global) = network(b, input: "input", numClasses: numClasses, width: width, inputSize: inputSize)
-        b.rename(local, to: "logits_local")
-        b.rename(global, to: "logits_global")
+        let b = try builder(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed, values: .all)
         let batch = Dimension.symbolic("batch")
         let graph = Graph(
             name: "MA-Net",
@@ -60,10 +56,38 @@ public enum MANetModel {
                      graph: graph)
     }
 
+    private static func builder(numClasses: Int, width: Int, inputSize: Int, seed: UInt64,
+                                values: GraphBuilder.Values) throws -> GraphBuilder {
+        try validate(numClasses: numClasses, width: width, inputSize: inputSize)
+        let b = GraphBuilder(seed: seed, values: values)
+        let (local, global) = network(b, input: "input", numClasses: numClasses, width: width, inputSize: inputSize)
+        b.rename(local, to: "logits_local")
+        b.rename(global, to: "logits_global")
+        return b
+    }
+
+    /// The parameters' names and dims in `build`'s initializer order and the BatchNorm modules
+    /// (as `batchNormModules(of:)` lists them), with no value drawn or held: what an import checks
+    /// a source against without a second copy of the weights.
+    public static func layout(numClasses: Int, width: Int, inputSize: Int) throws
+        -> (parameters: [(name: String, dims: [Int])], batchNormModules: [String]) {
+        let b = try builder(numClasses: numClasses, width: width, inputSize: inputSize, seed: 0, values: .none)
+        return (b.parameterShapes, batchNormModules(of: b.nodes))
+    }
+
+    /// The initial values `build` gives the parameters in `names` (every value is drawn in order,
+    /// only these are kept), in initializer order.
+    public static func initialValues(of names: Set<String>, numClasses: Int, width: Int, inputSize: Int,
+                                     seed: UInt64) throws -> [TensorData] {
+        try builder(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed, values: .only(names)).initializers
+    }
+
     /// Module prefixes of every BatchNormalization in `model` (`layer1.0.bn1`), taken from the
     /// running-mean input names; these carry a `num_batches_tracked` in the PyTorch state_dict.
-    public static func batchNormModules(of model: Model) -> [String] {
-        model.graph.nodes.filter { $0.opType == "BatchNormalization" && $0.inputs.count >= 4 }.map { node in
+    public static func batchNormModules(of model: Model) -> [String] { batchNormModules(of: model.graph.nodes) }
+
+    static func batchNormModules(of nodes: [Node]) -> [String] {
+        nodes.filter { $0.opType == "BatchNormalization" && $0.inputs.count >= 4 }.map { node in
             let mean = node.inputs[3]
             return mean.hasSuffix(".running_mean") ? String(mean.dropLast(".running_mean".count)) : mean
         }

@@ -165,11 +165,26 @@ public struct TrainingCheckpoint: Equatable, Sendable {
     /// crash leaves the old file or the new one, never a torn file. `beforeRename` runs when the
     /// temporary file is complete, just before the rename (tests kill a process there, or throw
     /// to play a crash; the error is rethrown as it is).
+    /// The bytes are `encoded()`'s, written as they are made, one tensor at a time: the file's
+    /// content is never a second time in memory.
     public func write(to path: String, beforeRename: (() throws -> Void)? = nil) throws {
-        let bytes = try encoded()
+        try write(to: path, beforeRename: beforeRename, extraStateDict: 0) { _ in fatalError("no extra tensors") }
+    }
+
+    /// `write(to:)` for a checkpoint whose state_dict is appended from `tensor(0..<extraStateDict)`,
+    /// each asked for when it is written: an import streams its source this way. An error from
+    /// `tensor` leaves `path` as it was.
+    func write(to path: String, beforeRename: (() throws -> Void)? = nil, extraStateDict: Int,
+               tensor: (Int) throws -> TensorData) throws {
         do {
-            try AtomicFile.write(bytes, to: path, beforeRename: beforeRename)
+            try AtomicFile.write(to: path, beforeRename: beforeRename) { fd in
+                try message.encode(extraStateDict: extraStateDict, tensor: tensor) { piece in
+                    try AtomicFile.writeAll(piece, to: fd, path: path)
+                }
+            }
         } catch let e as FileError {
+            // The encoder's own failures name "<checkpoint>"; a write failure names the path.
+            if e.file == "<checkpoint>" { throw TrainingError.invalidCheckpoint(e.reason) }
             throw TrainingError.unwritablePath(path, e.reason)
         }
     }

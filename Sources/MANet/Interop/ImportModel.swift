@@ -33,6 +33,18 @@ public enum ModelImporter {
     }
 
     public static func importModel(path: String, options: ImportOptions = ImportOptions()) throws -> ImportResult {
+        try plan(path: path, options: options).materialized()
+    }
+
+    /// `importModel` straight into the checkpoint file `output` (written atomically, the same
+    /// bytes as `importModel(...).checkpoint.write(to:)`): safetensors and torch.save sources are
+    /// read one tensor at a time as the checkpoint is written, so the weights are never whole in
+    /// memory. A bad value found while writing (not finite) leaves `output` as it was.
+    public static func importModel(path: String, options: ImportOptions = ImportOptions(), writingTo output: String) throws -> ImportSummary {
+        try plan(path: path, options: options).write(to: output)
+    }
+
+    static func plan(path: String, options: ImportOptions) throws -> ImportPlan {
         var notes: [String] = []
         var source: SourceStateDict
         switch try format(ofFile: path) {
@@ -41,8 +53,10 @@ public enum ModelImporter {
             source = read.0
             notes += read.1
         case .safetensors:
-            let tensors = try Safetensors.read(path: path)
-            source = SourceStateDict(file: path, tensors: tensors.map { ($0.name, $0) }, carriesBatchCounters: true)
+            let file = try SafetensorsFile(path: path)
+            source = SourceStateDict(file: path, entries: file.entries.map { entry in
+                (entry.name, SourceTensor(elementType: entry.elementType, dims: entry.dims) { try file.tensor(entry) })
+            }, carriesBatchCounters: true)
         case .checkpoint:
             let checkpoint = try TrainingCheckpoint.read(path: path)
             source = SourceStateDict(file: path, tensors: checkpoint.stateDict.map { ($0.name, $0) }, carriesBatchCounters: true)
@@ -61,8 +75,8 @@ public enum ModelImporter {
         if source.normalisingPrefix() {
             notes.append("stripped DataParallel's `module.` prefix from every key")
         }
-        var result = try StateDictMatcher.makeCheckpoint(source, options: options)
-        result.notes = notes + result.notes
-        return result
+        var plan = try StateDictMatcher.plan(source, options: options)
+        plan.notes = notes + plan.notes
+        return plan
     }
 }

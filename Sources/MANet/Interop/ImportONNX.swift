@@ -94,11 +94,11 @@ enum ONNXStateDictReader {
             func add(_ field: String, _ value: Float) {
                 let key = bn + "." + field
                 guard source.tensors[key] == nil else { return }
-                source.tensors[key] = TensorData(name: key, dims: [channels], floats: [Float](repeating: value, count: channels))
+                source.tensors[key] = SourceTensor(TensorData(name: key, dims: [channels], floats: [Float](repeating: value, count: channels)))
                 source.order.append(key)
             }
             if source.tensors[bn + ".bias"] == nil {
-                source.tensors[bn + ".bias"] = TensorData(name: bn + ".bias", elementType: bias.elementType, dims: bias.dims, bytes: bias.bytes)
+                source.tensors[bn + ".bias"] = SourceTensor(TensorData(name: bn + ".bias", elementType: bias.elementType, dims: bias.dims, bytes: bias.bytes))
                 source.order.append(bn + ".bias")
             }
             add("weight", 1)

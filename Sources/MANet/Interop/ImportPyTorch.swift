@@ -36,14 +36,20 @@ enum PyTorchCheckpointReader {
             + "the file holds \(holds); globals it names (none was run): \(globals)")
     }
 
-    /// The state_dict's tensors by key, in file order, materialised (views copied out exactly).
-    static func tensors(of dict: PickleDict, in file: TorchFile) throws -> [(String, TensorData)] {
-        var out: [(String, TensorData)] = []
+    /// The state_dict's tensors by key, in file order, each read (views copied out exactly) when
+    /// it is loaded.
+    static func tensors(of dict: PickleDict, in file: TorchFile) -> [(String, SourceTensor)] {
+        var out: [(String, SourceTensor)] = []
         for (key, value) in dict.entries {
             guard let name = key.string, let tensor = value.tensor else { continue }
-            out.append((name, convert(try file.tensorData(tensor, name: name))))
+            out.append((name, SourceTensor(elementType: tensor.storage.dtype.elementType, dims: tensor.shape) {
+                do {
+                    return convert(try file.tensorData(tensor, name: name))
+                } catch let error as PyTorchFormatError {
+                    throw ImportError.unreadable(file: file.file, reason: error.reason)
+                }
+            }))
         }
-        file.releaseCache()
         return out
     }
 
@@ -85,12 +91,7 @@ enum PyTorchCheckpointReader {
     static func read(path: String, maxBytes: Int?) throws -> (SourceStateDict, [String], TorchFile, PickleDict) {
         let file = try open(path: path, maxBytes: maxBytes)
         let (dict, under) = try stateDict(of: file)
-        let tensors: [(String, TensorData)]
-        do {
-            tensors = try Self.tensors(of: dict, in: file)
-        } catch let error as PyTorchFormatError {
-            throw ImportError.unreadable(file: path, reason: error.reason)
-        }
+        let tensors = Self.tensors(of: dict, in: file)
         var notes = ["read the \(file.format == .zip ? "zip" : "legacy (pre-1.6)") torch.save format; state_dict "
                      + (under.map { "under '\($0)'" } ?? "at the top level")]
         let locations = Set(dict.entries.compactMap { $0.value.tensor?.storage.location }).subtracting(["cpu"])
@@ -100,7 +101,7 @@ enum PyTorchCheckpointReader {
             notes.append("the file names other objects, kept opaque and never run: " + opaque.prefix(10).joined(separator: ", ")
                          + (opaque.count > 10 ? ", ..." : ""))
         }
-        return (SourceStateDict(file: path, tensors: tensors, carriesBatchCounters: true), notes, file, dict)
+        return (SourceStateDict(file: path, entries: tensors, carriesBatchCounters: true), notes, file, dict)
     }
 
     static let knownGlobals: Set<String> = Set(

@@ -104,6 +104,17 @@ connx_error *connx_checkpoint_get_tensor(const connx_checkpoint *checkpoint, con
 connx_error *connx_checkpoint_add_tensor(connx_checkpoint *checkpoint, connx_checkpoint_list list,
                                          const connx_checkpoint_tensor *tensor);
 
+/// The checkpoint in pieces, for a writer that streams its tensors instead of holding the whole
+/// message: `head` holds the fields numbered below the state_dict's (10), `tail` those above the
+/// momentum buffers' (11), both without the handle's own tensors. head, then each state_dict entry
+/// and each momentum entry from `connx_checkpoint_encode_tensor`, then tail is byte for byte what
+/// `connx_checkpoint_serialize` gives for the same tensors (protobuf writes fields in number order).
+connx_error *connx_checkpoint_serialize_frame(const connx_checkpoint *checkpoint, connx_bytes *head, connx_bytes *tail);
+/// One tensor as an entry of `list` in the message: its field key, its length and the serialized
+/// TensorProto, after the checks of `connx_checkpoint_add_tensor`.
+connx_error *connx_checkpoint_encode_tensor(connx_checkpoint_list list, const connx_checkpoint_tensor *tensor,
+                                            connx_bytes *out);
+
 #ifdef __cplusplus
 }
 #endif
