@@ -137,8 +137,20 @@ struct TrainCommand: ParsableCommand {
             let checkpoint: TrainingCheckpoint
             if resumesPyTorch {
                 // The authors' checkpoint: weights, epoch, best accuracy and SGD momentum.
+                // The file holds no batch size, schedule, augmentation or shuffling: this command line's.
+                var recipe = TrainingRecipe()
+                recipe.learningRate = lr
+                recipe.momentum = momentum
+                recipe.weightDecay = weightDecay
+                recipe.stepSize = stepSize
+                recipe.gamma = gamma
+                recipe.batchSize = batchSize
+                recipe.epochs = epochs
+                recipe.augment = !noAugment
+                recipe.shuffle = !noShuffle
                 let imported = try PyTorchTrainingState.resumeCheckpoint(
-                    path: resume, options: ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed))
+                    path: resume, options: ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed),
+                    recipe: recipe)
                 for note in imported.notes { display.note("note: --resume \(resume): \(note)") }
                 checkpoint = imported.checkpoint
             } else {

@@ -17,7 +17,12 @@ public enum PyTorchTrainingState {
 
     /// A checkpoint that continues the authors' run: the weights as `import` reads them, plus the
     /// epoch, the best accuracy, the SGD momentum buffers and the optimizer's hyper-parameters.
-    public static func resumeCheckpoint(path: String, options: ImportOptions = ImportOptions()) throws -> ImportResult {
+    /// `recipe` gives what the authors' layout does not hold, their main.py's command line: batch
+    /// size, StepLR's step and gamma, epochs, augmentation and shuffling; the learning rate,
+    /// momentum and weight decay are the file's param group's when it has them. The next epoch's
+    /// learning rate is StepLR's at the file's epoch.
+    public static func resumeCheckpoint(path: String, options: ImportOptions = ImportOptions(),
+                                        recipe runRecipe: TrainingRecipe = TrainingRecipe()) throws -> ImportResult {
         let (source0, readNotes, file, stateDict) = try PyTorchCheckpointReader.read(path: path, maxBytes: options.maxBytes)
         var source = source0
         let prefixed = source.normalisingPrefix()
@@ -27,6 +32,11 @@ public enum PyTorchTrainingState {
         func fail(_ reason: String) -> ImportError { .invalidTensor(file: path, key: "optimizer", reason: reason) }
 
         var checkpoint = result.checkpoint
+        checkpoint.recipe = runRecipe
+        func schedule(_ recipe: TrainingRecipe) -> Double {
+            StepLR(initialLearningRate: recipe.learningRate, stepSize: recipe.stepSize, gamma: recipe.gamma)
+                .learningRate(epoch: checkpoint.epochsCompleted)
+        }
         if let epoch = root["epoch"]?.int {
             guard epoch >= 0 else { throw ImportError.unreadable(file: path, reason: "'epoch' is \(epoch)") }
             checkpoint.epochsCompleted = epoch
@@ -43,6 +53,7 @@ public enum PyTorchTrainingState {
                 checkpoint.bestEpoch = max(checkpoint.epochsCompleted - 1, 0)
             }
         }
+        checkpoint.learningRate = schedule(runRecipe)
         guard let optimizer = root["optimizer"]?.dict else {
             result.notes.append("no 'optimizer' in the file: momentum buffers start at zero")
             result.checkpoint = checkpoint
@@ -65,8 +76,7 @@ public enum PyTorchTrainingState {
         if let d = group["dampening"]?.double, d != 0 { throw fail("dampening \(d): the trainer's SGD has none") }
         if case .bool(true)? = group["nesterov"] { throw fail("Nesterov momentum: the trainer's SGD has none") }
         checkpoint.recipe = recipe
-        let schedule = StepLR(initialLearningRate: recipe.learningRate, stepSize: recipe.stepSize, gamma: recipe.gamma)
-        checkpoint.learningRate = schedule.learningRate(epoch: checkpoint.epochsCompleted)
+        checkpoint.learningRate = schedule(recipe)
 
         // Optimizer ids -> parameter names; the buffers are the parameters' shapes.
         var nameOfID: [Int: String] = [:]
