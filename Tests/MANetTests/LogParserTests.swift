@@ -247,6 +247,7 @@ final class LogParserTests: XCTestCase {
         XCTAssertEqual(strokes, [LineChart.palette[0], LineChart.palette[1]])
         // Epoch ticks 0 and 1 only.
         XCTAssertFalse(svg.contains(">0.5</text>"), svg)
+        XCTAssertTrue(svg.contains(">0</text>") && svg.contains(">1</text>"), svg)
         XCTAssertNoThrow(try XMLDocument(xmlString: svg))
     }
 

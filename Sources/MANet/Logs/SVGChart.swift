@@ -183,7 +183,9 @@ public struct LineChart {
             svg.line(x1: left, y1: py(t), x2: right, y2: py(t), stroke: "#e0e0e0")
             svg.text(Self.label(t), x: left - 6, y: py(t) + 4, size: 11, anchor: .end)
         }
-        for t in niceTicks(low: xLow, high: xHigh, count: 10) where !integerX || t == t.rounded() {
+        // Whole-number ticks: at most one per unit (a 0.1 step summed ten times misses 1).
+        let xCount = integerX ? max(1, min(10, Int((xHigh - xLow).rounded()))) : 10
+        for t in niceTicks(low: xLow, high: xHigh, count: xCount) where !integerX || t == t.rounded() {
             svg.line(x1: px(t), y1: bottom, x2: px(t), y2: bottom + 5, stroke: "#444")
             svg.text(Self.label(t), x: px(t), y: bottom + 18, size: 11, anchor: .middle)
         }
