@@ -93,13 +93,13 @@ public final class WinogradPath: @unchecked Sendable {
     /// The transformed filters at `w` ([M, C, 3, 3], or in `PackedFilters`' layout: `packed`)
     /// for `tile` if kept (made now when the store has room), else nil.
     public func keptFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, packed: Bool, tile: WinogradTile,
-                            threads: Int) -> [Float]? {
+                            threads: Int, isa: KernelISA = .automatic) -> [Float]? {
         lock.lock()
         defer { lock.unlock() }
         if let made = kept[tile] { return made }
         guard let store, store.reserve(bytes: tile.alpha * tile.alpha * filters * channels * 4) else { return nil }
         let made = Winograd.transformFilters(w, filters: filters, channels: channels, tile: tile, threads: threads,
-                                             packed: packed)
+                                             packed: packed, isa: isa)
         kept[tile] = made
         return made
     }
@@ -182,7 +182,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                 }
                 if let winograd, let tile = winograd.tile(for: s, options: options) {
                     let kept = winograd.keptFilters(wp, filters: s.filters, channels: s.channels, packed: false, tile: tile,
-                                                    threads: threads)
+                                                    threads: threads, isa: options.isa)
                     Self.withOptionalPointer(kept) { kp in
                         Winograd.run(xp, wp, tile: tile, transformed: kp, bias: bias, y, s, relu: relu, threads: threads,
                                      options: options)
@@ -199,7 +199,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                 let kept = tile.flatMap {
                     Winograd.transformsInChunks(s, tile: $0, options: options) ? nil
                         : winograd?.keptFilters(wp, filters: s.filters, channels: s.channels, packed: true, tile: $0,
-                                                threads: threads)
+                                                threads: threads, isa: options.isa)
                 }
                 if let tile {
                     Self.withOptionalPointer(kept) { kp in

@@ -8,8 +8,9 @@
 public enum KernelISA: String, Sendable, Hashable, CaseIterable {
     case automatic, avx512, avx2, portable
 
-    /// The C layer's code (`MANET_ISA_*` in `_CKernels/sgemm.h`).
-    var code: Int32 {
+    /// The C layer's code (`MANET_ISA_*` in `_CKernels/sgemm.h`), the first argument of every
+    /// multiversioned C kernel.
+    public var code: Int32 {
         switch self {
         case .automatic: 0
         case .avx512: 1
@@ -52,7 +53,10 @@ public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
 /// Kernel-level choices. The defaults are what the benchmarks chose; every other value gives
 /// the same results within float rounding (the schedules the same bits, see each field).
 public struct KernelOptions: Sendable, Hashable {
-    /// Instruction set of our GEMM kernels (`GEMM.sgemm`).
+    /// Instruction set of our multiversioned kernels: the general GEMM (`GEMM.sgemm`), the
+    /// packed-filter GEMM tiles and im2col (`PackedFilters`), the Winograd transforms and
+    /// chunked GEMMs. Each runs the variant asked for, or the best it has below it (the packed
+    /// tiles have no AVX-512 form: AVX2 for `.avx512`).
     public var isa: KernelISA
     /// Who runs the general GEMMs.
     public var gemm: GEMMBackend

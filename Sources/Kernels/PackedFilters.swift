@@ -61,6 +61,10 @@ public final class PackedFilters: @unchecked Sendable {
         }
     }
 
+    /// The variant the packed tiles (and im2col into packed columns) run for `isa`: `.avx2` or
+    /// `.portable` (there is no AVX-512 form; Winograd's chunked GEMMs have one).
+    public static func variant(for isa: KernelISA) -> KernelISA { KernelISA(code: manet_packed_variant(isa.code)) }
+
     /// Row blocks of 16.
     var blocks: Int { (filters + 15) / 16 }
 
@@ -72,7 +76,8 @@ public final class PackedFilters: @unchecked Sendable {
     /// same bits for any thread count: every element is one fixed sum over k).
     public func multiplyPackingColumns(_ b: UnsafePointer<Float>, bk: Int, bn: Int, n: Int, images: Int = 1, bi: Int = 0,
                                        _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int = 0,
-                                       bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
+                                       bias: UnsafePointer<Float>?, relu: Bool, threads: Int,
+                                       isa: KernelISA = .automatic) {
         if n == 0 || images == 0 || filters == 0 { return }
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: manet_packed_columns_size(columns, n, images))
         defer { packed.deallocate() }
@@ -82,18 +87,20 @@ public final class PackedFilters: @unchecked Sendable {
             manet_pack_columns(b, bk, bn, columns, n, bi, w * items / workers, (w + 1) * items / workers, packed)
         }
         multiplyPackedColumns(packed, n: n, images: images, c, cm: cm, cn: cn, ci: ci, bias: bias, relu: relu,
-                              threads: threads)
+                              threads: threads, isa: isa)
     }
 
     /// The product with B already in packed-column form (`manet_im2col_packed`,
-    /// `manet_pack_columns`: `images` times ceil(n / 6) blocks of [columns][6]).
+    /// `manet_pack_columns`: `images` times ceil(n / 6) blocks of [columns][6]). `isa` picks the
+    /// tiles' variant (the same bits in each).
     public func multiplyPackedColumns(_ packed: UnsafePointer<Float>, n: Int, images: Int,
                                       _ c: UnsafeMutablePointer<Float>, cm: Int, cn: Int, ci: Int,
-                                      bias: UnsafePointer<Float>?, relu: Bool, threads: Int) {
+                                      bias: UnsafePointer<Float>?, relu: Bool, threads: Int,
+                                      isa: KernelISA = .automatic) {
         if n == 0 || images == 0 || filters == 0 { return }
         withPointer { pointer in
             forEachBlockRange(threads: threads) { lo, hi in
-                manet_packed_gemm_packed_columns(pointer, filters, columns, lo, hi, packed, n, images, c, cm, cn, ci,
+                manet_packed_gemm_packed_columns(isa.code, pointer, filters, columns, lo, hi, packed, n, images, c, cm, cn, ci,
                                                  bias, relu ? 1 : 0)
             }
         }
@@ -136,7 +143,8 @@ extension ConvolutionForward {
     /// the smaller operand (the 7x7/2 stem: 37 KB of filters, 7.4 MB unfolded) or for one
     /// thread, and splits by filter blocks otherwise.
     static func runUnfoldedByColumns(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
-                                   _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int) {
+                                   _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, workers: Int,
+                                     isa: KernelISA) {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         var window = packedWindow(s)
         let items = (plane + 5) / 6, workers = max(1, min(workers, items * blocks))
@@ -153,7 +161,7 @@ extension ConvolutionForward {
             if g.isPointwise {
                 manet_pack_columns(x, g.inputPlane, 1, rows, plane, 0, begin, end, at)
             } else {
-                manet_im2col_packed(&window, x, 0, begin, end, at)
+                manet_im2col_packed(isa.code, &window, x, 0, begin, end, at)
             }
         }
         w.withPointer { wp in
@@ -167,7 +175,7 @@ extension ConvolutionForward {
                     unfold(c0, c1, own)
                     // The leftover tiles go with the last chunk, their filter blocks this worker's share.
                     let last = c1 == end
-                    manet_packed_gemm_shared_tiles(wp, s.filters, rows, own, c0, c1, copy, last ? shared : items, items,
+                    manet_packed_gemm_shared_tiles(isa.code, wp, s.filters, rows, own, c0, c1, copy, last ? shared : items, items,
                                                    blocks * t / workers, blocks * (t + 1) / workers, plane, y, plane, 1,
                                                    bias, relu ? 1 : 0)
                     c0 = c1
@@ -189,7 +197,7 @@ extension ConvolutionForward {
     /// fit in 32 bits (then the caller unfolds).
     static func runImplicit(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
                             _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool, threads: Int,
-                            byColumns: Bool) -> Void? {
+                            byColumns: Bool, isa: KernelISA) -> Void? {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         precondition(g.kD == 1 && g.inD == 1 && g.outD == 1, "runImplicit takes 2-D windows")
         // The padded input: every window inside it.
@@ -244,10 +252,10 @@ extension ConvolutionForward {
                             }
                             let lo = units * piece / pieces, hi = units * (piece + 1) / pieces
                             if byColumns {
-                                manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                manet_packed_gemm_implicit(isa.code, packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
                                                            lo, hi, 0, 0, 0, 0, y, plane, 1, bias, relu ? 1 : 0)
                             } else {
-                                manet_packed_gemm_implicit(packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
+                                manet_packed_gemm_implicit(isa.code, packed, s.filters, rows, source, ko.baseAddress!, po.baseAddress!, plane,
                                                            0, 0, 0, items, lo, hi, y, plane, 1, bias, relu ? 1 : 0)
                             }
                         }
@@ -292,15 +300,17 @@ extension ConvolutionForward {
         if (g.isPointwise || flat) && s.batch == 1 {
             // (3-D pointwise convolutions copy their volumes' planes instead.)
             if options.implicitConvolution && flat {
-                if runImplicit(x, w, bias: bias, y, s, relu: relu, threads: threads, byColumns: byColumns) != nil { return }
+                if runImplicit(x, w, bias: bias, y, s, relu: relu, threads: threads, byColumns: byColumns,
+                               isa: options.isa) != nil { return }
             } else if byColumns {
-                runUnfoldedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads)
+                runUnfoldedByColumns(x, w, bias: bias, y, s, relu: relu, workers: threads, isa: options.isa)
                 return
             }
         }
         if g.isPointwise {
             w.multiplyPackingColumns(x, bk: inPlane, bn: 1, n: plane, images: s.batch, bi: s.channels * inPlane,
-                                     y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads)
+                                     y, cm: plane, cn: 1, ci: s.filters * plane, bias: bias, relu: relu, threads: threads,
+                                     isa: options.isa)
             return
         }
         let perImage = rows * ((plane + 5) / 6 * 6) * (flat ? 1 : 2)
@@ -318,11 +328,11 @@ extension ConvolutionForward {
                 let workers = min(max(1, threads), items)
                 let xChunk = x + start * s.channels * inPlane
                 parallelFor(workers, threads: workers) { t in
-                    manet_im2col_packed(&window, xChunk, s.channels * inPlane, t * items / workers,
+                    manet_im2col_packed(options.isa.code, &window, xChunk, s.channels * inPlane, t * items / workers,
                                         (t + 1) * items / workers, packed)
                 }
                 w.multiplyPackedColumns(packed, n: plane, images: images, yChunk, cm: plane, cn: 1, ci: s.filters * plane,
-                                        bias: bias, relu: relu, threads: threads)
+                                        bias: bias, relu: relu, threads: threads, isa: options.isa)
             } else if let columns {
                 let cols = images * plane
                 // Column i * P + p of row r reads image start + i; the row stride is `cols`.
@@ -333,7 +343,7 @@ extension ConvolutionForward {
                 }
                 w.multiplyPackingColumns(columns, bk: cols, bn: 1, n: plane, images: images, bi: plane,
                                          yChunk, cm: plane, cn: 1, ci: s.filters * plane,
-                                         bias: bias, relu: relu, threads: threads)
+                                         bias: bias, relu: relu, threads: threads, isa: options.isa)
             }
             start += images
         }

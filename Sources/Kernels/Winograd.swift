@@ -94,16 +94,18 @@ public enum Winograd {
 
     /// The transformed filters of w [M, C, 3, 3]: u[p][M][C] (alpha^2 * M * C floats). With
     /// `packed`, w is in `PackedFilters`' layout, and when M is a multiple of 16 so is each
-    /// point's [M, C] matrix (the packed-filter GEMM's A, see `usesPackedGEMM`).
+    /// point's [M, C] matrix (the packed-filter GEMM's A, see `usesPackedGEMM`). `isa` picks the
+    /// transform's variant (the same bits in each).
     public static func transformFilters(_ w: UnsafePointer<Float>, filters: Int, channels: Int, tile: WinogradTile,
-                                        threads: Int, packed: Bool = false) -> [Float] {
+                                        threads: Int, packed: Bool = false, isa: KernelISA = .automatic) -> [Float] {
         let count = filters * channels, m = tile == .f2x2 ? 2 : 4
         return [Float](unsafeUninitializedCapacity: tile.alpha * tile.alpha * count) { u, n in
             if packed && usesPackedGEMM(filters: filters) {
-                transformFiltersToBlocks(w, filters: filters, channels: channels, m: m, into: u.baseAddress!, threads: threads)
+                transformFiltersToBlocks(w, filters: filters, channels: channels, m: m, into: u.baseAddress!,
+                                         threads: threads, isa: isa)
             } else {
                 transformFilters(w, count: count, m: m, into: u.baseAddress!, threads: threads,
-                                 packedChannels: packed ? channels : 0)
+                                 packedChannels: packed ? channels : 0, isa: isa)
             }
             n = tile.alpha * tile.alpha * count
         }
@@ -114,20 +116,20 @@ public enum Winograd {
     public static func usesPackedGEMM(filters: Int) -> Bool { filters % 16 == 0 }
 
     static func transformFilters(_ w: UnsafePointer<Float>, count: Int, m: Int, into u: UnsafeMutablePointer<Float>,
-                                 threads: Int, packedChannels: Int = 0) {
+                                 threads: Int, packedChannels: Int = 0, isa: KernelISA) {
         forEachWorkerRange((count + 7) / 8, threads: threads, scratch: 0) { lo, hi, _ in
             if packedChannels > 0 {
-                manet_winograd_filter_packed(Int32(m), w, packedChannels, lo * 8, min(hi * 8, count), u, count)
+                manet_winograd_filter_packed(isa.code, Int32(m), w, packedChannels, lo * 8, min(hi * 8, count), u, count)
             } else {
-                manet_winograd_filter(Int32(m), w, lo * 8, min(hi * 8, count), u, count)
+                manet_winograd_filter(isa.code, Int32(m), w, lo * 8, min(hi * 8, count), u, count)
             }
         }
     }
 
     static func transformFiltersToBlocks(_ w: UnsafePointer<Float>, filters: Int, channels: Int, m: Int,
-                                         into u: UnsafeMutablePointer<Float>, threads: Int) {
+                                         into u: UnsafeMutablePointer<Float>, threads: Int, isa: KernelISA) {
         forEachWorkerRange(filters / 8 * channels, threads: threads, scratch: 0) { lo, hi, _ in
-            manet_winograd_filter_packed_blocks(Int32(m), w, filters, channels, lo, hi, u, filters * channels)
+            manet_winograd_filter_packed_blocks(isa.code, Int32(m), w, filters, channels, lo, hi, u, filters * channels)
         }
     }
 
@@ -177,9 +179,10 @@ public enum Winograd {
         defer { made?.deallocate() }
         if let made {
             if packedGEMM {
-                transformFiltersToBlocks(w, filters: M, channels: C, m: T.m, into: made, threads: threads)
+                transformFiltersToBlocks(w, filters: M, channels: C, m: T.m, into: made, threads: threads, isa: options.isa)
             } else {
-                transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels)
+                transformFilters(w, count: M * C, m: T.m, into: made, threads: threads, packedChannels: packedChannels,
+                                 isa: options.isa)
             }
         }
         // R_p = V_p U_p^T for point p, one single-threaded GEMM (u[p]: [M][C] row-major for
@@ -187,7 +190,7 @@ public enum Winograd {
         func multiply(_ p: Int, tiles: Int) {
             let u = UnsafePointer(made) ?? transformed!
             if packedGEMM {
-                manet_packed_gemm(u + p * M * C, M, C, 0, M / 16, v + p * tiles * C, 1, C, tiles, 1, 0,
+                manet_packed_gemm(options.isa.code, u + p * M * C, M, C, 0, M / 16, v + p * tiles * C, 1, C, tiles, 1, 0,
                                   r + p * tiles * M, 1, M, 0, nil, 0)
             } else {
                 GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
@@ -204,11 +207,11 @@ public enum Winograd {
                     if let transformed {
                         (a, pointStride) = (transformed + blk * C * 16, M * C)
                     } else {
-                        manet_winograd_filter_block(Int32(T.m), w, C, blk, scratch)
+                        manet_winograd_filter_block(options.isa.code, Int32(T.m), w, C, blk, scratch)
                         (a, pointStride) = (UnsafePointer(scratch), C * 16)
                     }
                     for p in 0..<points {
-                        manet_packed_gemm(a + p * pointStride, 16, C, 0, 1, v + p * tiles * C, 1, C, tiles, 1, 0,
+                        manet_packed_gemm(options.isa.code, a + p * pointStride, 16, C, 0, 1, v + p * tiles * C, 1, C, tiles, 1, 0,
                                           r + p * tiles * M + blk * 16, 1, M, 0, nil, 0)
                     }
                 }
@@ -220,7 +223,7 @@ public enum Winograd {
             let tiles = images * perImage
             let xChunk = x + start * C * g.inputPlane, yChunk = y + start * M * g.outputPlane
             forEachWorkerRange(images * ((C + 7) / 8), threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(&geometry, xChunk, lo, hi, v, tiles * C, C, scratch)
+                manet_winograd_input(options.isa.code, &geometry, xChunk, lo, hi, v, tiles * C, C, scratch)
             }
             // R_p[tiles, M] = V_p[tiles, C] x U_p[M, C]^T for every transform point p.
             // Transform points over threads, one single-threaded GEMM each: no fork/join inside
@@ -232,7 +235,7 @@ public enum Winograd {
                 parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
-                manet_winograd_output(&geometry, r, tiles * M, M, 0, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
+                manet_winograd_output(options.isa.code, &geometry, r, tiles * M, M, 0, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
             }
             start += images
         }
@@ -258,7 +261,7 @@ public enum Winograd {
         let inputScratch = manet_winograd_input_scratch(&geometry)
         if let shared {
             forEachWorkerRange(s.batch * channelGroups, threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(&geometry, x, lo, hi, shared, tiles * cb, cb, scratch)
+                manet_winograd_input(isa, &geometry, x, lo, hi, shared, tiles * cb, cb, scratch)
             }
         }
         // Per worker: [own v] [filter chunk scratch] [block sums] [transform scratch].
@@ -267,7 +270,7 @@ public enum Winograd {
         let perWorker = ownV + chunkScratch + sumsCount + transformScratch
         withUnsafePointer(to: geometry) { g in
             let ownInput: (UnsafeMutablePointer<Float>) -> Void = { mine in
-                manet_winograd_input(g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + ownV + chunkScratch + sumsCount)
+                manet_winograd_input(isa, g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + ownV + chunkScratch + sumsCount)
             }
             forEachWorkerRange(blocks, threads: threads, scratch: perWorker, prepare: sharedInput ? nil : ownInput) { lo, hi, mine in
                 let v = UnsafePointer(shared ?? mine), sums = mine + ownV + chunkScratch
@@ -275,7 +278,7 @@ public enum Winograd {
                     manet_winograd_gemm_block(isa, Int32(T.m), w, C, blk, blocks, v, tiles, cb, sums, mine + ownV)
                     for n in 0..<s.batch {
                         let item = n * (M / 8) + 2 * blk
-                        manet_winograd_output(g, sums, tiles * 16, 16, 16 * blk, bias, relu ? 1 : 0, item, item + 2, y,
+                        manet_winograd_output(isa, g, sums, tiles * 16, 16, 16 * blk, bias, relu ? 1 : 0, item, item + 2, y,
                                               sums + sumsCount)
                     }
                 }

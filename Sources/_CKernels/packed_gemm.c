@@ -100,6 +100,21 @@ static void store_generic(const float *t, int nr, size_t m0, size_t rows, size_t
     store_tile(t, nr, m0, rows, n0, c, cm, cn, bias, relu);
 }
 
+// The variant the packed tiles run for `isa` (MANET_ISA_*, sgemm.h): AVX2 + FMA when it is
+// asked for or an AVX-512 CPU is (these tiles have no AVX-512 form) and the CPU has both, else
+// the portable one.
+static int use_avx2(void);
+static int packed_variant(int isa);
+int manet_packed_variant(int isa) { return packed_variant(isa); }
+static int packed_variant(int isa) {
+#if defined(__x86_64__)
+    return manet_isa_resolve(isa) != MANET_ISA_PORTABLE && use_avx2() ? MANET_ISA_AVX2 : MANET_ISA_PORTABLE;
+#else
+    (void)isa;
+    return MANET_ISA_PORTABLE;
+#endif
+}
+
 // ---- AVX2 + FMA path -----------------------------------------------------------------------
 
 #if defined(__x86_64__)
@@ -372,16 +387,18 @@ typedef struct {
 // The product for a list of tile jobs, CHUNK_TILES at a time: for each pass of k, each row block
 // passes over the chunk's tiles that want it (so a filter slice is read once per chunk), then
 // the chunk's tiles are stored.
-static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs, size_t count, size_t bk, size_t bn,
+static void run_tiles(int isa, const float *ap, size_t M, size_t K, const tile_job *jobs, size_t count, size_t bk, size_t bn,
                       const implicit_b *implicit, size_t cm, size_t cn, const float *bias, int relu) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
                  const float *, size_t) = tile_generic;
     void (*store)(const float *, int, size_t, size_t, size_t, float *, size_t, size_t, const float *, int) =
         store_generic;
-#if defined(__x86_64__)
-    if (use_avx2()) { tile = tile_avx2; store = store_avx2; }
-#endif
     if (count == 0) return;
+    const int variant = packed_variant(isa);
+    manet_note_variant(variant);
+#if defined(__x86_64__)
+    if (variant == MANET_ISA_AVX2) { tile = tile_avx2; store = store_avx2; }
+#endif
     size_t lo = jobs[0].blockBegin, hi = jobs[0].blockEnd;
     for (size_t i = 1; i < count; i++) {
         if (jobs[i].blockBegin < lo) lo = jobs[i].blockBegin;
@@ -446,7 +463,7 @@ static void run_tiles(const float *ap, size_t M, size_t K, const tile_job *jobs,
 }
 
 // Tiles are numbered image by image: tile t is columns 6q ..< 6q + 6 of image t / qs (q = t % qs).
-static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
+static void gemm_driver(int isa, const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
                         size_t bk, size_t bn, int packedB, size_t N, size_t images, size_t bi, float *c, size_t cm,
                         size_t cn, size_t ci, const float *bias, int relu) {
     if (blockEnd <= blockBegin || N == 0 || images == 0) return;
@@ -461,11 +478,11 @@ static void gemm_driver(const float *ap, size_t M, size_t K, size_t blockBegin, 
             jobs[t - t0] = (tile_job){packedB ? b + t * K * NR : b + img * bi + n0 * bn, c + img * ci, n0, blockBegin,
                                       blockEnd, N - n0 < NR ? (int)(N - n0) : NR};
         }
-        run_tiles(ap, M, K, jobs, t1 - t0, packedB ? NR : bk, packedB ? 1 : bn, NULL, cm, cn, bias, relu);
+        run_tiles(isa, ap, M, K, jobs, t1 - t0, packedB ? NR : bk, packedB ? 1 : bn, NULL, cm, cn, bias, relu);
     }
 }
 
-void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
+void manet_packed_gemm_shared_tiles(int isa, const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
                                     size_t tileEnd, const float *shared, size_t sharedBegin, size_t sharedEnd,
                                     size_t blockBegin, size_t blockEnd, size_t N, float *c, size_t cm, size_t cn,
                                     const float *bias, int relu) {
@@ -475,24 +492,24 @@ void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const f
     for (size_t t = tileBegin; t < tileEnd; t++) {
         const size_t n0 = t * NR;
         jobs[count++] = (tile_job){bp + (t - tileBegin) * K * NR, c, n0, 0, blocks, N - n0 < NR ? (int)(N - n0) : NR};
-        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
+        if (count == CHUNK_TILES) { run_tiles(isa, ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
     }
     for (size_t t = sharedBegin; t < sharedEnd && blockBegin < blockEnd; t++) {
         const size_t n0 = t * NR;
         jobs[count++] = (tile_job){shared + (t - sharedBegin) * K * NR, c, n0, blockBegin, blockEnd,
                                    N - n0 < NR ? (int)(N - n0) : NR};
-        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
+        if (count == CHUNK_TILES) { run_tiles(isa, ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu); count = 0; }
     }
-    run_tiles(ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu);
+    run_tiles(isa, ap, M, K, jobs, count, NR, 1, NULL, cm, cn, bias, relu);
 }
 
-void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
+void manet_packed_gemm(int isa, const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd, const float *b,
                        size_t bk, size_t bn, size_t N, size_t images, size_t bi, float *c, size_t cm, size_t cn,
                        size_t ci, const float *bias, int relu) {
-    gemm_driver(ap, M, K, blockBegin, blockEnd, b, bk, bn, 0, N, images, bi, c, cm, cn, ci, bias, relu);
+    gemm_driver(isa, ap, M, K, blockBegin, blockEnd, b, bk, bn, 0, N, images, bi, c, cm, cn, ci, bias, relu);
 }
 
-void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
+void manet_packed_gemm_implicit(int isa, const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
                                 size_t N, size_t tileBegin, size_t tileEnd, size_t sharedBegin, size_t sharedEnd,
                                 size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
                                 int relu) {
@@ -505,9 +522,9 @@ void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float
         const size_t n0 = (shared ? sharedBegin + t - tileEnd : t) * NR;
         jobs[count++] = (tile_job){NULL, c, n0, shared ? blockBegin : 0, shared ? blockEnd : blocks,
                                    N - n0 < NR ? (int)(N - n0) : NR};
-        if (count == CHUNK_TILES) { run_tiles(ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu); count = 0; }
+        if (count == CHUNK_TILES) { run_tiles(isa, ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu); count = 0; }
     }
-    run_tiles(ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu);
+    run_tiles(isa, ap, M, K, jobs, count, 0, 0, &source, cm, cn, bias, relu);
 }
 
 size_t manet_packed_columns_size(size_t K, size_t N, size_t images) { return images * ((N + NR - 1) / NR) * NR * K; }
@@ -616,12 +633,12 @@ static AVX2 void unfold_tile_rows(const manet_window2d *g, const float *xi, size
 }
 #endif
 
-void manet_im2col_packed(const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
+void manet_im2col_packed(int isa, const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
                          float *bp) {
     const size_t N = (size_t)g->outH * g->outW, qs = (N + NR - 1) / NR;
     const size_t K = (size_t)g->channels * g->kH * g->kW;
 #if defined(__x86_64__)
-    const int rows = use_avx2();
+    const int rows = packed_variant(isa) == MANET_ISA_AVX2;
 #endif
     for (size_t item = begin; item < end; item++) {
         const float *xi = x + item / qs * imageStride;
@@ -636,10 +653,10 @@ void manet_im2col_packed(const manet_window2d *g, const float *x, size_t imageSt
     }
 }
 
-void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+void manet_packed_gemm_packed_columns(int isa, const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
                                       const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
                                       size_t ci, const float *bias, int relu) {
-    gemm_driver(ap, M, K, blockBegin, blockEnd, bp, 0, 0, 1, N, images, 0, c, cm, cn, ci, bias, relu);
+    gemm_driver(isa, ap, M, K, blockBegin, blockEnd, bp, 0, 0, 1, N, images, 0, c, cm, cn, ci, bias, relu);
 }
 
 // ---- Winograd GEMMs of one filter block, filters transformed chunk by chunk ----------------
@@ -668,8 +685,9 @@ void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, 
                  const float *, size_t) = tile_generic;
     const int resolved = manet_isa_resolve(isa);
     int wide = 0;
+    manet_note_variant(resolved == MANET_ISA_AVX512 && channelBlock == 64 ? MANET_ISA_AVX512 : packed_variant(isa));
 #if defined(__x86_64__)
-    if (resolved != MANET_ISA_PORTABLE && use_avx2()) tile = tile_avx2;
+    if (packed_variant(isa) == MANET_ISA_AVX2) tile = tile_avx2;
     wide = resolved == MANET_ISA_AVX512 && channelBlock == 64;
 #endif
     const size_t points = (size_t)(m + 2) * (m + 2), cb = channelBlock;
@@ -678,7 +696,7 @@ void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, 
     const size_t groups = column_groups(tiles, wide, widths);
     float *u = scratch;
     for (size_t c0 = 0; c0 < channels; c0 += cb) {
-        manet_winograd_filter_channels(m, w, channels, block, c0, c0 + cb, u, us);
+        manet_winograd_filter_channels(isa, m, w, channels, block, c0, c0 + cb, u, us);
         const float *vc = v + c0 / cb * points * tiles * cb;
         // The next chunk's filters (this block's, else the next block's first) are prefetched
         // while this chunk is multiplied, each tile its share of the lines (the transform alone

@@ -152,6 +152,16 @@ int manet_isa_resolve(int requested) {
     return requested > best ? requested : best;
 }
 
+static unsigned long variant_runs[4];   // read and written with __atomic builtins
+
+void manet_note_variant(int isa) {
+    if (isa >= 0 && isa < 4) __atomic_fetch_add(&variant_runs[isa], 1, __ATOMIC_RELAXED);
+}
+
+unsigned long manet_variant_runs(int isa) {
+    return isa >= 0 && isa < 4 ? __atomic_load_n(&variant_runs[isa], __ATOMIC_RELAXED) : 0;
+}
+
 typedef void (*kernel_fn)(size_t, const float *, const float *, float *, size_t, float, float, int);
 
 typedef struct {

@@ -1,7 +1,8 @@
 // Winograd F(2x2,3x3) / F(4x4,3x3) transforms on blocks of 8 channels: one 8-lane vector holds
 // the same tile position of 8 channels, so every tile's arithmetic is vector arithmetic whatever
 // the plane size (MA-Net's 7x7 planes have only 2x2 or 4x4 tiles). Compiled for AVX-512, AVX2
-// and baseline x86-64, the CPU's best picked at load time (function multiversioning).
+// and baseline x86-64; each call runs the variant its `isa` argument names (MANET_ISA_*, capped
+// at what the CPU has: KernelOptions.isa in Swift), so tests and benchmarks can force one.
 //
 // The 1-D transforms (Lavin & Gray 2016, points 0, +-1 for F(2,3) and 0, +-1, +-2 for F(4,3))
 // are applied along H first, then along W, with FMA contraction off, so that the result does not
@@ -9,6 +10,7 @@
 
 #include "winograd_transforms.h"
 #include "vector8.h"
+#include "sgemm.h"
 
 #include <string.h>
 
@@ -131,19 +133,16 @@ static inline __attribute__((always_inline)) void filter_transform(int m, const 
     }
 }
 
-MULTIVERSION
-void manet_winograd_filter(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
+static inline __attribute__((always_inline)) void manet_winograd_filter_body(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
     filter_transform(m, w, 0, begin, end, u, pointStride);
 }
 
-MULTIVERSION
-void manet_winograd_filter_packed(int m, const float *w, size_t channels, size_t begin, size_t end, float *u,
+static inline __attribute__((always_inline)) void manet_winograd_filter_packed_body(int m, const float *w, size_t channels, size_t begin, size_t end, float *u,
                                   size_t pointStride) {
     filter_transform(m, w, channels, begin, end, u, pointStride);
 }
 
-MULTIVERSION
-void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, size_t channels, size_t begin,
+static inline __attribute__((always_inline)) void manet_winograd_filter_packed_blocks_body(int m, const float *w, size_t filters, size_t channels, size_t begin,
                                          size_t end, float *u, size_t pointStride) {
     (void)filters;
     for (size_t item = begin; item < end; item++) {
@@ -155,8 +154,7 @@ void manet_winograd_filter_packed_blocks(int m, const float *w, size_t filters, 
     }
 }
 
-MULTIVERSION
-void manet_winograd_filter_block(int m, const float *w, size_t channels, size_t block, float *u) {
+static inline __attribute__((always_inline)) void manet_winograd_filter_block_body(int m, const float *w, size_t channels, size_t block, float *u) {
     for (size_t half = 0; half < 2; half++)
         for (size_t c = 0; c < channels; c++)
             filter_eight(m, w + block * channels * 9 * 16 + c * 9 * 16 + half * 8, u + c * 16 + half * 8, channels * 16);
@@ -184,8 +182,7 @@ static inline __attribute__((always_inline)) void filter_eight_f2(const float *w
     filter_row_f2(g[6], g[7], g[8], u + 12 * ps, ps);
 }
 
-MULTIVERSION
-void manet_winograd_filter_channels(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end,
+static inline __attribute__((always_inline)) void manet_winograd_filter_channels_body(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end,
                                     float *u, size_t pointStride) {
     for (size_t c = begin; c < end; c++)
         for (size_t half = 0; half < 2; half++) {
@@ -207,8 +204,7 @@ size_t manet_winograd_output_scratch(const manet_winograd_geometry *g) {
     return (size_t)(g->tilesH * g->m) * (size_t)(g->tilesW * g->m) * 8;
 }
 
-MULTIVERSION
-void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
+static inline __attribute__((always_inline)) void manet_winograd_input_body(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
                           float *v, size_t pointStride, size_t channelBlock, float *scratch) {
     const int m = g->m, a = m + 2, C = g->channels;
     const size_t Hp = (size_t)g->tilesH * m + 2, Wp = (size_t)g->tilesW * m + 2;
@@ -257,8 +253,7 @@ void manet_winograd_input(const manet_winograd_geometry *g, const float *x, size
     }
 }
 
-MULTIVERSION
-void manet_winograd_output(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride,
+static inline __attribute__((always_inline)) void manet_winograd_output_body(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride,
                            size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y,
                            float *scratch) {
     const int m = g->m, a = m + 2, M = g->filters;
@@ -308,5 +303,122 @@ void manet_winograd_output(const manet_winograd_geometry *g, const float *r, siz
                 for (int ow = 0; ow < g->outW; ow++) dst[(size_t)oh * g->outW + ow] = row[(size_t)ow * 8];
             }
         }
+    }
+}
+
+// ---- variants -------------------------------------------------------------------------------
+
+// Each transform's body compiled three times (AVX-512, AVX2, baseline x86-64); the public
+// function runs the one `isa` resolves to (manet_isa_resolve) and counts it (manet_variant_runs).
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_filter_avx512(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_body(m, w, begin, end, u, pointStride); }
+static __attribute__((target("avx2"))) void manet_winograd_filter_avx2(int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_body(m, w, begin, end, u, pointStride); }
+#endif
+void manet_winograd_filter(int isa, int m, const float *w, size_t begin, size_t end, float *u, size_t pointStride) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_filter_avx512(m, w, begin, end, u, pointStride); return;
+    case MANET_ISA_AVX2: manet_winograd_filter_avx2(m, w, begin, end, u, pointStride); return;
+#endif
+    default: manet_winograd_filter_body(m, w, begin, end, u, pointStride); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_filter_packed_avx512(int m, const float *w, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_packed_body(m, w, channels, begin, end, u, pointStride); }
+static __attribute__((target("avx2"))) void manet_winograd_filter_packed_avx2(int m, const float *w, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_packed_body(m, w, channels, begin, end, u, pointStride); }
+#endif
+void manet_winograd_filter_packed(int isa, int m, const float *w, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_filter_packed_avx512(m, w, channels, begin, end, u, pointStride); return;
+    case MANET_ISA_AVX2: manet_winograd_filter_packed_avx2(m, w, channels, begin, end, u, pointStride); return;
+#endif
+    default: manet_winograd_filter_packed_body(m, w, channels, begin, end, u, pointStride); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_filter_packed_blocks_avx512(int m, const float *w, size_t filters, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_packed_blocks_body(m, w, filters, channels, begin, end, u, pointStride); }
+static __attribute__((target("avx2"))) void manet_winograd_filter_packed_blocks_avx2(int m, const float *w, size_t filters, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_packed_blocks_body(m, w, filters, channels, begin, end, u, pointStride); }
+#endif
+void manet_winograd_filter_packed_blocks(int isa, int m, const float *w, size_t filters, size_t channels, size_t begin, size_t end, float *u, size_t pointStride) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_filter_packed_blocks_avx512(m, w, filters, channels, begin, end, u, pointStride); return;
+    case MANET_ISA_AVX2: manet_winograd_filter_packed_blocks_avx2(m, w, filters, channels, begin, end, u, pointStride); return;
+#endif
+    default: manet_winograd_filter_packed_blocks_body(m, w, filters, channels, begin, end, u, pointStride); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_filter_block_avx512(int m, const float *w, size_t channels, size_t block, float *u) { manet_winograd_filter_block_body(m, w, channels, block, u); }
+static __attribute__((target("avx2"))) void manet_winograd_filter_block_avx2(int m, const float *w, size_t channels, size_t block, float *u) { manet_winograd_filter_block_body(m, w, channels, block, u); }
+#endif
+void manet_winograd_filter_block(int isa, int m, const float *w, size_t channels, size_t block, float *u) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_filter_block_avx512(m, w, channels, block, u); return;
+    case MANET_ISA_AVX2: manet_winograd_filter_block_avx2(m, w, channels, block, u); return;
+#endif
+    default: manet_winograd_filter_block_body(m, w, channels, block, u); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_filter_channels_avx512(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_channels_body(m, w, channels, block, begin, end, u, pointStride); }
+static __attribute__((target("avx2"))) void manet_winograd_filter_channels_avx2(int m, const float *w, size_t channels, size_t block, size_t begin, size_t end, float *u, size_t pointStride) { manet_winograd_filter_channels_body(m, w, channels, block, begin, end, u, pointStride); }
+#endif
+void manet_winograd_filter_channels(int isa, int m, const float *w, size_t channels, size_t block, size_t begin, size_t end, float *u, size_t pointStride) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_filter_channels_avx512(m, w, channels, block, begin, end, u, pointStride); return;
+    case MANET_ISA_AVX2: manet_winograd_filter_channels_avx2(m, w, channels, block, begin, end, u, pointStride); return;
+#endif
+    default: manet_winograd_filter_channels_body(m, w, channels, block, begin, end, u, pointStride); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_input_avx512(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end, float *v, size_t pointStride, size_t channelBlock, float *scratch) { manet_winograd_input_body(g, x, begin, end, v, pointStride, channelBlock, scratch); }
+static __attribute__((target("avx2"))) void manet_winograd_input_avx2(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end, float *v, size_t pointStride, size_t channelBlock, float *scratch) { manet_winograd_input_body(g, x, begin, end, v, pointStride, channelBlock, scratch); }
+#endif
+void manet_winograd_input(int isa, const manet_winograd_geometry *g, const float *x, size_t begin, size_t end, float *v, size_t pointStride, size_t channelBlock, float *scratch) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_input_avx512(g, x, begin, end, v, pointStride, channelBlock, scratch); return;
+    case MANET_ISA_AVX2: manet_winograd_input_avx2(g, x, begin, end, v, pointStride, channelBlock, scratch); return;
+#endif
+    default: manet_winograd_input_body(g, x, begin, end, v, pointStride, channelBlock, scratch); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_output_avx512(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride, size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch) { manet_winograd_output_body(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); }
+static __attribute__((target("avx2"))) void manet_winograd_output_avx2(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride, size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch) { manet_winograd_output_body(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); }
+#endif
+void manet_winograd_output(int isa, const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t tileStride, size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y, float *scratch) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_output_avx512(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); return;
+    case MANET_ISA_AVX2: manet_winograd_output_avx2(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); return;
+#endif
+    default: manet_winograd_output_body(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); return;
     }
 }

@@ -108,6 +108,8 @@ struct BenchCommand: ParsableCommand {
         report.cpu_median_ms = measuredCPUMedian
         let isa = try RuntimeEnvironment.options(threads: threads, deterministic: deterministic, optimizations: .none).kernels
         report.kernels = GEMM.usesOpenBLAS(isa) ? "openblas" : GEMM.resolved(isa.isa).rawValue
+        report.transforms_kernels = GEMM.resolved(isa.isa).rawValue
+        report.packed_kernels = PackedFilters.variant(for: isa.isa).rawValue
         report.openblas_core = GEMM.openBLASCoreName
         let cpuBest = GEMM.resolved(.automatic)
         if let warning = Self.openBLASWarning(core: report.openblas_core, cpuBest: cpuBest) {
@@ -119,7 +121,8 @@ struct BenchCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print("\(label): batch \(batch), \(threads) thread(s), \(iterations) iterations")
-            print("  kernels: \(report.kernels) (CPU's best: \(cpuBest.rawValue)), OpenBLAS core: \(report.openblas_core)")
+            print("  kernels: \(report.kernels) (CPU's best: \(cpuBest.rawValue)), Winograd transforms "
+                  + "\(report.transforms_kernels), packed GEMM \(report.packed_kernels), OpenBLAS core: \(report.openblas_core)")
             print("  per iteration (ms): " + timings.map { String(format: "%.1f", $0) }.joined(separator: " "))
             print(String(format: "  min %.2f ms, median %.2f ms, %.2f images/s, peak RSS %.1f MiB, process CPU %.1f ms per iteration",
                          report.min_ms, report.median_ms, report.images_per_second,
@@ -151,6 +154,10 @@ struct BenchCommand: ParsableCommand {
         var cpu_median_ms: Double = 0
         /// The instruction set our GEMM kernels ran ("openblas" when the GEMMs went to OpenBLAS).
         var kernels = ""
+        /// The variant the Winograd transforms (and chunked GEMMs) ran.
+        var transforms_kernels = ""
+        /// The variant the packed-filter GEMM tiles ran ("avx2" or "portable").
+        var packed_kernels = ""
         /// OpenBLAS's kernels for this CPU (`openblas_get_corename`).
         var openblas_core = ""
 

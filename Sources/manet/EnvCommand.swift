@@ -16,7 +16,7 @@ struct EnvCommand: ParsableCommand {
         discussion: """
             One block: the toolkit version, the Swift compiler it was built with, the CPU model and \
             its vector extensions, the OpenBLAS build (version, the core it detected, its threads), \
-            the C kernels' variants this CPU runs, the default thread count, and whether the \
+            the C kernels' variants this CPU runs (and those MANET_KERNELS forces), the default thread count, and whether the \
             onnxruntime of `manet verify --against onnxruntime` was found (the tools venv's python).
 
             EXAMPLES:
@@ -62,6 +62,11 @@ struct EnvCommand: ParsableCommand {
         facts.append(("openblas threads", String(openblas_get_num_threads())))
         facts.append(("kernels: winograd, pooling", String(cString: manet_kernels_multiversion_variant())))
         facts.append(("kernels: packed gemm", String(cString: manet_kernels_packed_gemm_variant())))
+        // What runs with MANET_KERNELS as set now (the lines above are the CPU's own picks).
+        if let isa = (try? RuntimeEnvironment.options(threads: 1, deterministic: false, optimizations: .none))?.kernels.isa {
+            facts.append(("kernels: MANET_KERNELS", "\(isa.rawValue): winograd transforms \(GEMM.resolved(isa).rawValue), "
+                          + "packed gemm \(PackedFilters.variant(for: isa).rawValue), own gemm \(GEMM.resolved(isa).rawValue)"))
+        }
         facts.append(("kernels: general gemm", GEMM.usesOpenBLAS(.default) ? "openblas (its core matches the CPU)"
                           : "own, \(GEMM.resolved(.automatic).rawValue) (OpenBLAS's core is below the CPU)"))
         facts.append(("onnxruntime", onnxruntime()))

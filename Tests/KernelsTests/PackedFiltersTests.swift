@@ -50,7 +50,7 @@ final class PackedFiltersTests: XCTestCase {
         let blocks = (w.filters + 15) / 16, workers = min(threads, blocks)
         w.withPointer { a in
             parallelFor(workers, threads: workers) { t in
-                manet_packed_gemm(a, w.filters, w.columns, t * blocks / workers, (t + 1) * blocks / workers, b, bk, bn, n,
+                manet_packed_gemm(KernelISA.automatic.code, a, w.filters, w.columns, t * blocks / workers, (t + 1) * blocks / workers, b, bk, bn, n,
                                   images, bi, c, cm, cn, ci, bias, relu ? 1 : 0)
             }
         }
@@ -150,7 +150,7 @@ final class PackedFiltersTests: XCTestCase {
             x.withUnsafeBufferPointer { xb in
                 bp.withUnsafeMutableBufferPointer { b in
                     for i in 0..<(cuts.count - 1) {
-                        manet_im2col_packed(&window, xb.baseAddress!, c.channels * plane, cuts[i], cuts[i + 1], b.baseAddress!)
+                        manet_im2col_packed(KernelISA.automatic.code, &window, xb.baseAddress!, c.channels * plane, cuts[i], cuts[i + 1], b.baseAddress!)
                     }
                 }
             }

@@ -231,7 +231,7 @@ final class WinogradTests: XCTestCase {
             let all = packed.withPointer { Winograd.transformFilters($0, filters: M, channels: C, tile: .f2x2, threads: 1, packed: true) }
             var chunk = [Float](repeating: .nan, count: 16 * C * 16)
             packed.withPointer { wp in
-                chunk.withUnsafeMutableBufferPointer { manet_winograd_filter_channels(2, wp, C, 1, 0, C, $0.baseAddress!, C * 16) }
+                chunk.withUnsafeMutableBufferPointer { manet_winograd_filter_channels(KernelISA.automatic.code, 2, wp, C, 1, 0, C, $0.baseAddress!, C * 16) }
             }
             for p in 0..<16 {
                 XCTAssertEqual(Array(chunk[p * C * 16..<(p + 1) * C * 16]), Array(all[p * M * C + C * 16..<p * M * C + 2 * C * 16]),

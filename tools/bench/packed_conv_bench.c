@@ -10,10 +10,11 @@
 // (21 rounds); each prints its median round (the slower thread's time) and its fastest. A
 // measurement tool, not a test (docs/PERFORMANCE.md rows (s), (v), (w)).
 //
-//   cc -O3 -I Sources/_CKernels/include tools/bench/packed_conv_bench.c Sources/_CKernels/packed_gemm.c -o .build/pcb -lpthread -lm
+//   cc -O3 -I Sources/_CKernels/include tools/bench/packed_conv_bench.c Sources/_CKernels/packed_gemm.c Sources/_CKernels/sgemm.c Sources/_CKernels/winograd_transforms.c -o .build/pcb -lpthread -lm
 //   .build/pcb [channels=512] [side=7] [filter sets=13]
 
 #include "packed_gemm.h"
+#include "sgemm.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -40,31 +41,31 @@ typedef struct { int id, threads, mode; double ms; } worker_t;
 static void convolve(int l, int id, int threads, int mode) {
     const size_t K = (size_t)C * 9, N = (size_t)H * H, tiles = (N + 5) / 6, blocks = (size_t)C / 16;
     if (mode == OWN || mode == BLOCKS) {
-        manet_im2col_packed(&geometry, X, 0, 0, tiles, BP[id]);
+        manet_im2col_packed(MANET_ISA_AUTOMATIC, &geometry, X, 0, 0, tiles, BP[id]);
         const size_t b0 = mode == OWN ? 0 : blocks * id / threads, b1 = mode == OWN ? blocks : blocks * (id + 1) / threads;
-        manet_packed_gemm_packed_columns(W[l], C, K, b0, b1, BP[id], N, 1, Y[id], N, 1, 0, NULL, 1);
+        manet_packed_gemm_packed_columns(MANET_ISA_AUTOMATIC, W[l], C, K, b0, b1, BP[id], N, 1, Y[id], N, 1, 0, NULL, 1);
     } else if (mode == UNFOLD_THEN_BLOCKS) {
         // Each thread unfolds its share of the tiles, then (after a barrier) multiplies its
         // filter blocks with all of them.
-        manet_im2col_packed(&geometry, X, 0, tiles * id / threads, tiles * (id + 1) / threads, SHARED);
+        manet_im2col_packed(MANET_ISA_AUTOMATIC, &geometry, X, 0, tiles * id / threads, tiles * (id + 1) / threads, SHARED);
         pthread_barrier_wait(&barrier);
-        manet_packed_gemm_packed_columns(W[l], C, K, blocks * id / threads, blocks * (id + 1) / threads, SHARED, N, 1,
+        manet_packed_gemm_packed_columns(MANET_ISA_AUTOMATIC, W[l], C, K, blocks * id / threads, blocks * (id + 1) / threads, SHARED, N, 1,
                                          Y[0], N, 1, 0, NULL, 1);
         pthread_barrier_wait(&barrier);
     } else if (mode == SHARED_BARRIER) {
         // Each thread its whole tiles, the leftover ones (fewer than the threads) unfolded by
         // every thread and split by filter blocks.
         const size_t whole = tiles / threads, q0 = whole * id, q1 = whole * (id + 1);
-        manet_im2col_packed(&geometry, X, 0, q0, q1, SHARED);
-        manet_im2col_packed(&geometry, X, 0, whole * threads, tiles, LAST[id]);
-        manet_packed_gemm_shared_tiles(W[l], C, K, SHARED + q0 * K * 6, q0, q1, LAST[id] + whole * threads * K * 6, whole * threads, tiles,
+        manet_im2col_packed(MANET_ISA_AUTOMATIC, &geometry, X, 0, q0, q1, SHARED);
+        manet_im2col_packed(MANET_ISA_AUTOMATIC, &geometry, X, 0, whole * threads, tiles, LAST[id]);
+        manet_packed_gemm_shared_tiles(MANET_ISA_AUTOMATIC, W[l], C, K, SHARED + q0 * K * 6, q0, q1, LAST[id] + whole * threads * K * 6, whole * threads, tiles,
                                        blocks * id / threads, blocks * (id + 1) / threads, N, Y[0], N, 1, NULL, 1);
         pthread_barrier_wait(&barrier);
     } else {
         const size_t q0 = tiles * id / threads, q1 = tiles * (id + 1) / threads;
-        manet_im2col_packed(&geometry, X, 0, q0, q1, SHARED);
+        manet_im2col_packed(MANET_ISA_AUTOMATIC, &geometry, X, 0, q0, q1, SHARED);
         const size_t n0 = q0 * 6, n1 = q1 * 6 < N ? q1 * 6 : N;
-        manet_packed_gemm_packed_columns(W[l], C, K, 0, blocks, SHARED + q0 * K * 6, n1 - n0, 1, Y[0] + n0, N, 1, 0,
+        manet_packed_gemm_packed_columns(MANET_ISA_AUTOMATIC, W[l], C, K, 0, blocks, SHARED + q0 * K * 6, n1 - n0, 1, Y[0] + n0, N, 1, 0,
                                          NULL, 1);
         if (mode == COLUMNS_BARRIER) pthread_barrier_wait(&barrier);
     }

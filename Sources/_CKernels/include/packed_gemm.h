@@ -9,7 +9,9 @@
 //     results r[tile][M]: cm = 1, cn = M).
 // Each output element is a fixed sum over k (fused multiply-adds over passes of 256 k in increasing
 // order, the passes' sums added in order) on CPUs with AVX2 and FMA, the same sum in a portable
-// scalar loop elsewhere: results do not depend on how rows are split over threads.
+// scalar loop elsewhere: results do not depend on how rows are split over threads. Each entry
+// point's first argument `isa` (MANET_ISA_*, sgemm.h) picks the variant, capped at what the CPU
+// has: AVX2 for MANET_ISA_AVX512 too (no AVX-512 form), except manet_winograd_gemm_block's.
 
 #ifndef MANET_PACKED_GEMM_H
 #define MANET_PACKED_GEMM_H
@@ -19,6 +21,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/// The variant the packed tiles run for `isa` (MANET_ISA_*): MANET_ISA_AVX2 or MANET_ISA_PORTABLE.
+int manet_packed_variant(int isa);
 
 /// Rows of one packed block.
 #define MANET_PACKED_ROWS 16
@@ -38,7 +43,7 @@ void manet_unpack_rows(const float *ap, size_t M, size_t K, float *a, size_t lda
 /// The product for row blocks [blockBegin, blockEnd) (rows 16 * blockBegin ..< min(16 * blockEnd, M))
 /// and all N columns, for `images` independent right-hand sides: image i reads b + i * bi and
 /// writes c + i * ci (one A block stays in cache across them). bias may be NULL.
-void manet_packed_gemm(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+void manet_packed_gemm(int isa, const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
                        const float *b, size_t bk, size_t bn, size_t N, size_t images, size_t bi,
                        float *c, size_t cm, size_t cn, size_t ci, const float *bias, int relu);
 
@@ -61,12 +66,12 @@ typedef struct {
 /// (P = outH * outW), each the [K][6] block of output positions 6q ..< 6q + 6 of image
 /// x + image * imageStride (K = channels * kH * kW in im2col's row order; zero for padding and
 /// for positions past P).
-void manet_im2col_packed(const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
+void manet_im2col_packed(int isa, const manet_window2d *g, const float *x, size_t imageStride, size_t begin, size_t end,
                          float *bp);
 
 /// manet_packed_gemm with B in packed-column form (manet_pack_columns): each 16 x 6 tile reads
 /// one contiguous [K][6] block.
-void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
+void manet_packed_gemm_packed_columns(int isa, const float *ap, size_t M, size_t K, size_t blockBegin, size_t blockEnd,
                                       const float *bp, size_t N, size_t images, float *c, size_t cm, size_t cn,
                                       size_t ci, const float *bias, int relu);
 
@@ -75,7 +80,7 @@ void manet_packed_gemm_packed_columns(const float *ap, size_t M, size_t K, size_
 /// tile t's [K][6] block at bp + (t - tileBegin) * K * 6) for all row blocks, and the tiles
 /// [sharedBegin, sharedEnd) that every thread holds a copy of (at shared, likewise) for row blocks
 /// [blockBegin, blockEnd) only. Every element is the same sum as in manet_packed_gemm_packed_columns.
-void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
+void manet_packed_gemm_shared_tiles(int isa, const float *ap, size_t M, size_t K, const float *bp, size_t tileBegin,
                                     size_t tileEnd, const float *shared, size_t sharedBegin, size_t sharedEnd,
                                     size_t blockBegin, size_t blockEnd, size_t N, float *c, size_t cm, size_t cn,
                                     const float *bias, int relu);
@@ -86,7 +91,7 @@ void manet_packed_gemm_shared_tiles(const float *ap, size_t M, size_t K, const f
 /// n. Tiles [tileBegin, tileEnd) for all row blocks, then tiles [sharedBegin, sharedEnd) for row
 /// blocks [blockBegin, blockEnd) only; every element is the same sum, in the same order, as in
 /// manet_packed_gemm_packed_columns over the unfolded columns.
-void manet_packed_gemm_implicit(const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
+void manet_packed_gemm_implicit(int isa, const float *ap, size_t M, size_t K, const float *x, const int *koff, const int *poff,
                                 size_t N, size_t tileBegin, size_t tileEnd, size_t sharedBegin, size_t sharedEnd,
                                 size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
                                 int relu);

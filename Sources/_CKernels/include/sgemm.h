@@ -27,6 +27,14 @@ enum { MANET_ISA_AUTOMATIC = 0, MANET_ISA_AVX512 = 1, MANET_ISA_AVX2 = 2, MANET_
 /// the one asked for, or the best below it when the CPU lacks it.
 int manet_isa_resolve(int requested);
 
+/// Calls of the packed-filter GEMM and Winograd transform entry points that ran variant `isa`
+/// (MANET_ISA_AVX512, _AVX2 or _PORTABLE) since the process started: lets tests check that a
+/// forced variant is the one that runs. A diagnostic count, read by nothing else.
+unsigned long manet_variant_runs(int isa);
+
+/// Counts one call that ran variant `isa` (for manet_variant_runs).
+void manet_note_variant(int isa);
+
 /// Rows and columns of the register tile of a variant (as resolved).
 int manet_sgemm_tile_rows(int isa);
 int manet_sgemm_tile_columns(int isa);
