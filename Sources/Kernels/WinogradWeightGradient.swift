@@ -15,7 +15,7 @@ public enum WinogradWeightGradient {
     /// channels and filters.
     public static func applies(_ s: ConvolutionShape, _ path: WinogradPath?) -> Bool {
         let g = s.geometry
-        guard let path, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1, g.dH == 1, g.dW == 1,
+        guard path != nil, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1, g.dH == 1, g.dW == 1,
               [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }),
               g.outH == g.inH + g.pH + g.pHEnd - 2, g.outW == g.inW + g.pW + g.pWEnd - 2 else { return false }
         return s.channels >= minimumChannels && s.filters >= minimumChannels
