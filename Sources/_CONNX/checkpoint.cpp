@@ -34,6 +34,16 @@ const std::vector<onnx::TensorProto> &list_of(const connx_checkpoint *c, connx_c
     return list == CONNX_CHECKPOINT_MOMENTUM ? c->momentum : c->state_dict;
 }
 
+/// The TensorProto of a tensor handed over by Swift (raw bytes copied), not yet validated.
+onnx::TensorProto tensor_proto(const connx_checkpoint_tensor *tensor) {
+    onnx::TensorProto t;
+    t.set_name(std::string(tensor->name.data, tensor->name.length));
+    t.set_data_type(tensor->data_type);
+    for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
+    t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
+    return t;
+}
+
 /// Empty when `t` is a tensor this format stores, else why not.
 std::string validate_tensor(const onnx::TensorProto &t) {
     if (t.name().empty()) return "a tensor has no name";
@@ -165,11 +175,7 @@ connx_error *connx_checkpoint_encode_tensor(connx_checkpoint_list list, const co
                                             connx_bytes *out) {
     *out = connx_bytes{nullptr, 0};
     return guarded("encoding a checkpoint tensor", [&]() -> connx_error * {
-        onnx::TensorProto t;
-        t.set_name(std::string(tensor->name.data, tensor->name.length));
-        t.set_data_type(tensor->data_type);
-        for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
-        t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
+        onnx::TensorProto t = tensor_proto(tensor);
         std::string problem = validate_tensor(t);
         if (!problem.empty()) return make_error(problem);
         using google::protobuf::internal::WireFormatLite;
@@ -336,11 +342,7 @@ connx_error *connx_checkpoint_get_tensor(const connx_checkpoint *c, connx_checkp
 connx_error *connx_checkpoint_add_tensor(connx_checkpoint *c, connx_checkpoint_list list,
                                          const connx_checkpoint_tensor *tensor) {
     return guarded("adding a tensor to the checkpoint", [&]() -> connx_error * {
-        onnx::TensorProto t;
-        t.set_name(std::string(tensor->name.data, tensor->name.length));
-        t.set_data_type(tensor->data_type);
-        for (size_t k = 0; k < tensor->rank; k++) t.add_dims(tensor->dims[k]);
-        t.set_raw_data(std::string(tensor->raw.data, tensor->raw.length));
+        onnx::TensorProto t = tensor_proto(tensor);
         std::string problem = validate_tensor(t);
         if (!problem.empty()) return make_error(problem);
         list_of(c, list).push_back(std::move(t));

@@ -49,6 +49,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import manet_reference as ref  # noqa: E402
+from pth_fixtures import RecorderMeter  # noqa: E402  (the authors' recorder stand-in, one definition)
 from training_parity_full import ISSUE_VARIANTS, SPREAD_FACTOR, SPREAD_FLOOR, SPREAD_VARIANTS  # noqa: E402
 
 # The issue's four rounding-only runs (training_parity_full.py's larger cross costs 20 runs of 3 epochs).
@@ -61,18 +62,6 @@ REFERENCE_TENSORS = ["conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.runn
                      "layer2.1.conv2.weight", "layer3_1_p1.0.conv1.weight", "layer4_2.1.conv2_2_4.weight",
                      "layer4_2.1.bn2_2_4.running_var", "fc_1.weight", "fc_1.bias", "fc_2.weight", "fc_2.bias"]
 
-
-class RecorderMeter:
-    """Stand-in for the authors' RecorderMeter: epoch curves in numpy arrays."""
-
-    def __init__(self, total_epoch: int):
-        self.total_epoch = total_epoch
-        self.current_epoch = 0
-        self.epoch_losses = np.zeros((total_epoch, 2), dtype=np.float32)
-        self.epoch_accuracy = np.zeros((total_epoch, 2), dtype=np.float32)
-
-
-RecorderMeter.__module__ = "__main__"
 
 
 def write_dataset(root: Path, per_class: dict, size: int, seed: int) -> None:
