@@ -119,6 +119,7 @@ static int packed_variant(int isa) {
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "transpose8x8.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
@@ -250,23 +251,8 @@ static AVX2 void store_transposed8(const float *t, int nr, size_t i0, size_t m0,
                                    const float *bias, int relu) {
     __m256 v[8];
     for (int j = 0; j < 8; j++) v[j] = j < nr ? _mm256_loadu_ps(t + j * MR + i0) : _mm256_setzero_ps();
-    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
     __m256 r[8];
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+    transpose8x8(v, r);
     for (int i = 0; i < 8; i++) {
         __m256 x = r[i];
         if (bias) x = _mm256_add_ps(x, _mm256_broadcast_ss(bias + m0 + i0 + i));
