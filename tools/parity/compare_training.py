@@ -18,8 +18,13 @@
 4. `manet logs torch.log swift.log`, then a summary of final / best accuracies and the largest
    per-epoch differences of train loss, test loss and test accuracy.
 5. With --seeds 1,2,3: steps 2-4 for each seed (WORK/seed-N, the same data), `manet logs` of all
-   runs with their curves in WORK/seeds.svg, and a table per epoch: PyTorch's min .. max and mean
-   over the seeds against Swift's run of each seed and their mean.
+   runs with their curves in WORK/seeds.svg, and a table per epoch and metric (train loss and
+   accuracy, test loss and accuracy): PyTorch's min .. max and mean over the seeds against manet's
+   run of each seed and their mean, and the exact Mann-Whitney p of manet's runs against
+   PyTorch's; then per metric an exact permutation test over whole runs and the verdict (the rule
+   is in the comment above ALPHA). --from-logs redoes step 5 from the logs already in WORK, e.g.
+   after groups of seeds ran as separate processes with --reuse-data. --self-test checks the
+   statistics on small cases with known answers.
 """
 
 from __future__ import annotations
@@ -359,27 +364,159 @@ def run_seed(args, manet: str, data: str, work: str) -> tuple[str, str]:
     return torch_log, swift_log
 
 
+# Statistics over seeds -------------------------------------------------------------------------
+#
+# The rule, fixed before any result: with n seeds on each side from one distribution, a manet value
+# lands inside PyTorch's min..max with probability (n - 1) / (n + 1) only, so "inside the range" is
+# reported but not the verdict. The verdict is a distribution-level test: per metric, an exact
+# permutation test over whole runs (a run's curve is one unit, so its epochs' correlation is kept)
+# whose statistic is the sum over epochs of |U_e - n1 n2 / 2|, U_e the Mann-Whitney U of the
+# manet runs against the PyTorch runs at epoch e (midranks for ties); two-sided by construction.
+# manet's curves are within PyTorch's seed spread when every metric's p >= ALPHA / (number of
+# metrics) (Bonferroni over the metrics). With n runs a side no p is below 2 / C(2n, n), so fewer
+# than 5 seeds give no verdict (4: 0.029 > 0.0125). Per epoch and metric the exact two-sided
+# Mann-Whitney p is reported too, with how many rows fall below ALPHA against the ALPHA x rows
+# expected when nothing differs (the rows are correlated: a description, not a second verdict).
+
+ALPHA = 0.05
+METRICS = (("train_loss", "train loss", "%.4f"), ("train_acc_running", "train acc. %", "%.2f"),
+           ("test_loss", "test loss", "%.4f"), ("test_acc", "test acc. %", "%.2f"))
+
+
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of the values, ties given the mean of the ranks they span."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start:end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def _splits(n: int, k: int) -> np.ndarray:
+    """Every way of choosing k of n items, as a 0/1 matrix (C(n, k) rows)."""
+    from itertools import combinations
+    rows = list(combinations(range(n), k))
+    if len(rows) > 2_000_000:
+        raise SystemExit(f"too many runs for an exact permutation test ({len(rows)} splits)")
+    m = np.zeros((len(rows), n))
+    for r, chosen in enumerate(rows):
+        m[r, list(chosen)] = 1.0
+    return m
+
+
+def curve_permutation_test(first: list[list[float]], second: list[list[float]]) -> tuple[list[float], list[float], float]:
+    """first, second: per run its values over the epochs. Returns per epoch the U of the first
+    group against the second and its exact two-sided Mann-Whitney p, and the exact two-sided p of
+    the whole-curve statistic sum_e |U_e - n1 n2 / 2| over every relabelling of the runs."""
+    n1, n2 = len(first), len(second)
+    pooled = np.array(first + second, dtype=float)          # runs x epochs
+    ranks = np.stack([midranks(pooled[:, e]) for e in range(pooled.shape[1])], axis=1)
+    splits = _splits(n1 + n2, n1)
+    u = splits @ ranks - n1 * (n1 + 1) / 2                  # splits x epochs
+    centre = n1 * n2 / 2
+    observed = ranks[:n1].sum(axis=0) - n1 * (n1 + 1) / 2
+    eps = 1e-9
+    per_epoch_p = [float(np.mean(np.abs(u[:, e] - centre) >= abs(observed[e] - centre) - eps))
+                   for e in range(u.shape[1])]
+    total = np.abs(u - centre).sum(axis=1)
+    curve_p = float(np.mean(total >= np.abs(observed - centre).sum() - eps))
+    return [float(v) for v in observed], per_epoch_p, curve_p
+
+
 def seed_spread(runs: dict[int, tuple[str, str]]) -> str:
-    """Per epoch and metric: PyTorch's min..max and mean over the seeds, Swift's value for each
-    seed and mean, and whether Swift's mean and each Swift seed lie inside PyTorch's min..max."""
-    logs = {seed: (parse_log(t), parse_log(s)) for seed, (t, s) in runs.items()}
+    """Per epoch and metric: PyTorch's min..max and mean over the seeds, manet's value for each
+    seed and mean, whether manet's mean and each manet seed lie inside PyTorch's min..max, and the
+    exact Mann-Whitney p; then per metric the whole-curve permutation test and the verdict."""
+    def complete(epochs: list[dict]) -> list[dict]:  # an unfinished run's last epoch has no test accuracy
+        return [e for e in epochs if "test_acc" in e]
+    logs = {seed: (complete(parse_log(t)), complete(parse_log(s))) for seed, (t, s) in runs.items()}
     seeds = sorted(logs)
+    n = len(seeds)
     epochs = min(min(len(t), len(s)) for t, s in logs.values())
-    lines = [f"PyTorch's spread over seeds {seeds} against Swift's runs with the same seeds "
-             "(inside: Swift's mean over the seeds within PyTorch's min..max; seeds inside: Swift runs within it)"]
-    lines.append("| epoch | metric | PyTorch min .. max | PyTorch mean | Swift per seed | Swift mean | mean inside | seeds inside |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    metrics = [m for m in METRICS if all(m[0] in logs[s][i][e] for s in seeds for i in (0, 1) for e in range(epochs))]
+    tests = {}
+    for key, _, _ in metrics:
+        manet_runs = [[logs[s][1][e][key] for e in range(epochs)] for s in seeds]
+        torch_runs = [[logs[s][0][e][key] for e in range(epochs)] for s in seeds]
+        tests[key] = curve_permutation_test(manet_runs, torch_runs)
+    lines = [f"PyTorch's spread over seeds {seeds} against manet's runs with the same seeds. inside: manet's "
+             f"mean over the seeds within PyTorch's min..max; seeds inside: manet runs within it (expected "
+             f"{n - 1}/{n + 1} of them when both sides come from one distribution); MW p: exact two-sided "
+             "Mann-Whitney p of manet's runs against PyTorch's at that epoch"]
+    lines.append("| epoch | metric | PyTorch min .. max | PyTorch mean | manet per seed | manet mean | mean inside | seeds inside | MW p |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    low_rows = 0
     for e in range(epochs):
-        for key, name, fmt in (("train_loss", "train loss", "%.4f"), ("test_loss", "test loss", "%.4f"),
-                               ("test_acc", "test acc. %", "%.2f")):
+        for key, name, fmt in metrics:
             t = [logs[s][0][e][key] for s in seeds]
             w = [logs[s][1][e][key] for s in seeds]
             low, high, mean_w = min(t), max(t), sum(w) / len(w)
             inside = sum(low <= v <= high for v in w)
+            p = tests[key][1][e]
+            low_rows += p < ALPHA
             lines.append(f"| {e} | {name} | {fmt % low} .. {fmt % high} | {fmt % (sum(t) / len(t))} | "
                          f"{' / '.join(fmt % v for v in w)} | {fmt % mean_w} | "
-                         f"{'yes' if low <= mean_w <= high else 'no'} | {inside} of {len(w)} |")
+                         f"{'yes' if low <= mean_w <= high else 'no'} | {inside} of {len(w)} | {p:.3f} |")
+    rows = epochs * len(metrics)
+    lines.append("")
+    lines.append(f"rows with MW p < {ALPHA}: {low_rows} of {rows} (expected about {ALPHA * rows:.1f} when nothing differs)")
+    threshold = ALPHA / len(metrics)
+    lines.append(f"whole-curve permutation test per metric (sum over epochs of |U - n1 n2/2|, every relabelling "
+                 f"of the {2 * n} runs; within the spread when p >= {ALPHA}/{len(metrics)} = {threshold:.4f}):")
+    smallest = 2 / math.comb(2 * n, n)  # the two splits that put every run of one side above the other
+    lines.append(f"  (the smallest p {n} + {n} runs can give is 2/C({2 * n}, {n}) = {smallest:.4f})")
+    if smallest >= threshold:
+        lines.append(f"verdict: none; with {n} seeds a side no outcome reaches p < {threshold:.4f} (5 seeds a side "
+                     f"give at best {2 / math.comb(10, 5):.4f})")
+        return "\n".join(lines)
+    failed = []
+    for key, name, _ in metrics:
+        p = tests[key][2]
+        lines.append(f"  {name}: p = {p:.4f} -> {'within' if p >= threshold else 'OUTSIDE'}")
+        if p < threshold:
+            failed.append(name)
+    lines.append("verdict: manet's curves are " + ("within PyTorch's seed spread" if not failed
+                 else "outside PyTorch's seed spread in " + ", ".join(failed)))
     return "\n".join(lines)
+
+
+def self_test() -> None:
+    """Checks of the statistics against values computed by hand (the exact null distributions of
+    small samples), and that a shifted group is found and an exchangeable one is not."""
+    def close(a, b):
+        return abs(a - b) < 1e-12
+    # midranks with ties
+    assert list(midranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [3.5, 1.0, 3.5, 2.0]
+    # 3 against 3, no ties: U of (1, 2, 4) against (3, 5, 6) is 1; P(|U - 4.5| >= 3.5) = 4/20.
+    u, p, curve = curve_permutation_test([[1.0], [2.0], [4.0]], [[3.0], [5.0], [6.0]])
+    assert u == [1.0] and close(p[0], 4 / 20) and close(curve, 4 / 20), (u, p, curve)
+    # complete separation of 5 against 5: the two extreme splits of C(10, 5) = 252
+    a, b = [[float(i)] for i in range(5)], [[float(i)] for i in range(5, 10)]
+    _, p, _ = curve_permutation_test(a, b)
+    assert close(p[0], 2 / 252), p
+    # all values tied: nothing can be more extreme, p = 1
+    _, p, curve = curve_permutation_test([[1.0]] * 4, [[1.0]] * 4)
+    assert p == [1.0] and curve == 1.0
+    # 2 against 2 with a tie: midranks 1, 2.5, 2.5, 4; U of (1, 2) against (2, 3) is 0.5, and the six
+    # splits' U are 0.5, 0.5, 2, 2, 3.5, 3.5, so |U - 2| >= 1.5 for 4 of them
+    u, p, _ = curve_permutation_test([[1.0], [2.0]], [[2.0], [3.0]])
+    assert u == [0.5] and close(p[0], 4 / 6), (u, p)
+    # whole curves: one group shifted at every epoch is found; an interleaved one is not
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(10, 6))
+    shifted = base.copy()
+    shifted[:5] += 3.0
+    _, _, curve = curve_permutation_test(shifted[:5].tolist(), shifted[5:].tolist())
+    assert close(curve, 2 / 252), curve
+    _, _, curve = curve_permutation_test(base[0::2].tolist(), base[1::2].tolist())
+    assert curve > 0.05, curve
+    print("compare_training.py self-test: ok")
 
 
 def main() -> None:
@@ -402,13 +539,22 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the PyTorch initial weights and data order, and manet's --seed")
     p.add_argument("--seeds", default=None, metavar="N,N,...",
                    help="run every seed of the list (each in WORK/seed-N, same data), then print PyTorch's "
-                        "per-epoch spread over the seeds against Swift's and draw all runs in WORK/seeds.svg")
+                        "per-epoch spread over the seeds against manet's, the tests and the verdict, and draw "
+                        "all runs in WORK/seeds.svg")
     p.add_argument("--shuffle", action="store_true", help="shuffle the training set every epoch on both sides")
     p.add_argument("--augment", action="store_true", help="the paper's train transforms on both sides")
     p.add_argument("--threads", type=int, default=2, help="threads of each side")
     p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if it exists (made by an earlier run)")
     p.add_argument("--parallel", action="store_true", help="run `manet train` in the background while PyTorch trains")
+    p.add_argument("--from-logs", action="store_true",
+                   help="train nothing: compare the logs already in WORK/seed-N (torch.log, swift.log) for --seeds, "
+                        "e.g. after running groups of seeds as separate processes into one WORK")
+    p.add_argument("--nuisance", type=float, default=1.0, help="`manet synth --nuisance` of the data (0 clean .. 3 hard)")
+    p.add_argument("--self-test", action="store_true", help="check the statistics of the --seeds table and exit")
     args = p.parse_args()
+    if args.self_test:
+        self_test()
+        return
 
     manet = os.path.abspath(args.manet)
     if not os.access(manet, os.X_OK):
@@ -417,13 +563,24 @@ def main() -> None:
         seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
     except ValueError:
         raise SystemExit(f"--seeds takes a comma-separated list of integers, got {args.seeds!r}")
+    if args.from_logs:
+        if seeds is None:
+            raise SystemExit("--from-logs needs --seeds")
+        runs = {s: (os.path.join(args.work, f"seed-{s}", "torch.log"), os.path.join(args.work, f"seed-{s}", "swift.log"))
+                for s in seeds}
+        missing = [path for pair in runs.values() for path in pair if not os.path.isfile(path)]
+        if missing:
+            raise SystemExit(f"--from-logs: missing {', '.join(missing)}")
+        report_seeds(manet, args.work, seeds, runs)
+        return
     os.makedirs(args.work, exist_ok=True)
     data = os.path.join(args.work, "data")
     if args.reuse_data and os.path.isdir(os.path.join(data, "train")) and os.path.isdir(os.path.join(data, "test")):
         print(f"reusing {data} (--reuse-data)", flush=True)
     else:
         run([manet, "synth", "--out", data, "--train-per-class", str(args.train_per_class),
-             "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1", "--force"])
+             "--test-per-class", str(args.test_per_class), "--size", str(args.size), "--seed", "1",
+             "--nuisance", str(args.nuisance), "--overwrite"])
     if seeds is None:
         run_seed(args, manet, data, args.work)
         return
@@ -432,7 +589,11 @@ def main() -> None:
         args.seed = seed
         print(f"== seed {seed}", flush=True)
         runs[seed] = run_seed(args, manet, data, os.path.join(args.work, f"seed-{seed}"))
-    svg = os.path.join(args.work, "seeds.svg")
+    report_seeds(manet, args.work, seeds, runs)
+
+
+def report_seeds(manet: str, work: str, seeds: list[int], runs: dict[int, tuple[str, str]]) -> None:
+    svg = os.path.join(work, "seeds.svg")
     run([manet, "logs", *[runs[s][0] for s in seeds], *[runs[s][1] for s in seeds], "--svg", svg])
     print()
     print(seed_spread(runs))
