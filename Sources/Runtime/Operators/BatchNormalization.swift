@@ -79,21 +79,31 @@ public struct BatchNormalization: Operator {
             x.floats.withUnsafeBufferPointer { xb in
                 m.withUnsafeMutableBufferPointer { mb in
                 v.withUnsafeMutableBufferPointer { vb in
-                    // One channel per task, summed in a fixed order: the same bits on any thread count.
+                    // One channel per task, summed in a fixed order (`LaneSum`): the same bits on
+                    // any thread count.
                     parallelFor(c, threads: context.threads) { ch in
-                        var s: Double = 0
+                        var s = LaneSum()
                         for i in 0..<n {
                             let plane = xb.baseAddress! + (i * c + ch) * spatial
-                            for p in 0..<spatial { s += Double(plane[p]) }
+                            var p = 0
+                            while p + 8 <= spatial { s.lanes += SIMD8<Double>(LaneSum.load(plane + p)); p += 8 }
+                            while p < spatial { s.rest += Double(plane[p]); p += 1 }
                         }
-                        let mu = s / Double(count)
-                        var ss: Double = 0
+                        let mu = s.total / Double(count)
+                        var ss = LaneSum()
+                        let mu8 = SIMD8<Double>(repeating: mu)
                         for i in 0..<n {
                             let plane = xb.baseAddress! + (i * c + ch) * spatial
-                            for p in 0..<spatial { let d = Double(plane[p]) - mu; ss += d * d }
+                            var p = 0
+                            while p + 8 <= spatial {
+                                let d = SIMD8<Double>(LaneSum.load(plane + p)) - mu8
+                                ss.lanes += d * d
+                                p += 8
+                            }
+                            while p < spatial { let d = Double(plane[p]) - mu; ss.rest += d * d; p += 1 }
                         }
                         mb[ch] = mu
-                        vb[ch] = ss
+                        vb[ch] = ss.total
                     }
                 }}
             }
@@ -155,18 +165,27 @@ public struct BatchNormalization: Operator {
         dScale.withUnsafeMutableBufferPointer { ds in
             parallelFor(c, threads: context.threads) { ch in
                 let mu = saved.mean[ch], inv = saved.invStd[ch]
-                var sb: Double = 0, ss: Double = 0
+                let mu8 = SIMD8<Float>(repeating: mu), inv8 = SIMD8<Float>(repeating: inv)
+                var sb = LaneSum(), ss = LaneSum()
                 for i in 0..<n {
                     let off = (i * c + ch) * spatial
                     let xp = xb.baseAddress! + off, gp = dyb.baseAddress! + off
-                    for p in 0..<spatial {
+                    var p = 0
+                    while p + 8 <= spatial {
+                        let g = SIMD8<Double>(LaneSum.load(gp + p))
+                        sb.lanes += g
+                        ss.lanes += g * SIMD8<Double>((LaneSum.load(xp + p) - mu8) * inv8)
+                        p += 8
+                    }
+                    while p < spatial {
                         let g = Double(gp[p])
-                        sb += g
-                        ss += g * Double((xp[p] - mu) * inv)
+                        sb.rest += g
+                        ss.rest += g * Double((xp[p] - mu) * inv)
+                        p += 1
                     }
                 }
-                db[ch] = sb
-                ds[ch] = ss
+                db[ch] = sb.total
+                ds[ch] = ss.total
             }
         }}}}
         var result: [Tensor?] = record.inputs.map { _ in nil }
@@ -195,5 +214,24 @@ public struct BatchNormalization: Operator {
         if needsGradient.count > 1 && needsGradient[1] { result[1] = Tensor(shape: [c], floats: dScale.map { Float($0) }) }
         if needsGradient.count > 2 && needsGradient[2] { result[2] = Tensor(shape: [c], floats: dBias.map { Float($0) }) }
         return result
+    }
+}
+
+/// A per-channel sum in a fixed order: whole runs of 8 values of each plane into 8 Double lanes
+/// (lane j: position p = j mod 8 of the run), the positions past the last whole run one by one
+/// into `rest`; the total adds the lanes pairwise, then `rest`. Eight independent chains instead
+/// of one (a serial Double add waits on the previous one), the order fixed by the data's layout
+/// alone, not by threads.
+struct LaneSum {
+    var lanes = SIMD8<Double>()
+    var rest: Double = 0
+
+    var total: Double {
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) + rest
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 }
