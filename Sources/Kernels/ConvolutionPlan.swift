@@ -150,10 +150,14 @@ public final class ConvolutionPlan: @unchecked Sendable {
     public let filters: Filters
     /// Set when Winograd may run this convolution (3x3, stride 1).
     public let winograd: WinogradPath?
+    /// Training's plain filters: the shapes `ConvolutionForward.trainingImplicit` takes are
+    /// packed per call and read their input in place (`runImplicitImages`).
+    public let packsPerCall: Bool
 
-    public init(filters: Filters, winograd: WinogradPath? = nil) {
+    public init(filters: Filters, winograd: WinogradPath? = nil, packsPerCall: Bool = false) {
         self.filters = filters
         self.winograd = winograd
+        self.packsPerCall = packsPerCall
     }
 
     var isPacked: Bool { if case .packed = filters { true } else { false } }
@@ -187,6 +191,11 @@ public final class ConvolutionPlan: @unchecked Sendable {
                         Winograd.run(xp, wp, tile: tile, transformed: kp, bias: bias, y, s, relu: relu, threads: threads,
                                      options: options)
                     }
+                } else if packsPerCall, ConvolutionForward.trainingImplicit(s, options: options),
+                          ConvolutionForward.runImplicitImages(xp, PackedFilters(wp, filters: s.filters, columns: s.columnRows),
+                                                               bias: bias, y, s, relu: relu, threads: threads,
+                                                               isa: options.isa) != nil {
+                    return
                 } else {
                     ConvolutionForward.run(xp, wp, bias: bias, y, s, relu: relu, threads: threads, options: options)
                 }

@@ -184,6 +184,91 @@ extension ConvolutionForward {
         }
     }
 
+    /// The padded input size of a 2-D window read in place (every window inside it), the offset
+    /// of each tap (im2col's row order) and of each output position (padded to whole 6-column
+    /// tiles) in it; nil when an offset would not fit in 32 bits.
+    static func implicitOffsets(_ s: ConvolutionShape) -> (padH: Int, padW: Int, koff: [Int32], poff: [Int32])? {
+        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows
+        let padH = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
+        let padW = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
+        guard s.channels * padH * padW < Int(Int32.max) else { return nil }
+        let items = (plane + 5) / 6
+        var koff = [Int32](repeating: 0, count: rows), poff = [Int32](repeating: 0, count: items * 6)
+        var k = 0
+        for c in 0..<s.channels {
+            for kh in 0..<g.kH {
+                for kw in 0..<g.kW {
+                    koff[k] = Int32(c * padH * padW + kh * g.dH * padW + kw * g.dW)
+                    k += 1
+                }
+            }
+        }
+        for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * padW + n % g.outW * g.sW) }
+        return (padH, padW, koff, poff)
+    }
+
+    /// Whether training's convolutions of shape `s` take `runImplicitImages`: ungrouped 2-D
+    /// windows wider than 1x1 on planes of at least `narrowPlane` outputs (MA-Net's 64->64
+    /// 56x56 layers and the 7x7/2 stem). There, im2col + GEMM streams a column matrix of 7-9 MB
+    /// per image through the cache; read in place, the padded image (0.9 MB) stays in L2.
+    /// Narrower planes keep the batch-wide GEMMs (`sharedGEMM`, Winograd).
+    public static func trainingImplicit(_ s: ConvolutionShape, options: KernelOptions) -> Bool {
+        let g = s.geometry
+        return options.implicitConvolution && s.group == 1 && !g.isPointwise && g.kD == 1 && g.inD == 1 && g.outD == 1
+            && g.outputPlane >= narrowPlane && s.batch > 0 && s.filters > 0 && s.channels > 0
+    }
+
+    /// y = relu?(conv(x, w) + bias) over a batch with each image read in place
+    /// (`manet_packed_gemm_implicit`, all its tiles and filter blocks), the images handed to
+    /// whichever worker is free next; each worker pads into its own copy (zeroed once, the
+    /// interior rewritten per image). Every output element is the same sum, in the same order,
+    /// as in `runImplicit` and the unfolded packed path: the same bits for any thread count.
+    /// Nil when an offset would not fit in 32 bits (nothing written).
+    public static func runImplicitImages(_ x: UnsafePointer<Float>, _ w: PackedFilters, bias: UnsafePointer<Float>?,
+                                         _ y: UnsafeMutablePointer<Float>, _ s: ConvolutionShape, relu: Bool,
+                                         threads: Int, isa: KernelISA) -> Void? {
+        let g = s.geometry, plane = g.outputPlane, rows = s.columnRows
+        precondition(s.group == 1 && w.filters == s.filters && w.columns == rows)
+        precondition(g.kD == 1 && g.inD == 1 && g.outD == 1, "runImplicitImages takes 2-D windows")
+        guard let (padH, padW, koff, poff) = implicitOffsets(s) else { return nil }
+        let padded = padH != g.inH || padW != g.inW
+        let items = (plane + 5) / 6
+        let workers = max(1, min(threads, s.batch))
+        let planeP = padH * padW, perCopy = s.channels * planeP
+        let copies: UnsafeMutablePointer<Float>? = padded ? .allocate(capacity: workers * perCopy) : nil
+        defer { copies?.deallocate() }
+        var made = [Bool](repeating: false, count: workers)
+        w.withPointer { packed in
+            koff.withUnsafeBufferPointer { ko in
+                poff.withUnsafeBufferPointer { po in
+                    made.withUnsafeMutableBufferPointer { made in
+                        parallelForDynamic(s.batch, threads: workers) { t, n in
+                            let xn = x + n * s.channels * g.inputPlane
+                            var source = xn
+                            if let copies {
+                                let copy = copies + t * perCopy
+                                if !made[t] {
+                                    made[t] = true
+                                    copy.initialize(repeating: 0, count: perCopy)
+                                }
+                                for c in 0..<s.channels {
+                                    let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
+                                    let from: UnsafePointer<Float> = xn + c * g.inputPlane
+                                    for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+                                }
+                                source = UnsafePointer(copy)
+                            }
+                            manet_packed_gemm_implicit(isa.code, packed, s.filters, rows, source, ko.baseAddress!,
+                                                       po.baseAddress!, plane, 0, items, 0, 0, 0, 0,
+                                                       y + n * s.filters * plane, plane, 1, bias, relu ? 1 : 0)
+                        }
+                    }
+                }
+            }
+        }
+        return ()
+    }
+
     /// Pieces per worker of `runImplicit`'s dynamic split.
     static let implicitPiecesPerWorker = 4
     /// `runPacked` for one 2-D image (depth 1) without unfolding it (`manet_packed_gemm_implicit`): the
@@ -200,23 +285,9 @@ extension ConvolutionForward {
                             byColumns: Bool, isa: KernelISA) -> Void? {
         let g = s.geometry, plane = g.outputPlane, rows = s.columnRows, blocks = w.blocks
         precondition(g.kD == 1 && g.inD == 1 && g.outD == 1, "runImplicit takes 2-D windows")
-        // The padded input: every window inside it.
-        let padH = max(g.pH + g.inH, (g.outH - 1) * g.sH + (g.kH - 1) * g.dH + 1)
-        let padW = max(g.pW + g.inW, (g.outW - 1) * g.sW + (g.kW - 1) * g.dW + 1)
+        guard let (padH, padW, koff, poff) = implicitOffsets(s) else { return nil }
         let padded = padH != g.inH || padW != g.inW
-        guard s.channels * padH * padW < Int(Int32.max) else { return nil }
         let items = (plane + 5) / 6
-        var koff = [Int32](repeating: 0, count: rows), poff = [Int32](repeating: 0, count: items * 6)
-        var k = 0
-        for c in 0..<s.channels {
-            for kh in 0..<g.kH {
-                for kw in 0..<g.kW {
-                    koff[k] = Int32(c * padH * padW + kh * g.dH * padW + kw * g.dW)
-                    k += 1
-                }
-            }
-        }
-        for n in 0..<plane { poff[n] = Int32(n / g.outW * g.sH * padW + n % g.outW * g.sW) }
         // Pieces handed to whichever worker is free next (`parallelForDynamic`): whole 6-column
         // tiles with every filter block (`byColumns`), or filter blocks with every tile. A worker
         // that starts late (woken from sleep, or its core taken by another job) takes fewer pieces

@@ -69,7 +69,8 @@ public struct Conv: Operator {
         let l = try layout(x.shape, w.shape, bias: bias?.shape)
         let count = try label.count(l.outputShape)
         let plan = ConvolutionPlan(filters: .plain(w.floats),
-                                   winograd: context.training ? WinogradPath.training(context.options.convolution) : nil)
+                                   winograd: context.training ? WinogradPath.training(context.options.convolution) : nil,
+                                   packsPerCall: context.training)
         let y = Conv.convolve(x, plan, bias: bias, l, group: group, relu: false, count: count, context)
         return ForwardResult([Tensor(shape: l.outputShape, floats: y)], backwardReads: .inputs)
     }
@@ -125,7 +126,8 @@ public struct Conv: Operator {
             buffer(&dB, needB ? l.filters : 0) { dBp in
                 ConvolutionBackward.run(xb.baseAddress, wb.baseAddress, dyb.baseAddress, shape(l),
                                         dX: needX ? dXp : nil, dW: needW ? dWp : nil, dB: needB ? dBp : nil,
-                                        winograd: winograd, threads: context.threads, options: context.options.kernels)
+                                        winograd: winograd, packsPerCall: context.training, threads: context.threads,
+                                        options: context.options.kernels)
             }}}
         }}}
         let grads = [needX ? Tensor(shape: x.shape, floats: dX) : nil,

@@ -2,6 +2,7 @@
 // than taken from the include directory, so that a header added later reaches an existing build's
 // module cache: SwiftPM regenerates the module map when this file changes.)
 
+#include "conv_dw.h"
 #include "packed_gemm.h"
 #include "pooling.h"
 #include "sgemm.h"
