@@ -17,28 +17,52 @@ struct LogsCommand: ParsableCommand {
         accuracy so far, seconds. With two logs, the table shows both runs' test accuracy, train \
         loss and test loss with B-A differences, and the final and best accuracies. With more \
         (e.g. several seeds of two trainers), one block per metric with a column per run and the \
-        epoch's min and max over the runs. --svg draws every run's curves in one chart (one or \
-        two runs: a colour per metric, the second run dashed; more: a colour per run, a dash per \
-        metric).
+        epoch's min and max over the runs. --svg draws every run's curves in two panels side by \
+        side: accuracy (%), and loss on its own axis (logarithmic when the losses span more than \
+        10x). Test curves are solid, train curves dashed; each run has a colour, and runs with \
+        one --label share one (a group, e.g. one trainer's seeds). --label gives one name per \
+        log, in the order of the logs; without it, logs that share a file name in different \
+        folders (seed-1/pytorch.log, seed-2/pytorch.log, seed-1/manet.log, ...) are grouped by \
+        that name, and other runs are named by their file name (with the folder when file names \
+        repeat). --title sets the picture's title (default: the groups compared).
 
         EXAMPLES:
           manet logs runs/train-1/log.txt
           manet logs runs/train-1/log.txt runs/train-2/log.txt --svg curves.svg
-          manet logs torch-1.log torch-2.log manet-1.log manet-2.log --svg seeds.svg
+          manet logs seed-*/pytorch.log seed-*/manet.log --svg seeds.svg
+          manet logs a.log b.log c.log --label manet --label manet --label PyTorch \\
+              --title "manet vs PyTorch, width 64" --svg seeds.svg
           manet logs console.txt --json
         """)
 
     @Argument(help: "Training logs: one for its table, two or more to compare.")
     var logs: [String] = []
 
-    @Option(name: .customLong("svg"), help: "Write the runs' accuracy and loss x30 curves to this SVG file.")
+    @Option(name: .customLong("svg"), help: "Write the runs' accuracy and loss curves to this SVG file.")
     var svg: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp(
+        "A run's name in the SVG, once per log in the order of the logs; runs with one label share a colour.",
+        valueName: "name"))
+    var labels: [String] = []
+
+    @Option(help: ArgumentHelp("The SVG's title (default: the groups compared).", valueName: "text"))
+    var title: String?
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
     func validate() throws {
         if logs.isEmpty { throw ValidationError("Missing expected argument '<logs> ...': give one or more training logs") }
+        if svg == nil && !labels.isEmpty { throw ValidationError("--label names the runs in the picture: it needs --svg FILE") }
+        if svg == nil && title != nil { throw ValidationError("--title is the picture's title: it needs --svg FILE") }
+        if !labels.isEmpty && labels.count != logs.count {
+            throw ValidationError("--label is given \(labels.count) time\(labels.count == 1 ? "" : "s") for \(logs.count) logs: "
+                                  + "give one per log, in the order of the logs")
+        }
+        if labels.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--label must not be empty")
+        }
     }
 
     func run() throws {
@@ -51,7 +75,7 @@ struct LogsCommand: ParsableCommand {
         let runA = runs[0], runB: TrainingLog? = runs.count == 2 ? runs[1] : nil
 
         if let svg {
-            let document = TrainingCurves.svg(runs)
+            let document = TrainingCurves.svg(runs, labels: labels.isEmpty ? nil : labels, title: title)
             do {
                 try AtomicFile.write(Array(document.utf8), to: svg)
             } catch let e as FileError {

@@ -84,13 +84,14 @@ final class LogsTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("    1    30.000    35.000    40.000    30.000    40.000"), r.stdout)
         XCTAssertTrue(r.stdout.contains("    1    1.7000    1.6000    1.5000    1.5000    1.7000"), r.stdout)
         XCTAssertTrue(r.stdout.contains("C: final accuracy 40.000, best 40.000 (epoch 1)"), r.stdout)
-        // Every run's four curves, a colour per run and a legend row per run and per metric.
+        // Every run's four curves in two panels, a colour per run and a legend row per run and
+        // per style (test solid, train dashed); the title names the runs.
         let text = try String(contentsOfFile: svg, encoding: .utf8)
         XCTAssertEqual(text.components(separatedBy: "<polyline").count - 1, 12)
-        for name in ["torch-1", "torch-2", "manet-1", "test accuracy", "train loss x30"] {
+        for name in ["torch-1", "torch-2", "manet-1", "test", "train", "accuracy", "loss", "torch-1 vs torch-2 vs manet-1"] {
             XCTAssertTrue(text.contains(">\(name)</text>"), name)
         }
-        XCTAssertTrue(text.contains("3 runs"), text)
+        XCTAssertTrue(text.contains("<g id=\"accuracy\">") && text.contains("<g id=\"loss\">"), text)
         XCTAssertNoThrow(try XMLDocument(xmlString: text))
 
         let json = try runManet(["logs", torchA, torchB, ours, "--json"])
@@ -108,6 +109,41 @@ final class LogsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
         // No log at all is a usage error.
         XCTAssertEqual(try runManet(["logs", "--svg", bad]).status, 64)
+    }
+
+    /// --label names the runs (runs with one label form a group), --title the picture; a
+    /// --label count that does not match the logs, or --label / --title without --svg, is a
+    /// usage error naming the option, and nothing is written.
+    func testLabelsAndTitle() throws {
+        let torchA = try writeLog("seed-1.log", accuracies: [20, 30], trainLosses: [1.9, 1.7])
+        let torchB = try writeLog("seed-2.log", accuracies: [25, 35], trainLosses: [1.8, 1.6])
+        let ours = try writeLog("seed-3.log", accuracies: [22, 40], trainLosses: [1.85, 1.5])
+        let svg = folder.file("seeds.svg")
+        let r = try runManet(["logs", torchA, torchB, ours, "--label", "PyTorch", "--label", "PyTorch", "--label", "manet",
+                              "--title", "PyTorch vs manet <width 64>", "--svg", svg])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        for row in ["PyTorch (2 runs)", "manet", "PyTorch vs manet &lt;width 64&gt;"] {
+            XCTAssertTrue(text.contains(">\(row)</text>"), row)
+        }
+        XCTAssertNoThrow(try XMLDocument(xmlString: text))
+        // The text report does not change with the labels.
+        let plain = try runManet(["logs", torchA, torchB, ours])
+        XCTAssertEqual(r.stdout, plain.stdout + "curves written to \(svg)\n")
+
+        let bad = folder.file("bad.svg")
+        for (args, needle) in [
+            (["--label", "PyTorch", "--label", "manet", "--svg", bad], "--label is given 2 times for 3 logs"),
+            (["--label", "PyTorch", "--svg", bad], "--label is given 1 time for 3 logs"),
+            (["--label", "a", "--label", "b", "--label", "c"], "--label names the runs in the picture: it needs --svg"),
+            (["--title", "t"], "--title is the picture's title: it needs --svg"),
+            (["--label", "a", "--label", "", "--label", "c", "--svg", bad], "--label must not be empty"),
+        ] {
+            let refused = try runManet(["logs", torchA, torchB, ours] + args)
+            XCTAssertEqual(refused.status, 64, "\(args): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains("manet: error: " + needle), refused.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
+        }
     }
 
     /// Lines the parser passes over are warnings on stderr in the CLI's form, naming the log;

@@ -162,69 +162,106 @@ public enum MultiRunTable {
     }
 }
 
-/// Accuracy and loss curves of one or more runs in one chart.
+/// Accuracy and loss curves of one or more runs: two panels side by side in one SVG.
 public enum TrainingCurves {
-    /// Losses are scaled by 30 so that they share the accuracy axis (0-100): a cross-entropy of
-    /// 0.5-3 becomes 15-90, readable next to accuracies without a second axis.
-    public static let lossScale = 30.0
+    /// Over this ratio of the largest to the smallest loss drawn, the loss axis is logarithmic.
+    /// Cross-entropy spans decades in ordinary runs: a train loss falls from ~2 to ~0.02 over a
+    /// long run, and a test loss measured with BatchNorm running statistics that a few batches
+    /// left off can reach tens or hundreds in the first epochs. On a linear axis the largest
+    /// values then flatten every other curve to the bottom line; a log axis keeps every value
+    /// on the picture, exact (nothing clipped), and equal ratios look equal. Within one decade
+    /// a linear axis from 0 reads more easily and is kept.
+    public static let logAxisRatio = 10.0
 
-    /// An SVG with, per run, test and train accuracy and train and test loss x 30. One or two
-    /// runs: each metric has its colour and the second run is drawn dashed. More runs: each metric
-    /// has its dash and each run its colour, except that runs whose logs share a file name in
-    /// different folders (`seed-1/torch.log`, `seed-2/torch.log`: seeds of one trainer) share one,
-    /// so that two trainers' spreads over seeds read as two bundles; a legend row per colour and
-    /// per metric.
-    public static func svg(_ runs: [TrainingLog], title: String? = nil) -> String {
-        let metrics: [(String, (EpochSummary) -> Double?)] = [
-            ("test accuracy", { $0.testAccuracy }),
-            ("train accuracy", { $0.trainAccuracy }),
-            ("train loss x30", { $0.trainLoss.map { $0 * lossScale } }),
-            ("test loss x30", { $0.testLoss.map { $0 * lossScale } }),
-        ]
+    /// The SVG: a panel of test and train accuracy (%) and a panel of train and test loss, each
+    /// with its own axis, then a legend. Runs with one label share a colour (a group, e.g. the
+    /// seeds of one trainer), the rest one colour each; test curves are solid, train curves
+    /// dashed. Each curve's tooltip names its run and metric.
+    ///
+    /// - Parameters:
+    ///   - labels: one per run (runs with equal labels form a group), or `nil` for
+    ///     `defaultLabels(runs)`.
+    ///   - title: the picture's title, or `nil` for one naming the groups compared.
+    public static func svg(_ runs: [TrainingLog], labels: [String]? = nil, title: String? = nil) -> String {
+        let labels = labels ?? defaultLabels(runs)
+        precondition(labels.count == runs.count, "TrainingCurves.svg: \(labels.count) labels for \(runs.count) runs")
         let runNames = names(runs)
-        var series: [LineChart.Series] = []
-        var legend: [LineChart.Series]?
-        if runs.count <= 2 {
-            let dashes: [String?] = [nil, "7 4"]
+        let groups = labels.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let members = groups.map { group in labels.filter { $0 == group }.count }
+        let groupNames = zip(groups, members).map { $1 > 1 ? "\($0) (\($1) runs)" : $0 }
+        let colors = labels.map { LineChart.palette[groups.firstIndex(of: $0)! % LineChart.palette.count] }
+        let trainDash = "7 4"
+
+        func curves(_ metrics: [(name: String, dash: String?, value: (EpochSummary) -> Double?)]) -> [LineChart.Series] {
+            var series: [LineChart.Series] = []
             for (runIndex, run) in runs.enumerated() {
-                for (metricIndex, (name, value)) in metrics.enumerated() {
-                    let points = run.epochs.compactMap { e in value(e).map { (x: Double(e.epoch), y: $0) } }
+                let runName = labels[runIndex] == runNames[runIndex] ? runNames[runIndex] : "\(labels[runIndex]) (\(runNames[runIndex]))"
+                for metric in metrics {
+                    let points = run.epochs.compactMap { e in metric.value(e).map { (x: Double(e.epoch), y: $0) } }
                     if points.isEmpty { continue }
-                    series.append(.init(name: "\(runNames[runIndex]): \(name)", points: points,
-                                        color: LineChart.palette[metricIndex], dash: dashes[runIndex]))
+                    series.append(.init(name: "\(runName): \(metric.name)", points: points,
+                                        color: colors[runIndex], dash: metric.dash))
                 }
             }
-        } else {
-            let dashes: [String?] = [nil, "2 3", "7 4", "12 3 2 3"]
-            let stems = runs.map { URL(fileURLWithPath: $0.source).deletingPathExtension().lastPathComponent }
-            let groups = stems.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-            let grouped = groups.count < stems.count
-            let colorIndex = grouped ? stems.map { groups.firstIndex(of: $0)! } : Array(runs.indices)
-            let colors = colorIndex.map { LineChart.palette[$0 % LineChart.palette.count] }
-            for (runIndex, run) in runs.enumerated() {
-                for (metricIndex, (name, value)) in metrics.enumerated() {
-                    let points = run.epochs.compactMap { e in value(e).map { (x: Double(e.epoch), y: $0) } }
-                    if points.isEmpty { continue }
-                    series.append(.init(name: "\(runNames[runIndex]): \(name)", points: points,
-                                        color: colors[runIndex], dash: dashes[metricIndex]))
-                }
-            }
-            let colorRows: [LineChart.Series] = grouped
-                ? groups.enumerated().map { i, stem in
-                    let members = runs.indices.filter { stems[$0] == stem }
-                    return LineChart.Series(name: members.count > 1 ? "\(stem) (\(members.count) runs)" : runNames[members[0]],
-                                            points: [], color: LineChart.palette[i % LineChart.palette.count])
-                }
-                : runs.indices.map { LineChart.Series(name: runNames[$0], points: [], color: colors[$0]) }
-            legend = colorRows + metrics.indices.map { LineChart.Series(name: metrics[$0].0, points: [], color: "#555555", dash: dashes[$0]) }
+            return series
         }
-        let fileNames = runs.map { URL(fileURLWithPath: $0.source).lastPathComponent }
-        let defaultTitle = runs.count <= 2 ? fileNames.joined(separator: " vs ") : "\(runs.count) runs"
-        var chart = LineChart(title: title ?? defaultTitle, xLabel: "epoch",
-                              yLabel: "accuracy (%) / loss x \(Int(lossScale))", series: series)
-        chart.legend = legend
-        chart.integerX = true
-        return chart.render()
+        var accuracy = ChartPanel(title: "accuracy", xLabel: "epoch", yLabel: "accuracy (%)", series: curves([
+            ("test accuracy", nil, { $0.testAccuracy }), ("train accuracy", trainDash, { $0.trainAccuracy }),
+        ]))
+        var loss = ChartPanel(title: "loss", xLabel: "epoch", yLabel: "loss", series: curves([
+            ("test loss", nil, { $0.testLoss }), ("train loss", trainDash, { $0.trainLoss }),
+        ]))
+        let losses = loss.series.flatMap(\.points).map(\.y).filter { $0.isFinite && $0 > 0 }
+        if let low = losses.min(), let high = losses.max(), high > logAxisRatio * low {
+            loss.yScale = .logarithmic
+            loss.yLabel = "loss (log scale)"
+        }
+        accuracy.integerX = true
+        loss.integerX = true
+
+        let legend = zip(groupNames, groups.indices).map { name, i in
+            LineChart.Series(name: name, points: [], color: LineChart.palette[i % LineChart.palette.count])
+        } + [LineChart.Series(name: "test", points: [], color: "#555555"),
+             LineChart.Series(name: "train", points: [], color: "#555555", dash: trainDash)]
+
+        // Two 400 px plots with room for their tick and axis labels, then the legend, as wide
+        // as its longest name (about 6.5 px a character at 11 px).
+        let panelWidth = 400.0, gap = 84.0, left = 70.0, top = 64.0, height = 460.0
+        let legendX = left + 2 * panelWidth + gap + 20
+        let legendWidth = 36 + 6.5 * Double(legend.map(\.name.count).max() ?? 0) + 16
+        var svg = SVGWriter(width: max(legendX + legendWidth, 1100), height: height)
+        svg.rect(x: 0, y: 0, width: svg.width, height: svg.height, fill: "white")
+        svg.text(title ?? defaultTitle(groupNames, runCount: runs.count), x: left + panelWidth + gap / 2, y: 26,
+                 size: 15, anchor: .middle, bold: true)
+        svg.beginGroup(id: "accuracy")
+        accuracy.draw(into: &svg, left: left, top: top, right: left + panelWidth, bottom: height - 56)
+        svg.endGroup()
+        svg.beginGroup(id: "loss")
+        loss.draw(into: &svg, left: left + panelWidth + gap, top: top, right: left + 2 * panelWidth + gap, bottom: height - 56)
+        svg.endGroup()
+        svg.beginGroup(id: "legend")
+        LineChart.drawLegend(legend, into: &svg, x: legendX, top: top + 4)
+        svg.endGroup()
+        return svg.render()
+    }
+
+    /// `A vs B` of the groups' names (`PyTorch (5 runs) vs manet (5 runs)`), or with more than
+    /// four groups the run count and the first three.
+    static func defaultTitle(_ groupNames: [String], runCount: Int) -> String {
+        if groupNames.count <= 4 { return groupNames.joined(separator: " vs ") }
+        return "\(runCount) runs: " + groupNames.prefix(3).joined(separator: ", ") + ", ..."
+    }
+
+    /// Each run's label when none is given. Logs that share a file name in different folders
+    /// (`seed-1/pytorch.log`, `seed-2/pytorch.log`, `seed-1/manet.log`, ...: seeds of two
+    /// trainers) are labelled by that file name, so that each trainer's runs form a group; when
+    /// the file names do not split the runs into groups (every name different, or all alike:
+    /// `runs/train-N/log.txt`), each run is its own, named by `names`.
+    public static func defaultLabels(_ runs: [TrainingLog]) -> [String] {
+        let stems = runs.map { URL(fileURLWithPath: $0.source).deletingPathExtension().lastPathComponent }
+        let distinct = Set(stems).count
+        if distinct >= 2 && distinct < stems.count { return stems }
+        return names(runs)
     }
 
     /// Each run's file name without its extension; when two runs share one (`log.txt` in two run

@@ -333,7 +333,7 @@ public final class Trainer {
         try checkpoint.write(to: path, beforeRename: beforeCheckpointRename.map { hook in { try hook(path) } })
     }
 
-    /// `<log>.svg` beside the log: accuracy and loss x 30, train and test, per epoch.
+    /// `<log>.svg` beside the log: accuracy and loss per epoch, train and test, in two panels.
     func writeCurves(besideLog path: String) throws {
         let epochs = history.map { r -> EpochSummary in
             var e = EpochSummary(epoch: r.epoch)
