@@ -6,8 +6,8 @@
    ImageFolder order (sorted classes, sorted files), no shuffle, no augmentation (PIL bilinear
    Resize((S, S)) + ToTensor), SGD(lr, momentum, weight decay), StepLR, loss
    beta * CE(local) + (1 - beta) * CE(global), predictions from the fused logits; the authors'
-   log lines go to torch.log.
-3. Swift: `manet train --init init.safetensors --no-augment --no-shuffle ...` writes swift.log.
+   log lines go to pytorch.log.
+3. Swift: `manet train --init init.safetensors --no-augment --no-shuffle ...` writes manet.log.
    With --shuffle and/or --augment both sides shuffle every epoch and/or use the paper's train
    transforms (RandomResizedCrop(S, scale 0.08-1, ratio 3/4-4/3) then horizontal flip p 0.5; PIL
    bilinear resize) instead; each side draws from its own generator (PyTorch: torch.Generator
@@ -15,15 +15,16 @@
    statistically, not step for step.
    --parallel runs `manet train` in the background while PyTorch trains (on a loaded machine the
    wall time halves; --threads sets each side's threads); --reuse-data keeps WORK/data.
-4. `manet logs torch.log swift.log`, then a summary of final / best accuracies and the largest
+4. `manet logs pytorch.log manet.log`, then a summary of final / best accuracies and the largest
    per-epoch differences of train loss, test loss and test accuracy.
 5. With --seeds 1,2,3: steps 2-4 for each seed (WORK/seed-N, the same data), `manet logs` of all
-   runs with their curves in WORK/seeds.svg, and a table per epoch and metric (train loss and
+   runs with their curves in WORK/seeds.svg (labelled PyTorch and manet), and a table per epoch and metric (train loss and
    accuracy, test loss and accuracy): PyTorch's min .. max and mean over the seeds against manet's
    run of each seed and their mean, and the exact Mann-Whitney p of manet's runs against
    PyTorch's; then per metric an exact permutation test over whole runs and the verdict (the rule
    is in the comment above ALPHA). --from-logs redoes step 5 from the logs already in WORK, e.g.
-   after groups of seeds ran as separate processes with --reuse-data. --self-test checks the
+   after groups of seeds ran as separate processes with --reuse-data; it also reads the names
+   earlier versions of this script wrote (torch.log, swift.log). --self-test checks the
    statistics on small cases with known answers.
 """
 
@@ -306,11 +307,11 @@ def run(cmd: list[str]) -> None:
 
 def run_seed(args, manet: str, data: str, work: str) -> tuple[str, str]:
     """One PyTorch run and one `manet train` run from the same initial weights (seed args.seed) on
-    WORK/data; their logs are WORK/torch.log and WORK/swift.log. Prints their comparison."""
+    WORK/data; their logs are WORK/pytorch.log and WORK/manet.log. Prints their comparison."""
     os.makedirs(work, exist_ok=True)
     init_path = os.path.join(work, "init.safetensors")
-    torch_log = os.path.join(work, "torch.log")
-    swift_log = os.path.join(work, "swift.log")
+    torch_log = os.path.join(work, "pytorch.log")
+    swift_log = os.path.join(work, "manet.log")
     for path in (torch_log, swift_log):
         if os.path.exists(path):
             os.remove(path)
@@ -326,15 +327,15 @@ def run_seed(args, manet: str, data: str, work: str) -> tuple[str, str]:
          "--threads", str(args.threads)]
     if args.parallel:
         # Both trainings at once (each with --threads): the machine's load, not the recipe, changes.
-        print("+ " + " ".join(swift_cmd) + "  (in the background, output in swift.out)", flush=True)
+        print("+ " + " ".join(swift_cmd) + "  (in the background, output in manet.out)", flush=True)
         t0 = time.time()
-        with open(os.path.join(work, "swift.out"), "w") as out:
+        with open(os.path.join(work, "manet.out"), "w") as out:
             swift = subprocess.Popen(swift_cmd, stdout=out, stderr=subprocess.STDOUT)
             train_torch(args, init_path, torch_log)
             torch_seconds = time.time() - t0
             finished_first = swift.poll() is not None
             if swift.wait() != 0:
-                raise SystemExit(f"manet train failed (exit {swift.returncode}); see {work}/swift.out")
+                raise SystemExit(f"manet train failed (exit {swift.returncode}); see {work}/manet.out")
         # The background run's own end is not observed while PyTorch trains: report an upper bound.
         swift_seconds = time.time() - t0
         swift_time_note = "<= " if finished_first else ""
@@ -547,7 +548,7 @@ def main() -> None:
     p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if it exists (made by an earlier run)")
     p.add_argument("--parallel", action="store_true", help="run `manet train` in the background while PyTorch trains")
     p.add_argument("--from-logs", action="store_true",
-                   help="train nothing: compare the logs already in WORK/seed-N (torch.log, swift.log) for --seeds, "
+                   help="train nothing: compare the logs already in WORK/seed-N (pytorch.log and manet.log, or torch.log and swift.log) for --seeds, "
                         "e.g. after running groups of seeds as separate processes into one WORK")
     p.add_argument("--nuisance", type=float, default=1.0, help="`manet synth --nuisance` of the data (0 clean .. 3 hard)")
     p.add_argument("--self-test", action="store_true", help="check the statistics of the --seeds table and exit")
@@ -566,8 +567,7 @@ def main() -> None:
     if args.from_logs:
         if seeds is None:
             raise SystemExit("--from-logs needs --seeds")
-        runs = {s: (os.path.join(args.work, f"seed-{s}", "torch.log"), os.path.join(args.work, f"seed-{s}", "swift.log"))
-                for s in seeds}
+        runs = {s: seed_logs(os.path.join(args.work, f"seed-{s}")) for s in seeds}
         missing = [path for pair in runs.values() for path in pair if not os.path.isfile(path)]
         if missing:
             raise SystemExit(f"--from-logs: missing {', '.join(missing)}")
@@ -592,9 +592,20 @@ def main() -> None:
     report_seeds(manet, args.work, seeds, runs)
 
 
+def seed_logs(folder: str) -> tuple[str, str]:
+    """A seed folder's PyTorch and manet logs: pytorch.log and manet.log, or the names earlier
+    versions of this script wrote (torch.log, swift.log) when those are what the folder holds."""
+    for names in (("pytorch.log", "manet.log"), ("torch.log", "swift.log")):
+        pair = (os.path.join(folder, names[0]), os.path.join(folder, names[1]))
+        if all(os.path.isfile(path) for path in pair):
+            return pair
+    return os.path.join(folder, "pytorch.log"), os.path.join(folder, "manet.log")
+
+
 def report_seeds(manet: str, work: str, seeds: list[int], runs: dict[int, tuple[str, str]]) -> None:
     svg = os.path.join(work, "seeds.svg")
-    run([manet, "logs", *[runs[s][0] for s in seeds], *[runs[s][1] for s in seeds], "--svg", svg])
+    labels = [arg for _ in seeds for arg in ("--label", "PyTorch")] + [arg for _ in seeds for arg in ("--label", "manet")]
+    run([manet, "logs", *[runs[s][0] for s in seeds], *[runs[s][1] for s in seeds], *labels, "--svg", svg])
     print()
     print(seed_spread(runs))
 
