@@ -312,10 +312,10 @@ public final class Executor {
             for (slot, _) in plan.constants { persistent[slot] = true }
             for input in plan.inputs { persistent[input.slot] = true }
         }
-        // Inference may run independent branches at the same time (see ConcurrentExecution.swift).
+        // Inference may run twins in independent branches side by side (ConcurrentExecution.swift).
         let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
             && { if case .none = kept.selection { return true } else { return false } }()
-            && optimizations.contains(.concurrentBranches) && plan.hasIndependentSteps
+            && optimizations.contains(.concurrentBranches) && plan.hasTwins
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
         for (i, step) in plan.steps.enumerated() where !concurrent {
             var args = [Tensor?]()

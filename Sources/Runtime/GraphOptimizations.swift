@@ -12,9 +12,10 @@ public struct GraphOptimizations: OptionSet, Sendable {
     public static let foldBatchNorm = GraphOptimizations(rawValue: 1 << 0)
     /// A Relu that is the only reader of a Conv output applied inside the Conv.
     public static let fuseRelu = GraphOptimizations(rawValue: 1 << 1)
-    /// Independent branches of the graph run at the same time, each with part of the threads.
-    /// Not in `.inference`: since the kernels' worker pool, each step over all the threads
-    /// measured faster at batch 1 and 16 than branches side by side.
+    /// Twins in independent branches (the same operator on the same shapes: MA-Net's four
+    /// patches, the two cascades of a multi-scale block) run side by side, one thread each;
+    /// every other step alone over all the threads (`ConcurrentExecution.swift`). The same bits
+    /// as one step at a time. Off with `deterministic` (no steps at the same time).
     public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
 
     /// 3x3 stride-1 convolutions through Winograd where it pays (tiles by
@@ -32,5 +33,6 @@ public struct GraphOptimizations: OptionSet, Sendable {
     public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
 
     public static let none: GraphOptimizations = []
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters]
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters,
+                                                       .concurrentBranches]
 }

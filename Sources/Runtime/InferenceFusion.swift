@@ -125,7 +125,11 @@ extension Plan {
     func fusedForInference(values: inout [Int: Tensor], options runtime: RuntimeOptions, releasingOriginals: Bool) -> Plan {
         let options = runtime.optimizations
         guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd)
-                || options.contains(.fuseAddRelu) || options.contains(.packFilters) else { return self }
+                || options.contains(.fuseAddRelu) || options.contains(.packFilters) else {
+            var plan = self
+            if options.contains(.concurrentBranches) { plan.twins = stepTwins() }
+            return plan
+        }
         var readers = [Int](repeating: 0, count: slotNames.count)
         for step in steps { for case let s? in step.inputs { readers[s] += 1 } }
         for o in outputs { readers[o.slot] += 1_000_000 }  // a graph output is never swallowed
@@ -216,6 +220,7 @@ extension Plan {
         plan.lastUse = [Int](repeating: -1, count: slotNames.count)
         for (i, step) in plan.steps.enumerated() { for case let s? in step.inputs { plan.lastUse[s] = i } }
         for o in outputs { plan.lastUse[o.slot] = Int.max }
+        if options.contains(.concurrentBranches) { plan.twins = plan.stepTwins() }
         return plan
     }
 }

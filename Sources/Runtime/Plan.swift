@@ -39,6 +39,9 @@ struct Plan {
     var constants: [Int: Tensor] = [:]
     /// For each slot, the last step that reads it (-1: none); graph outputs are never freed.
     var lastUse: [Int] = []
+    /// `stepTwins()` of `steps` when an inference plan may run them side by side
+    /// (`.concurrentBranches`), else empty.
+    var twins: [[Int]] = []
 
     /// Label used in messages for a node: its name, or its position when it has none.
     static func describe(_ node: Node, index: Int) -> String {
