@@ -179,7 +179,7 @@ private final class ConcurrentRun: @unchecked Sendable {
             condition.lock()
             if let profile, let started, error == nil {
                 let d = (ContinuousClock.now - started.0).components
-                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args),
+                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args, backward: false, stepContext),
                             seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
                             cpuSeconds: ExecutionProfile.cpuSeconds(processWide: alone) - started.1)
             }

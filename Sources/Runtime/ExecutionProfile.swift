@@ -72,7 +72,8 @@ public final class ExecutionProfile {
     }
 }
 
-/// An operator that names what it computed in more detail for the profile (shapes, path).
+/// An operator that names what it computed in more detail for the profile (shapes, path), for
+/// its forward or (`backward`) its backward under `context`.
 protocol ProfiledOperator {
-    func profileDetail(_ inputs: [Tensor?]) -> String
+    func profileDetail(_ inputs: [Tensor?], backward: Bool, _ context: ExecutionContext) -> String
 }

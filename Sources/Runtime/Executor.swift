@@ -331,7 +331,7 @@ public final class Executor {
             let result = try step.op.forward(args, context)
             if let profile, let started {
                 let d = (ContinuousClock.now - started.0).components
-                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args),
+                profile.add(step.node.opType, detail: (step.op as? ProfiledOperator)?.profileDetail(args, backward: false, context),
                             seconds: Double(d.seconds) + Double(d.attoseconds) * 1e-18,
                             cpuSeconds: ExecutionProfile.processCPUSeconds() - started.1)
             }
@@ -470,7 +470,7 @@ public final class Executor {
             if !needs.contains(true) { continue }
             let inputGrads: [Tensor?]
             if let profile {
-                let detail = ((step.op as? ProfiledOperator)?.profileDetail(record.inputs)).map { $0 + " backward" }
+                let detail = ((step.op as? ProfiledOperator)?.profileDetail(record.inputs, backward: true, pass.context)).map { $0 + " backward" }
                 inputGrads = try profile.time(step.node.opType + " backward", detail: detail) {
                     try step.op.backward(gradOutputs, record, needsGradient: needs, pass.context)
                 }

@@ -138,9 +138,27 @@ public struct Conv: Operator {
 }
 
 extension Conv: ProfiledOperator {
-    func profileDetail(_ inputs: [Tensor?]) -> String {
+    /// The path the call took: the forward's ("direct" or "winograd2"), or the backward's
+    /// ("dX winograd2 dW winograd-dw": dX as a Winograd convolution of dY, dW by F(3x3,2x2);
+    /// "direct" for the im2col + GEMM gradients), as `forward` and `backward` choose them.
+    func profileDetail(_ inputs: [Tensor?], backward: Bool, _ context: ExecutionContext) -> String {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { return "Conv" }
-        return Conv.describe(x: x.shape, w: w.shape, window: window, path: "direct")
+        var path = "direct"
+        if let l = try? layout(x.shape, w.shape, bias: inputs.count > 2 ? inputs[2]?.shape : nil) {
+            let winograd = context.training ? WinogradPath.training(context.options.convolution) : nil
+            let s = shape(l)
+            func name(_ tile: WinogradTile?) -> String {
+                switch tile { case .f2x2?: "winograd2"; case .f4x4?: "winograd4"; case nil: "direct" }
+            }
+            if !backward {
+                path = name(winograd?.tile(for: s, options: context.options.kernels))
+            } else {
+                let dX = name(ConvolutionBackward.transposedWinograd(s, winograd)?.1)
+                let dW = WinogradWeightGradient.applies(s, winograd) ? "winograd-dw" : "direct"
+                if dX != "direct" || dW != "direct" { path = "dX \(dX) dW \(dW)" }
+            }
+        }
+        return Conv.describe(x: x.shape, w: w.shape, window: window, path: path)
     }
 
     static func describe(x: [Int], w: [Int], window: WindowAttributes, path: String) -> String {
@@ -152,7 +170,7 @@ extension Conv: ProfiledOperator {
 }
 
 extension FusedConv: ProfiledOperator {
-    func profileDetail(_ inputs: [Tensor?]) -> String {
+    func profileDetail(_ inputs: [Tensor?], backward: Bool, _ context: ExecutionContext) -> String {
         guard let x = inputs.first ?? nil else { return "Conv" }
         var path = "direct"
         if let l = try? conv.layout(x.shape, weightShape, bias: bias?.shape),
