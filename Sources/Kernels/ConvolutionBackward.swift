@@ -38,10 +38,19 @@ public enum ConvolutionBackward {
         // flipped); the Winograd path computes it where it pays in training, writing all of it.
         var gemmDX = dX
         if let dX, let w, let dy, let (shape, tile) = transposedWinograd(s, winograd) {
-            let flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
-            flipped.withUnsafeBufferPointer { fb in
-                Winograd.run(dy, fb.baseAddress!, tile: tile, bias: nil, dX, shape, relu: false, threads: threads,
-                             options: options)
+            var flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
+            if let winograd, winograd.packsFilters(shape, tile: tile) {
+                // Packed in place into 16-row blocks (`WinogradPath.packsF4x4Filters`).
+                let packed = PackedFilters(taking: &flipped, filters: channels, columns: filters * 9)
+                packed.withPointer {
+                    Winograd.run(dy, $0, tile: tile, bias: nil, dX, shape, relu: false, threads: threads, filtersPacked: true,
+                                 options: options)
+                }
+            } else {
+                flipped.withUnsafeBufferPointer { fb in
+                    Winograd.run(dy, fb.baseAddress!, tile: tile, bias: nil, dX, shape, relu: false, threads: threads,
+                                 options: options)
+                }
             }
             gemmDX = nil
         } else if packsPerCall, let dX, let w, let dy, let shape = transposedShape(s),
@@ -55,10 +64,12 @@ public enum ConvolutionBackward {
             }
         }
         gemmDX?.initialize(repeating: 0, count: batch * channels * inPlane)
-        // dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2) where training's path takes it.
+        // dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2) (or F(3x3,4x4) where the path
+        // asks for it, `WinogradPath.weightGradientF4x4`) where training's path takes it.
         var dW = dW
         if let gradient = dW, let x, let dy, WinogradWeightGradient.applies(s, winograd),
-           WinogradWeightGradient.run(x, dy, s, dW: gradient, threads: threads, options: options) {
+           WinogradWeightGradient.run(x, dy, s, dW: gradient, tile: WinogradWeightGradient.tile(s, winograd),
+                                      threads: threads, options: options) {
             dW = nil
         }
         if let gradient = dW, packsPerCall, let x, let dy,

@@ -8,13 +8,13 @@ import Foundation
 /// The convolution algorithm choice of a run (`RuntimeOptions.convolution`).
 public enum ConvolutionAlgorithm: String, Sendable, Hashable, CaseIterable {
     /// Winograd F(4x4,3x3) where it has enough tiles, else F(2x2,3x3) where that has, else
-    /// direct (inference); F(2x2) from 128 channels (training).
+    /// direct (inference); from 128 channels, F(4x4) on 7x7 planes and F(2x2) elsewhere (training).
     case automatic
     /// im2col + GEMM (or the packed-filter GEMM) everywhere.
     case direct
-    /// Winograd F(2x2,3x3) only.
+    /// Winograd F(2x2,3x3) only (training: on every shape its path takes).
     case winograd2
-    /// Winograd F(4x4,3x3) only (inference; training keeps F(2x2)).
+    /// Winograd F(4x4,3x3) only (inference; training as `.automatic`).
     case winograd4
 
     /// The tiles inference may take, most preferred first; nil: no Winograd. F(4x4) comes
@@ -46,23 +46,57 @@ public final class WinogradPath: @unchecked Sendable {
     public let minimumChannels: Int
     /// Replaces `minimumTiles(_:)`'s thresholds when set (for measurements).
     public let minimumTilesOverride: Int?
+    /// F(4x4) only where the output plane has at most this many rows and columns (nil: any).
+    public let f4x4MaximumSide: Int?
+    /// F(4x4) calls whose filters come as written ([M, C, 3, 3], none kept) pack them into
+    /// 16-row blocks first (`PackedFilters`, one copy of the weights) when M is a multiple of 16,
+    /// so that the packed path transforms them block by block in cache (`Winograd.run` with
+    /// `filtersPacked`) instead of writing all 36 points' transformed filters (4x the weights) to
+    /// memory and reading them back: training's 7x7 layers, whose filters change every step and
+    /// outweigh their 64 tiles per point at batch 16.
+    public let packsF4x4Filters: Bool
+    /// dW by F(3x3,4x4) where the forward takes F(4x4) (`WinogradWeightGradient.tile`); else by
+    /// F(3x3,2x2). Off on training's path: on MA-Net's 7x7 layers at batch 16 its 36 per-point
+    /// sums (4x the weights, against 16/9x) cost the memory traffic its fewer multiply-adds save.
+    public let weightGradientF4x4: Bool
 
     public init(tiles: [WinogradTile], store: WinogradFilterStore? = nil,
-                minimumChannels: Int = WinogradPath.minimumChannels, minimumTiles: Int? = nil) {
+                minimumChannels: Int = WinogradPath.minimumChannels, minimumTiles: Int? = nil,
+                f4x4MaximumSide: Int? = nil, packsF4x4Filters: Bool = false, weightGradientF4x4: Bool = false) {
         self.tiles = tiles
         self.store = store
         self.minimumChannels = minimumChannels
         self.minimumTilesOverride = minimumTiles
+        self.f4x4MaximumSide = f4x4MaximumSide
+        self.packsF4x4Filters = packsF4x4Filters
+        self.weightGradientF4x4 = weightGradientF4x4
     }
 
-    /// Training's path (forward and dX of unfused convolutions in training mode): F(2x2,3x3)
-    /// only, as accurate as the direct path (so training parity is unchanged); nil for
-    /// `.direct`. Only from 128 channels: the 64-channel layers' transforms (56x56 planes at
-    /// batch 16) are memory-bound and cost about what they save.
-    public static func training(_ algorithm: ConvolutionAlgorithm = .automatic) -> WinogradPath? {
-        algorithm == .direct ? nil : trainingPath
+    /// Whether a call of `tile` on shape `s` with filters as written packs them first
+    /// (`packsF4x4Filters`).
+    public func packsFilters(_ s: ConvolutionShape, tile: WinogradTile) -> Bool {
+        packsF4x4Filters && tile == .f4x4 && store == nil && Winograd.usesPackedGEMM(filters: s.filters)
     }
-    private static let trainingPath = WinogradPath(tiles: [.f2x2], minimumChannels: 128)
+
+    /// Training's path (forward and dX of unfused convolutions in training mode), from 128
+    /// channels (the 64-channel layers' transforms, 56x56 planes at batch 16, are memory-bound
+    /// and cost about what they save); nil for `.direct`. F(4x4,3x3) on 7x7 planes (MA-Net's
+    /// last stage: 4 tiles of 6x6 per image and channel pair, 144 multiplies, against F(2x2)'s 16
+    /// tiles of 4x4, 256) with the filters packed first (`packsF4x4Filters`), F(2x2,3x3)
+    /// elsewhere; dW by F(3x3,2x2) everywhere; `.winograd2` keeps F(2x2) on the 7x7 planes too.
+    /// F(4x4) rounds ~5x more than the direct path there (2.4e-6 .. 2.9e-6 of max |y| on the
+    /// 7x7 layers at batch 8-16 against float64, direct 4.3e-7 .. 5.8e-7, `WinogradTests`), far
+    /// inside the spread of PyTorch's own float32 training runs (docs/PARITY.md).
+    public static func training(_ algorithm: ConvolutionAlgorithm = .automatic) -> WinogradPath? {
+        switch algorithm {
+        case .direct: nil
+        case .winograd2: trainingF2x2Path
+        case .automatic, .winograd4: trainingPath
+        }
+    }
+    private static let trainingPath = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7,
+                                                   packsF4x4Filters: true)
+    private static let trainingF2x2Path = WinogradPath(tiles: [.f2x2], minimumChannels: 128)
 
     /// Where Winograd beats im2col + GEMM on full MA-Net: at least this many tiles over the
     /// batch, or the 16/36 GEMMs are too thin for the transforms to pay, and at least
@@ -84,6 +118,7 @@ public final class WinogradPath: @unchecked Sendable {
     public func tile(for s: ConvolutionShape, filtersPacked: Bool = false, options: KernelOptions = .default) -> WinogradTile? {
         guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
         return tiles.first { tile in
+            if tile == .f4x4, let side = f4x4MaximumSide, s.geometry.outH > side || s.geometry.outW > side { return false }
             let m = tile == .f2x2 ? 2 : 4
             return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= minimumTiles(tile)
         } ?? (filtersPacked && tiles.contains(.f2x2) && Winograd.transformsInChunks(s, tile: .f2x2, options: options)
@@ -184,7 +219,13 @@ public final class ConvolutionPlan: @unchecked Sendable {
                     }
                     return
                 }
-                if let winograd, let tile = winograd.tile(for: s, options: options) {
+                if let winograd, let tile = winograd.tile(for: s, options: options), winograd.packsFilters(s, tile: tile) {
+                    let packed = PackedFilters(wp, filters: s.filters, columns: s.columnRows)
+                    packed.withPointer {
+                        Winograd.run(xp, $0, tile: tile, bias: bias, y, s, relu: relu, threads: threads, filtersPacked: true,
+                                     options: options)
+                    }
+                } else if let winograd, let tile = winograd.tile(for: s, options: options) {
                     let kept = winograd.keptFilters(wp, filters: s.filters, channels: s.channels, packed: false, tile: tile,
                                                     threads: threads, isa: options.isa)
                     Self.withOptionalPointer(kept) { kp in

@@ -135,3 +135,140 @@ void manet_wdw_output(const float *s, size_t filters, size_t channels, size_t m0
         }
     }
 }
+
+// F(3x3,4x4) (see winograd_dw.h): 6 x 6 input patches, 4 x 4 tiles of dY, 36 points. 1-D:
+//   B^T d = (4 d0 - 5 d2 + d4, -4 d1 - 4 d2 + d3 + d4, 4 d1 - 4 d2 - d3 + d4,
+//            -2 d1 - d2 + 2 d3 + d4, 2 d1 - d2 - 2 d3 + d4, 4 d1 - 5 d3 + d5)
+//   G g   = (g0 / 4, -(g0 + g1 + g2 + g3) / 6, -(g0 - g1 + g2 - g3) / 6,
+//            (g0 + 2 g1 + 4 g2 + 8 g3) / 24, (g0 - 2 g1 + 4 g2 - 8 g3) / 24, g3)
+//   A^T s = (s0 + s1 + s2 + s3 + s4, s1 - s2 + 2 (s3 - s4), s1 + s2 + 4 (s3 + s4) + s5)
+// (points 0, 1, -1, 2, -2 and infinity: the B^T of F(4x4,3x3), whose transpose this is).
+
+static inline void wdw4_bt(const float d[6], float b[6]) {
+    b[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    b[1] = -4.0f * (d[1] + d[2]) + (d[3] + d[4]);
+    b[2] = 4.0f * (d[1] - d[2]) + (d[4] - d[3]);
+    b[3] = 2.0f * (d[3] - d[1]) + (d[4] - d[2]);
+    b[4] = 2.0f * (d[1] - d[3]) + (d[4] - d[2]);
+    b[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+static inline void wdw4_g(const float g[4], float q[6]) {
+    const float even = g[0] + g[2], odd = g[1] + g[3];
+    const float even4 = g[0] + 4.0f * g[2], odd4 = 2.0f * g[1] + 8.0f * g[3];
+    q[0] = g[0] * 0.25f;
+    q[1] = -(even + odd) / 6.0f;
+    q[2] = -(even - odd) / 6.0f;
+    q[3] = (even4 + odd4) / 24.0f;
+    q[4] = (even4 - odd4) / 24.0f;
+    q[5] = g[3];
+}
+
+MULTIVERSION
+int manet_wdw4_input(const float *x, size_t channels, size_t begin, size_t end, int inH, int inW, int outH, int outW,
+                     int padTop, int padLeft, size_t tiles, float *v) {
+    const int th = (outH + 3) / 4, tw = (outW + 3) / 4;
+    const size_t pw = 4 * (size_t)tw + 2, ph = 4 * (size_t)th + 2, pointStride = channels * tiles;
+    float *plane = malloc(ph * pw * sizeof(float));
+    if (!plane) return -1;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / channels, c = item % channels;
+        const float *src = x + item * (size_t)inH * inW;
+        memset(plane, 0, ph * pw * sizeof(float));
+        for (int r = 0; r < inH; r++) {
+            const int pr = r + padTop;
+            if (pr < 0 || (size_t)pr >= ph) continue;
+            const int q0 = padLeft < 0 ? -padLeft : 0;
+            int q1 = inW;
+            if ((size_t)(q1 + padLeft) > pw) q1 = (int)pw - padLeft;
+            if (q1 > q0) memcpy(plane + (size_t)pr * pw + q0 + padLeft, src + (size_t)r * inW + q0, (size_t)(q1 - q0) * sizeof(float));
+        }
+        float *out = v + c * tiles + img * (size_t)th * tw;
+        for (int ty = 0; ty < th; ty++) {
+            for (int tx = 0; tx < tw; tx++) {
+                float h[6][6];   // h[r][q]: row r of the patch, transformed along the row
+                for (int r = 0; r < 6; r++) wdw4_bt(plane + (size_t)(4 * ty + r) * pw + 4 * tx, h[r]);
+                float *o = out + (size_t)ty * tw + tx;
+                for (int q = 0; q < 6; q++) {
+                    const float col[6] = {h[0][q], h[1][q], h[2][q], h[3][q], h[4][q], h[5][q]};
+                    float b[6];
+                    wdw4_bt(col, b);
+                    for (int p = 0; p < 6; p++) o[(size_t)(p * 6 + q) * pointStride] = b[p];
+                }
+            }
+        }
+    }
+    free(plane);
+    return 0;
+}
+
+MULTIVERSION
+int manet_wdw4_gradient(const float *dy, size_t filters, size_t begin, size_t end, int outH, int outW, size_t tiles,
+                        float *u) {
+    const int th = (outH + 3) / 4, tw = (outW + 3) / 4;
+    const size_t pw = 4 * (size_t)tw, ph = 4 * (size_t)th, pointStride = filters * tiles;
+    float *plane = malloc(ph * pw * sizeof(float));
+    if (!plane) return -1;
+    for (size_t item = begin; item < end; item++) {
+        const size_t img = item / filters, m = item % filters;
+        const float *src = dy + item * (size_t)outH * outW;
+        memset(plane, 0, ph * pw * sizeof(float));
+        for (int r = 0; r < outH; r++) memcpy(plane + (size_t)r * pw, src + (size_t)r * outW, (size_t)outW * sizeof(float));
+        float *out = u + m * tiles + img * (size_t)th * tw;
+        for (int ty = 0; ty < th; ty++) {
+            for (int tx = 0; tx < tw; tx++) {
+                float h[4][6];   // h[r][q]: row r of the tile, transformed along the row
+                for (int r = 0; r < 4; r++) wdw4_g(plane + (size_t)(4 * ty + r) * pw + 4 * tx, h[r]);
+                float *o = out + (size_t)ty * tw + tx;
+                for (int q = 0; q < 6; q++) {
+                    const float col[4] = {h[0][q], h[1][q], h[2][q], h[3][q]};
+                    float b[6];
+                    wdw4_g(col, b);
+                    for (int p = 0; p < 6; p++) o[(size_t)(p * 6 + q) * pointStride] = b[p];
+                }
+            }
+        }
+    }
+    free(plane);
+    return 0;
+}
+
+// 16 channels c0 ..< c0 + n of filter m: the loops over j run the same operations for every
+// channel, so the compiler vectorises them across channels (contiguous in every point's sums)
+// and a partial block gives the same bits as a full one.
+static inline __attribute__((always_inline)) void wdw4_output_block(const float *s, size_t ps, size_t n, float *dw) {
+    float t[3][6][16];   // A^T S: rows u, columns q, channels
+    for (int q = 0; q < 6; q++) {
+        const float *p0 = s + q * ps, *p1 = s + (6 + q) * ps, *p2 = s + (12 + q) * ps, *p3 = s + (18 + q) * ps,
+                    *p4 = s + (24 + q) * ps, *p5 = s + (30 + q) * ps;
+        for (size_t j = 0; j < n; j++) {
+            const float s1 = p1[j], s2 = p2[j], s3 = p3[j], s4 = p4[j];
+            t[0][q][j] = p0[j] + s1 + s2 + s3 + s4;
+            t[1][q][j] = (s1 - s2) + 2.0f * (s3 - s4);
+            t[2][q][j] = (s1 + s2) + 4.0f * (s3 + s4) + p5[j];
+        }
+    }
+    float o[9][16];
+    for (int r = 0; r < 3; r++) {
+        const float (*a)[16] = t[r];
+        for (size_t j = 0; j < n; j++) {
+            o[r * 3][j] = a[0][j] + a[1][j] + a[2][j] + a[3][j] + a[4][j];
+            o[r * 3 + 1][j] = (a[1][j] - a[2][j]) + 2.0f * (a[3][j] - a[4][j]);
+            o[r * 3 + 2][j] = (a[1][j] + a[2][j]) + 4.0f * (a[3][j] + a[4][j]) + a[5][j];
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        for (int k = 0; k < 9; k++) dw[j * 9 + k] = o[k][j];
+    }
+}
+
+MULTIVERSION
+void manet_wdw4_output(const float *s, size_t filters, size_t channels, size_t m0, size_t m1, float *dw) {
+    const size_t ps = filters * channels;
+    for (size_t m = m0; m < m1; m++) {
+        for (size_t c = 0; c < channels; c += 16) {
+            const size_t n = channels - c < 16 ? channels - c : 16;
+            wdw4_output_block(s + m * channels + c, ps, n, dw + (m * channels + c) * 9);
+        }
+    }
+}

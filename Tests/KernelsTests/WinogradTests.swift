@@ -176,6 +176,26 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// Training's 7x7 layers at batch 8 and 16 (32 and 64 F(4x4) tiles): F(4x4) over filters packed
+    /// per call (`WinogradPath.packsF4x4Filters`) against float64, next to F(2x2) and the direct
+    /// path as training ran them before (filters as written): printed (docs/PERFORMANCE.md),
+    /// F(4x4) held to 1e-5 of max |y| like every Winograd tile.
+    func testTrainingF4x4On7x7PlanesAgainstFloat64() {
+        let cases = [Case(batch: 16, channels: 256, filters: 256, height: 7, width: 7, pad: 1),
+                     Case(batch: 8, channels: 512, filters: 512, height: 7, width: 7, pad: 1),
+                     Case(batch: 16, channels: 128, filters: 128, height: 7, width: 7, pad: 1)]
+        for (i, c) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(300 + i))
+            let ref = reference(d.x, d.w, d.b, s)
+            let direct = error(runDirect(d, s, threads: 2), ref)
+            let f2 = error(runWinograd(d, s, tile: .f2x2, threads: 2), ref)
+            let f4 = error(runPacked(d, s, tile: .f4x4, threads: 2), ref)
+            print(String(format: "training 7x7 vs float64, %d->%d x%d: direct rel %.2e, F(2x2) rel %.2e, F(4x4) packed rel %.2e",
+                         c.channels, c.filters, c.batch, direct.rel, f2.rel, f4.rel))
+            XCTAssertLessThan(f4.rel, 1e-5, "F(4x4) \(c)")
+        }
+    }
+
     /// Few tiles with packed filters (batch 1's 7x7 planes): F(2x2) with the filters transformed
     /// chunk by chunk inside the GEMM loop. Against float64, against the same convolution from
     /// filters transformed beforehand, the same bits for any thread count, the fused ReLU, and

@@ -1,7 +1,8 @@
-// dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2): against float64 on MA-Net's layer shapes
-// (partial tiles on the 7x7 planes) and odd channel counts, pads and plane sizes; the same bits for
-// 1, 2 and 3 threads and for every instruction set of our GEMM; which shapes take it; and
-// ConvolutionBackward taking it on training's path.
+// dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2) and F(3x3,4x4): against float64 on
+// MA-Net's layer shapes (partial tiles on the 7x7 planes) and odd channel counts, pads and plane
+// sizes; the same bits for 1, 2 and 3 threads and for every instruction set (our GEMM's and the
+// transforms' clones); which shapes take which tile; and ConvolutionBackward taking it on
+// training's path.
 
 import Kernels
 import TestSupport
@@ -50,11 +51,12 @@ final class WinogradWeightGradientTests: XCTestCase {
         return dw
     }
 
-    func run(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape, threads: Int,
+    func run(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape, tile: WinogradTile = .f2x2, threads: Int,
              options: KernelOptions = KernelOptions(gemm: .own)) -> [Float] {
         var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
         dw.withUnsafeMutableBufferPointer { out in
-            XCTAssertTrue(WinogradWeightGradient.run(x, dy, s, dW: out.baseAddress!, threads: threads, options: options))
+            XCTAssertTrue(WinogradWeightGradient.run(x, dy, s, dW: out.baseAddress!, tile: tile, threads: threads,
+                                                     options: options))
         }
         return dw
     }
@@ -74,19 +76,39 @@ final class WinogradWeightGradientTests: XCTestCase {
                             Case(batch: 3, channels: 1, filters: 1, height: 3, width: 3, top: 1, left: 1, bottom: 1, right: 1),
                             Case(batch: 2, channels: 33, filters: 17, height: 11, width: 4, top: 1, left: 2, bottom: 2, right: 0)]
 
-    /// Against float64, error relative to max |dW| (printed): under 1e-5, like the forward's
-    /// F(2x2) tests.
+    /// Against float64, error relative to max |dW| (printed, with the im2col + GEMM path's for
+    /// comparison): under 1e-5 for both tiles, like the forward's F(2x2) and F(4x4) tests.
     func testMatchesFloat64OnMANetAndOddShapes() {
-        for (i, c) in (Self.manetShapes + Self.oddShapes).enumerated() {
+        for (i, c) in (Self.manetShapes + Self.training7x7 + Self.oddShapes).enumerated() {
             let s = shape(c)
             let (x, dy) = data(s, seed: UInt64(100 + 3 * i))
             let ref = reference(x, dy, s)
-            let got = run(x, dy, s, threads: 2)
             let scale = max(1e-30, ref.map(abs).max()!)
-            let worst = zip(got, ref).map { abs(Double($0) - $1) }.max()!
-            print("Winograd dW \(c.channels)->\(c.filters) \(c.height)x\(c.width) x\(c.batch): max error / max |dW| = \(worst / scale)")
-            XCTAssertLessThan(worst / scale, 1e-5, "\(c)")
+            func relative(_ got: [Float]) -> Double { zip(got, ref).map { abs(Double($0) - $1) }.max()! / scale }
+            let direct = relative(directDW(x, dy, s))
+            for tile in [WinogradTile.f2x2, .f4x4] {
+                let e = relative(run(x, dy, s, tile: tile, threads: 2))
+                print(String(format: "Winograd dW %@ %d->%d %dx%d x%d: max error / max |dW| = %.2e (im2col + GEMM %.2e)",
+                             tile == .f2x2 ? "F(3x3,2x2)" : "F(3x3,4x4)", c.channels, c.filters, c.height, c.width,
+                             c.batch, e, direct))
+                XCTAssertLessThan(e, 1e-5, "\(tile) \(c)")
+            }
         }
+    }
+
+    /// Training's 7x7 layers at batch 16 (4 tiles of 4x4 per image), where F(3x3,4x4) runs.
+    static let training7x7 = [Case(batch: 16, channels: 512, filters: 512, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 16, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1)]
+
+    /// dW by the im2col + GEMM path (our GEMM), for the error comparison.
+    func directDW(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape) -> [Float] {
+        let w = [Float](repeating: 0, count: s.filters * s.channels * 9)
+        var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
+        dw.withUnsafeMutableBufferPointer { out in
+            ConvolutionBackward.run(x, w, dy, s, dX: nil, dW: out.baseAddress!, dB: nil, winograd: nil, threads: 2,
+                                    options: KernelOptions(gemm: .own))
+        }
+        return dw
     }
 
     /// The same bits for 1, 2 and 3 threads, our GEMM's variants (AVX-512, AVX2, portable), and
@@ -99,18 +121,20 @@ final class WinogradWeightGradientTests: XCTestCase {
         for (i, c) in cases.enumerated() {
             let s = shape(c)
             let (x, dy) = data(s, seed: UInt64(7 + i))
-            let base = run(x, dy, s, threads: 1)
-            for isa in [KernelISA.automatic, .avx512, .avx2, .portable] {
-                for threads in [1, 2, 3] where (isa, threads) != (.automatic, 1) {
-                    let y = run(x, dy, s, threads: threads, options: KernelOptions(isa: isa, gemm: .own))
-                    XCTAssertEqual(y.map(\.bitPattern), base.map(\.bitPattern), "\(c): \(isa) on \(threads) threads")
+            for tile in [WinogradTile.f2x2, .f4x4] {
+                let base = run(x, dy, s, tile: tile, threads: 1)
+                for isa in [KernelISA.automatic, .avx512, .avx2, .portable] {
+                    for threads in [1, 2, 3] where (isa, threads) != (.automatic, 1) {
+                        let y = run(x, dy, s, tile: tile, threads: threads, options: KernelOptions(isa: isa, gemm: .own))
+                        XCTAssertEqual(y.map(\.bitPattern), base.map(\.bitPattern), "\(tile) \(c): \(isa) on \(threads) threads")
+                    }
                 }
-            }
-            // OpenBLAS: each point's GEMM on one thread, so the thread count does not change it either.
-            let blas = run(x, dy, s, threads: 1, options: KernelOptions(gemm: .openBLAS))
-            for threads in [2, 3] {
-                XCTAssertEqual(run(x, dy, s, threads: threads, options: KernelOptions(gemm: .openBLAS)).map(\.bitPattern),
-                               blas.map(\.bitPattern), "\(c): OpenBLAS on \(threads) threads")
+                // OpenBLAS: each point's GEMM on one thread, so the thread count does not change it either.
+                let blas = run(x, dy, s, tile: tile, threads: 1, options: KernelOptions(gemm: .openBLAS))
+                for threads in [2, 3] {
+                    XCTAssertEqual(run(x, dy, s, tile: tile, threads: threads, options: KernelOptions(gemm: .openBLAS)).map(\.bitPattern),
+                                   blas.map(\.bitPattern), "\(tile) \(c): OpenBLAS on \(threads) threads")
+                }
             }
         }
     }
@@ -130,6 +154,13 @@ final class WinogradWeightGradientTests: XCTestCase {
         var grouped = shape(Self.manetShapes[0])
         grouped.group = 2
         XCTAssertFalse(WinogradWeightGradient.applies(grouped, path))
+        // Training's path: 2x2 tiles of dY everywhere. A path asking for F(3x3,4x4): 4x4 tiles on
+        // the planes where it takes F(4x4,3x3) (7x7 here), at any batch; 2x2 on larger planes.
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), path), .f2x2)
+        let f4 = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7, weightGradientF4x4: true)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), f4), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[3]), f4), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[1]), f4), .f2x2)
     }
 
     /// ConvolutionBackward on training's path gives this dW, within float rounding of the direct path's.
@@ -147,6 +178,8 @@ final class WinogradWeightGradientTests: XCTestCase {
         }
         let winograd = backward(WinogradPath.training()), direct = backward(nil)
         XCTAssertEqual(winograd.map(\.bitPattern), run(x, dy, s, threads: 2).map(\.bitPattern))
+        let f4 = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7, weightGradientF4x4: true)
+        XCTAssertEqual(backward(f4).map(\.bitPattern), run(x, dy, s, tile: .f4x4, threads: 2).map(\.bitPattern))
         let ref = reference(x, dy, s)
         let scale = ref.map(abs).max()!
         XCTAssertLessThan(zip(direct, ref).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)

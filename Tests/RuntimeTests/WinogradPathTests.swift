@@ -72,6 +72,60 @@ final class WinogradPathTests: XCTestCase {
         }
     }
 
+    /// Training's 7x7 planes (MA-Net's last stage) take F(4x4,3x3) for the forward and dX when
+    /// the batch has enough tiles (8 images: 32), with the filters packed first; F(2x2) on 14x14
+    /// planes and everywhere with `.winograd2`; dW F(3x3,2x2). Each result within 1e-5 of its max
+    /// of the direct path's; the same bits on 1, 2 and 3 threads and every instruction set.
+    func testTrainingTakesF4x4On7x7Planes() throws {
+        let c = 128, m = 128, n = 8
+        let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"], attributes: [attr("pads", [1, 1, 1, 1])])
+        let op = try Conv(node: node, opset: 17)
+        let x = Tensor(shape: [n, c, 7, 7], floats: pseudoRandom(n * c * 49, seed: 17).map { ($0 + 1) / 2 })
+        let w = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 18).map { $0 * 0.06 })
+        let l = try op.layout(x.shape, w.shape, bias: nil)
+        let s = op.shape(l)
+        XCTAssertEqual(WinogradPath.training()?.tile(for: s), .f4x4)
+        XCTAssertEqual(ConvolutionBackward.transposedWinograd(s, WinogradPath.training())?.1, .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(s, WinogradPath.training()), .f2x2)
+        XCTAssertEqual(WinogradPath.training(.winograd2)?.tile(for: s), .f2x2)
+        XCTAssertTrue(WinogradPath.training()!.packsFilters(s, tile: .f4x4), "filters packed into 16-row blocks first")
+        var wide = s
+        wide.geometry = WindowGeometry(input: [14, 14], kernel: [3, 3], strides: [1, 1], padsBegin: [1, 1], padsEnd: [1, 1],
+                                       dilations: [1, 1], output: [14, 14])
+        XCTAssertEqual(WinogradPath.training()?.tile(for: wide), .f2x2)
+        let training = ExecutionContext(training: true, threads: 2), inference = ExecutionContext(threads: 2)
+        let fast = try op.forward([x, w], training), direct = try op.forward([x, w], inference)
+        func close(_ a: [Float], _ b: [Float], _ what: String) {
+            XCTAssertNotEqual(a, b, "\(what): the paths differ")
+            let scale = b.map(abs).max()!
+            let worst = zip(a, b).map { abs($0 - $1) }.max()!
+            print(String(format: "training F(4x4) 128->128 7x7 x8 %@: max difference from the direct path / max = %.2e",
+                         what, worst / scale))
+            XCTAssertLessThan(worst / scale, 1e-5, what)
+        }
+        close(fast.outputs[0].floats, direct.outputs[0].floats, "y")
+        let dy = Tensor(shape: direct.outputs[0].shape, floats: pseudoRandom(direct.outputs[0].count, seed: 19))
+        let record = ForwardRecord(inputs: [x, w], outputs: direct.outputs, saved: nil)
+        let gFast = try op.backward([dy], record, needsGradient: [true, true], training)
+        let gDirect = try op.backward([dy], record, needsGradient: [true, true], inference)
+        close(gFast[0]!.floats, gDirect[0]!.floats, "dX")
+        close(gFast[1]!.floats, gDirect[1]!.floats, "dW")
+        // The same bits on 1, 2 and 3 threads and on every instruction set.
+        for threads in [1, 3] {
+            for isa in [KernelISA.automatic, .avx512, .avx2, .portable] {
+                var options = RuntimeOptions(threads: threads)
+                options.kernels.isa = isa
+                let context = ExecutionContext(training: true, options: options)
+                let what = "\(threads) threads, \(isa)"
+                XCTAssertEqual(try op.forward([x, w], context).outputs[0].floats.map(\.bitPattern),
+                               fast.outputs[0].floats.map(\.bitPattern), "y, \(what)")
+                let g = try op.backward([dy], record, needsGradient: [true, true], context)
+                XCTAssertEqual(g[0]!.floats.map(\.bitPattern), gFast[0]!.floats.map(\.bitPattern), "dX, \(what)")
+                XCTAssertEqual(g[1]!.floats.map(\.bitPattern), gFast[1]!.floats.map(\.bitPattern), "dW, \(what)")
+            }
+        }
+    }
+
     /// Kept transformed filters give the same bits as filters transformed per call; the store
     /// keeps them only while its budget lasts.
     func testKeptFiltersMatchPerCallTransform() throws {

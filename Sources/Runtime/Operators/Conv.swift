@@ -138,9 +138,10 @@ public struct Conv: Operator {
 }
 
 extension Conv: ProfiledOperator {
-    /// The path the call took: the forward's ("direct" or "winograd2"), or the backward's
-    /// ("dX winograd2 dW winograd-dw": dX as a Winograd convolution of dY, dW by F(3x3,2x2);
-    /// "direct" for the im2col + GEMM gradients), as `forward` and `backward` choose them.
+    /// The path the call took: the forward's ("direct", "winograd2" or "winograd4"), or the
+    /// backward's ("dX winograd4 dW winograd4": dX as a Winograd convolution of dY, dW by
+    /// F(3x3,2x2) ("winograd2") or F(3x3,4x4) ("winograd4"); "direct" for the im2col + GEMM
+    /// gradients), as `forward` and `backward` choose them.
     func profileDetail(_ inputs: [Tensor?], backward: Bool, _ context: ExecutionContext) -> String {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { return "Conv" }
         var path = "direct"
@@ -154,7 +155,7 @@ extension Conv: ProfiledOperator {
                 path = name(winograd?.tile(for: s, options: context.options.kernels))
             } else {
                 let dX = name(ConvolutionBackward.transposedWinograd(s, winograd)?.1)
-                let dW = WinogradWeightGradient.applies(s, winograd) ? "winograd-dw" : "direct"
+                let dW = WinogradWeightGradient.applies(s, winograd) ? name(WinogradWeightGradient.tile(s, winograd)) : "direct"
                 if dX != "direct" || dW != "direct" { path = "dX \(dX) dW \(dW)" }
             }
         }
