@@ -105,9 +105,11 @@ final class ExportImportCLITests: XCTestCase {
     func testTrainInitAcceptsONNXAndSafetensors() throws {
         let data = folder.file("data")
         try manet(["synth", "--out", data, "--train-per-class", "1", "--test-per-class", "1", "--size", "64"])
-        for source in ["manet_w8_torchscript_op13.onnx", "manet_w8_module_prefix.safetensors"] {
-            let dir = folder.file("run-" + source)
-            let r = try manet(["train", "--data", data, "--init", Fixtures.path(source), "--width", "8", "--input-size", "64",
+        let prefixed = folder.file("manet_w8_module_prefix.safetensors")
+        try Fixtures.writeModulePrefixedSafetensors(to: prefixed)
+        for (name, source) in [("onnx", Fixtures.path("manet_w8_torchscript_op13.onnx")), ("prefixed", prefixed)] {
+            let dir = folder.file("run-" + name)
+            let r = try manet(["train", "--data", data, "--init", source, "--width", "8", "--input-size", "64",
                                "--epochs", "1", "--batch-size", "7", "--threads", "2", "--checkpoint-dir", dir])
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoint.pb"), r.stdout)
             XCTAssertTrue(r.stdout.contains("note: --init"), r.stdout)

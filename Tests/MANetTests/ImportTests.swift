@@ -14,13 +14,20 @@ final class ImportTests: XCTestCase {
     @discardableResult
     func assertImportMatches(_ source: String, referenceFolder: String = "manet_w8_torchscript_op13_bn",
                              line: UInt = #line) throws -> ImportResult {
-        let result = try ModelImporter.importModel(path: Fixtures.path(source))
+        try assertImportMatches(path: Fixtures.path(source), label: source, referenceFolder: referenceFolder, line: line)
+    }
+
+    /// The same for a source outside `fixtures/`.
+    @discardableResult
+    func assertImportMatches(path: String, label: String, referenceFolder: String = "manet_w8_torchscript_op13_bn",
+                             line: UInt = #line) throws -> ImportResult {
+        let result = try ModelImporter.importModel(path: path)
         let c = result.checkpoint
         XCTAssertEqual(c.width, 8, line: line)
         XCTAssertEqual(c.numClasses, 7, line: line)
         XCTAssertEqual(c.inputSize, 224, line: line)
         let ref = try fixtureReference(referenceFolder)
-        assertMatchesReference(try trainerLogits(c, input: ref.input), ref, label: source, line: line)
+        assertMatchesReference(try trainerLogits(c, input: ref.input), ref, label: label, line: line)
         return result
     }
 
@@ -37,7 +44,14 @@ final class ImportTests: XCTestCase {
     }
 
     func testDataParallelPrefixIsStripped() throws {
-        let result = try assertImportMatches("manet_w8_module_prefix.safetensors")
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let prefixed = folder.file("manet_w8_module_prefix.safetensors")
+        try Fixtures.writeModulePrefixedSafetensors(to: prefixed)
+        let names = try Safetensors.read(path: prefixed).map(\.name)
+        XCTAssertEqual(names.count, 692)
+        XCTAssertTrue(names.allSatisfy { $0.hasPrefix("module.") }, "\(names.prefix(3))")
+        let result = try assertImportMatches(path: prefixed, label: "manet_w8_module_prefix.safetensors")
         XCTAssertTrue(result.notes.contains { $0.contains("module.") }, "\(result.notes)")
         let plain = try ModelImporter.importModel(path: Fixtures.path("manet_w8.safetensors"))
         XCTAssertEqual(result.checkpoint.stateDict, plain.checkpoint.stateDict)

@@ -62,8 +62,7 @@ final class TrainingParityTests: XCTestCase {
         struct InitialWeights: Decodable { var path: String }
         var model: ModelInfo
         var initial_weights: InitialWeights
-        struct Batch: Decodable { var input: String; var target: String }
-        var batches: [Batch]
+        var batches: [ParityBatch]
         var losses: [Double]
         var beta: Double
         var optimizer: ParityOptimizer
@@ -110,9 +109,7 @@ final class TrainingParityTests: XCTestCase {
 
         var losses: [Double] = []
         for batch in meta.batches {
-            let images = try Tensor(try ONNXFile.loadTensor(path: directory + "/" + batch.input))
-            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: directory + "/" + batch.target).int64s).map { Int($0) }
-            losses.append(try trainer.step(images: images, labels: labels).loss)
+            losses.append(try trainer.step(images: try batch.images(in: directory), labels: try batch.labels(in: directory)).loss)
         }
 
         // Step-1 gradient of every parameter.

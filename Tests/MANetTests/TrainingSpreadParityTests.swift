@@ -21,10 +21,9 @@ final class TrainingSpreadParityTests: XCTestCase {
     struct Meta: Decodable {
         struct ModelInfo: Decodable { var width: Int; var num_classes: Int; var input: [Int] }
         struct InitialWeights: Decodable { var path: String }
-        struct Batch: Decodable { var input: String; var target: String }
         var model: ModelInfo
         var initial_weights: InitialWeights
-        var batches: [Batch]
+        var batches: [ParityBatch]
         var beta: Double
         var optimizer: ParityOptimizer
     }
@@ -106,9 +105,7 @@ final class TrainingSpreadParityTests: XCTestCase {
         var losses: [Double] = []
         var gradientErrors: [String: Double] = [:], statisticErrors: [String: Double] = [:]
         for batch in meta.batches {
-            let images = try Tensor(try ONNXFile.loadTensor(path: directory + "/" + batch.input))
-            let labels = try XCTUnwrap(try ONNXFile.loadTensor(path: directory + "/" + batch.target).int64s).map { Int($0) }
-            losses.append(try trainer.step(images: images, labels: labels).loss)
+            losses.append(try trainer.step(images: try batch.images(in: directory), labels: try batch.labels(in: directory)).loss)
         }
         let factor = spread.criterion.factor, floor = spread.criterion.floor
         XCTAssertEqual(factor, 2)
