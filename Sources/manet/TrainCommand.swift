@@ -43,6 +43,18 @@ struct TrainCommand: ParsableCommand {
             Leftover temporary files of killed writes (checkpoint.pb.tmp-<pid>) are removed on the \
             next run.
 
+            Resuming: a manet checkpoint.pb continues with the recipe it stores (batch size, \
+            schedule, beta, augmentation, shuffling, input size, seed and generators); only \
+            --epochs may grow. The authors' .pth/.pth.tar holds no schedule: it gives the weights, \
+            the epochs completed, best_acc, the SGD momentum buffers and, when its optimizer has \
+            them, the learning rate (initial_lr), momentum and weight decay; the rest comes from \
+            this command line, as main.py took it from its own: --batch-size, --step-size, --gamma, \
+            --epochs, --beta, --no-augment, --no-shuffle, --input-size, --seed (data order and \
+            augmentation), and --lr, --momentum, --weight-decay where the file has none. The first \
+            epoch's learning rate is StepLR's at the file's epoch (from that lr, --step-size and \
+            --gamma). Such a run starts a new run folder, whose checkpoint.pb then stores that \
+            recipe like any other.
+
             Paths: --log must be a file (a directory is refused), --checkpoint-dir a folder; a \
             class folder or image that is a symbolic link leading outside the dataset root is \
             refused with an error naming it.
@@ -50,13 +62,14 @@ struct TrainCommand: ParsableCommand {
             EXAMPLES:
               manet train --data data --width 8 --input-size 64 --epochs 14
               manet train --data data --resume runs/train-1/checkpoint.pb --epochs 20
+              manet train --data data --resume epoch40.pth.tar --batch-size 128 --step-size 15 --epochs 60
               manet train --data data --init imported.pb --epochs 1 --lr 0.001
               manet train --data data --checkpoint-dir runs/w8 --overwrite
             """)
 
     @Option(help: "Dataset root holding train/ and test/.") var data: String
     @Option(name: .customLong("init"), help: "Start from these weights: a manet checkpoint .pb, an ONNX export or a safetensors state_dict.") var initFrom: String?
-    @Option(help: "Continue a run from its checkpoint (same width and class count): a manet .pb, or the authors' .pth.tar (epoch, best_acc, SGD momentum).") var resume: String?
+    @Option(help: "Continue a run (same width and class count): a manet checkpoint .pb with its stored recipe, or the authors' .pth/.pth.tar (weights, epoch, best_acc, SGD momentum; the schedule from this command line, see Resuming).") var resume: String?
     @Option(help: "Total epochs (a resumed run continues up to this).") var epochs = 100
     @Option(help: "Images per batch.") var batchSize = 128
     @Option(help: "Initial learning rate.") var lr = 0.01
@@ -152,7 +165,10 @@ struct TrainCommand: ParsableCommand {
                     path: resume, options: ImportOptions(numClasses: numClasses, width: width, inputSize: inputSize, seed: seed),
                     recipe: recipe)
                 for note in imported.notes { display.note("note: --resume \(resume): \(note)") }
-                checkpoint = imported.checkpoint
+                // Beta is not in the file either (main.py's is 0.6, --beta's default).
+                var taken = imported.checkpoint
+                taken.beta = beta
+                checkpoint = taken
             } else {
                 checkpoint = try CheckpointInput.read(resume, option: "--resume")
             }

@@ -1,6 +1,7 @@
 // End to end through the `manet` binary: torch.save files (.pth / .pth.tar) imported, trained from, refused.
 
 import Foundation
+import MANet
 import TestSupport
 import XCTest
 
@@ -118,10 +119,21 @@ final class PyTorchCheckpointCLITests: XCTestCase {
         let dir = folder.file("resumed")
         let r = try manet(["train", "--data", data, "--resume", Self.fixture("authors_w4.pth.tar"), "--width", "4",
                            "--input-size", "64", "--epochs", "3", "--batch-size", "7", "--threads", "2", "--plain",
+                           "--step-size", "2", "--gamma", "0.5", "--beta", "0.5", "--no-augment", "--lr", "0.05",
                            "--checkpoint-dir", dir])
         XCTAssertTrue(r.stdout.contains("resumes after epoch 2 (best accuracy 42.5) with 380 SGD momentum buffers"), r.stdout)
         let checkpoint = dir + "/checkpoint.pb"
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), r.stdout)
+        // What `train --help` says: the schedule from the command line, the lr from the file's optimizer.
+        let stored = try TrainingCheckpoint.read(path: checkpoint)
+        XCTAssertEqual(stored.recipe.batchSize, 7)
+        XCTAssertEqual(stored.recipe.stepSize, 2)
+        XCTAssertEqual(stored.recipe.gamma, 0.5)
+        XCTAssertEqual(stored.beta, 0.5)
+        XCTAssertFalse(stored.recipe.augment)
+        XCTAssertTrue(stored.recipe.shuffle)
+        XCTAssertEqual(stored.inputSize, 64)
+        XCTAssertEqual(stored.recipe.learningRate, 0.01, "the file's initial_lr, not --lr")
         let out = folder.file("out.pth.tar")
         let e = try manet(["export", checkpoint, "--format", "pth", "-o", out])
         XCTAssertTrue(e.stdout.contains("epoch 3") && e.stdout.contains("380 momentum buffers"), e.stdout)
