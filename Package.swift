@@ -32,9 +32,9 @@ let package = Package(
         /// ONNX concepts as Swift value types: model, graph, node, attribute, tensor. No I/O.
         .target(name: "ONNXIR"),
         /// One of each small helper the other targets share: the `{file, reason}` error, atomic
-        /// file writing (fsync, rename, fsync of the folder), the seeded generators (SplitMix64,
+        /// file writing (fsync, rename, fsync of the folder; one syncfs for a batch), the seeded generators (SplitMix64,
         /// xoshiro256**) and the NumPy `.npy` codec.
-        .target(name: "ManetSupport", dependencies: ["ONNXIR"]),
+        .target(name: "ManetSupport", dependencies: ["ONNXIR", "_CSystem"]),
         /// Reads and writes ONNX files (external data included), runs the ONNX checker and
         /// shape inference, through the C layer. The only Swift code that knows protobuf exists.
         .target(name: "ONNXFormat", dependencies: ["ONNXIR", "ManetSupport", "_CONNX"]),
@@ -84,6 +84,8 @@ let package = Package(
             ]),
         /// OpenBLAS's CBLAS (Debian libopenblas-dev).
         .systemLibrary(name: "_COpenBLAS"),
+        /// System calls Swift's Glibc module leaves out (syncfs), as plain C functions.
+        .target(name: "_CSystem"),
         /// JPEG and PNG decode/encode over libjpeg-turbo and libpng (Debian libjpeg-dev,
         /// libpng-dev), in C because both libraries report errors by longjmp.
         .target(name: "_CImageCodec", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),

@@ -1,6 +1,7 @@
 // Writing a file so that a reader, or a crash, sees the old file or the complete new one.
 
 import Glibc
+import _CSystem
 
 /// Atomic file replacement: the bytes go to `<path>.tmp-<pid>` in the same folder, which is
 /// fsynced and closed (both checked) and renamed over `path`; then the folder is fsynced so the
@@ -47,7 +48,81 @@ public enum AtomicFile {
         // The rename is durable only once the folder's entry is on disk. A folder that cannot be
         // synced is reported: the new name may not survive a power loss (the old file or the
         // new one is there, never a torn file).
-        let folder = parentFolder(of: path)
+        try syncFolder(parentFolder(of: path), for: path)
+    }
+
+    // MARK: Many files, few syncs
+
+    /// The first half of an atomic write whose syncs are shared with other files (`commitBatch`):
+    /// `bytes` go to `path`'s temporary name, complete and closed but not yet synced, and that
+    /// name is returned. `path` itself is untouched until the batch is committed.
+    public static func writeTemporary(_ bytes: [UInt8], for path: String) throws -> String {
+        let temporary = temporaryPath(for: path)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw FileError(file: path, reason: "cannot create \(temporary): \(errnoText())") }
+        do {
+            try writeAll(bytes, to: fd, path: path)
+        } catch {
+            _ = close(fd)
+            _ = unlink(temporary)
+            throw error
+        }
+        guard close(fd) == 0 else {
+            let reason = "cannot close \(temporary): \(errnoText())"
+            _ = unlink(temporary)
+            throw FileError(file: path, reason: reason)
+        }
+        return temporary
+    }
+
+    /// Finishes `writeTemporary` for a batch of files with the guarantees of `write`, syncing
+    /// once per batch instead of once per file: the filesystem holding the temporary files is
+    /// synced (syncfs: all their data on disk before any rename), then each is renamed onto its
+    /// path, then each folder holding one of the paths is fsynced. A name therefore never shows a partial file, even after a power
+    /// loss, and when this returns every file is durable. If a sync fails, every temporary file
+    /// is removed and no path has changed; if a rename fails, the files renamed before it stay
+    /// (complete) and the other temporary files are removed.
+    public static func commitBatch(_ files: [(temporary: String, path: String)]) throws {
+        var renamed = 0
+        do {
+            // One syncfs per filesystem: an fsync per file costs a disk-cache flush each.
+            var devices = Set<UInt64>()
+            for (_, path) in files {
+                let folder = parentFolder(of: path)
+                let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard dir >= 0 else { throw FileError(file: path, reason: "cannot open its folder \(folder) to sync it: \(errnoText())") }
+                defer { _ = close(dir) }
+                var info = stat()
+                guard fstat(dir, &info) == 0 else { throw FileError(file: path, reason: "cannot stat its folder \(folder): \(errnoText())") }
+                guard devices.insert(UInt64(info.st_dev)).inserted else { continue }
+                guard manet_syncfs(dir) == 0 else {
+                    throw FileError(file: path, reason: "cannot flush the filesystem of \(folder): \(errnoText())")
+                }
+            }
+            for (temporary, path) in files {
+                guard rename(temporary, path) == 0 else {
+                    throw FileError(file: path, reason: "cannot rename \(temporary) to \(path): \(errnoText())")
+                }
+                renamed += 1
+            }
+        } catch {
+            discardBatch(Array(files[renamed...]))
+            throw error
+        }
+        var synced = Set<String>()
+        for (_, path) in files where synced.insert(parentFolder(of: path)).inserted {
+            try syncFolder(parentFolder(of: path), for: path)
+        }
+    }
+
+    /// Removes the temporary files of a batch that will not be committed.
+    public static func discardBatch(_ files: [(temporary: String, path: String)]) {
+        for (temporary, _) in files { _ = unlink(temporary) }
+    }
+
+    /// fsyncs `folder`, so that the entries made in it (renamed files, created folders) survive a
+    /// power loss; a failure names `path` (what was written there) and the folder.
+    public static func syncFolder(_ folder: String, for path: String) throws {
         let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dir >= 0 else { throw FileError(file: path, reason: "written, but cannot open its folder \(folder) to sync it: \(errnoText())") }
         defer { _ = close(dir) }

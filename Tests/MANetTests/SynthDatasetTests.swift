@@ -73,6 +73,9 @@ final class SynthDatasetTests: XCTestCase {
         XCTAssertEqual(summary.trainImages, 14)
         XCTAssertEqual(summary.testImages, 7)
         XCTAssertEqual(reports.done, Array(1...21))
+        // Every image was renamed onto its name (one sync per class folder): no temporary is left.
+        let leftovers = (FileManager.default.enumerator(atPath: root.path)?.compactMap { $0 as? String } ?? []).filter { $0.contains(".tmp-") }
+        XCTAssertEqual(leftovers, [])
 
         let (train, test) = try ImageFolderDataset.load(root: root)
         XCTAssertEqual(train.classNames, ImageFolderDataset.rafDBClassNames)

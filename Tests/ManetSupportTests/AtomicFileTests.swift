@@ -54,6 +54,47 @@ final class AtomicFileTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: AtomicFile.temporaryPath(for: blocked)))
     }
 
+    /// A batch: nothing under the final names until the commit, then every file whole, no
+    /// temporary left, the old contents replaced.
+    func testBatchShowsNoFileBeforeItsCommit() throws {
+        let folder = try TemporaryFolder("atomic")
+        defer { folder.remove() }
+        try FileManager.default.createDirectory(atPath: folder.file("b"), withIntermediateDirectories: false)
+        let paths = [folder.file("a.jpg"), folder.file("b/c.jpg"), folder.file("b/d.jpg")]
+        try AtomicFile.write([0], to: paths[2])
+        var batch: [(temporary: String, path: String)] = []
+        for (i, path) in paths.enumerated() {
+            batch.append((try AtomicFile.writeTemporary([UInt8](repeating: UInt8(i + 1), count: 1000 * (i + 1)), for: path), path))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: paths[0]))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: paths[1]))
+        XCTAssertEqual(try FileBytes.read(paths[2]), [0])
+        XCTAssertEqual(try FileBytes.read(batch[1].temporary).count, 2000)
+        try AtomicFile.commitBatch(batch)
+        for (i, path) in paths.enumerated() {
+            XCTAssertEqual(try FileBytes.read(path), [UInt8](repeating: UInt8(i + 1), count: 1000 * (i + 1)))
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.file("b")).sorted(), ["c.jpg", "d.jpg"])
+    }
+
+    /// A batch that fails keeps what it had not yet renamed out of sight and leaves no temporary;
+    /// one that is discarded changes nothing.
+    func testAFailedOrDiscardedBatchLeavesNoTemporary() throws {
+        let folder = try TemporaryFolder("atomic")
+        defer { folder.remove() }
+        let blocked = folder.file("blocked")
+        try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
+        let batch = try [folder.file("x"), blocked, folder.file("y")].map { (try AtomicFile.writeTemporary([1, 2], for: $0), $0) }
+        XCTAssertThrowsError(try AtomicFile.commitBatch(batch)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("\(blocked): cannot rename"), "\(error)")
+        }
+        XCTAssertEqual(try FileBytes.read(folder.file("x")), [1, 2])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), ["blocked", "x"])
+        let discarded = [(try AtomicFile.writeTemporary([3], for: folder.file("z")), folder.file("z"))]
+        AtomicFile.discardBatch(discarded)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(), ["blocked", "x"])
+    }
+
     /// Leftovers of dead writers are found, and this process's own (it is not writing while it
     /// looks); another live process's (pid 1) are not.
     func testStaleFilesAreThoseOfDeadProcesses() throws {

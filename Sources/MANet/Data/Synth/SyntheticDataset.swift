@@ -97,32 +97,60 @@ public enum SyntheticDataset {
         let threads = max(1, options.threads)
         let side = options.npySide
         let thumbnails = ThumbnailStore(count: side > 0 ? total : 0, side: side)
-        // Workers take interleaved jobs; the first error stops everyone.
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            for j in stride(from: worker, to: total, by: threads) {
-                if state.failed { return }
-                let job = jobs[j]
-                let url = root.appendingPathComponent("\(job.split.rawValue)/\(job.label)/\(String(format: "%05d", job.index)).jpg")
-                do {
-                    let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed,
-                                                  nuisance: options.nuisance)
-                    let data = try ImageCodec.encodeJPEG(image, quality: quality)
-                    if side > 0 {
-                        let decoded = try ImageCodec.decode(data: data, name: url.path)
-                        thumbnails.store(ImageOps.resize(decoded, width: side, height: side).pixels, at: j)
+        let written = TemporaryFiles(count: total)
+        // Atomic, as every file the project writes (an interrupted run leaves whole images or
+        // none), but synced once per class folder instead of once per image: the folder's images
+        // go to temporary names, then AtomicFile.commitBatch syncs them, renames them and syncs
+        // the folder. Jobs are in folder order; within a folder, workers take interleaved jobs and
+        // the first error stops everyone.
+        var first = 0
+        while first < total {
+            var end = first
+            while end < total && jobs[end].split == jobs[first].split && jobs[end].label == jobs[first].label { end += 1 }
+            let folder = first..<end
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                for j in stride(from: folder.lowerBound + worker, to: folder.upperBound, by: threads) {
+                    if state.failed { return }
+                    let job = jobs[j]
+                    let url = root.appendingPathComponent("\(job.split.rawValue)/\(job.label)/\(String(format: "%05d", job.index)).jpg")
+                    do {
+                        let (image, quality) = render(split: job.split, label: job.label, index: job.index, size: options.size, seed: options.seed,
+                                                      nuisance: options.nuisance)
+                        let data = try ImageCodec.encodeJPEG(image, quality: quality)
+                        if side > 0 {
+                            let decoded = try ImageCodec.decode(data: data, name: url.path)
+                            thumbnails.store(ImageOps.resize(decoded, width: side, height: side).pixels, at: j)
+                        }
+                        do { written.set(j, temporary: try AtomicFile.writeTemporary([UInt8](data), for: url.path), path: url.path) } catch let e as FileError {
+                            throw DataError.unreadable(path: url.path, reason: "cannot write: \(e.reason)")
+                        }
+                        state.finish(bytes: data.count) { progress($0, total) }
+                    } catch {
+                        state.fail(error)
+                        return
                     }
-                    // Atomic, as every file the project writes: an interrupted run leaves whole images.
-                    do { try AtomicFile.write([UInt8](data), to: url.path) } catch let e as FileError {
-                        throw DataError.unreadable(path: url.path, reason: "cannot write: \(e.reason)")
-                    }
-                    state.finish(bytes: data.count) { progress($0, total) }
-                } catch {
-                    state.fail(error)
-                    return
                 }
             }
+            let batch = written.files(in: folder)
+            if let error = state.error {
+                AtomicFile.discardBatch(batch)
+                throw error
+            }
+            do { try AtomicFile.commitBatch(batch) } catch let e as FileError {
+                throw DataError.unreadable(path: e.file, reason: "cannot write: \(e.reason)")
+            }
+            first = end
         }
-        if let error = state.error { throw error }
+        // The folders made above, durable too.
+        for split in DatasetSplit.allCases {
+            let folder = root.appendingPathComponent(split.rawValue).path
+            do {
+                try AtomicFile.syncFolder(folder, for: folder)
+                try AtomicFile.syncFolder(root.path, for: folder)
+            } catch let e as FileError {
+                throw DataError.unreadable(path: e.file, reason: e.reason)
+            }
+        }
         if side > 0 {
             var offset = 0
             for (split, perClass) in [(DatasetSplit.train, options.trainPerClass), (.test, options.testPerClass)] {
@@ -163,6 +191,25 @@ private final class ThumbnailStore: @unchecked Sendable {
 }
 
 /// Shared progress and first error of the rendering threads.
+/// The temporary file of each job, set by the rendering threads at disjoint indices.
+private final class TemporaryFiles: @unchecked Sendable {
+    private let lock = NSLock()
+    private var files: [(temporary: String, path: String)?]
+
+    init(count: Int) { files = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, temporary: String, path: String) {
+        lock.lock(); defer { lock.unlock() }
+        files[index] = (temporary, path)
+    }
+
+    /// The files written for jobs `range`, in job order.
+    func files(in range: Range<Int>) -> [(temporary: String, path: String)] {
+        lock.lock(); defer { lock.unlock() }
+        return files[range].compactMap { $0 }
+    }
+}
+
 private final class WriteState: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var done = 0
