@@ -19,7 +19,7 @@ struct TrainCommand: ParsableCommand {
             the curves and the checkpoints are.
 
             Runs never overwrite runs: without --checkpoint-dir each run gets a new folder \
-            runs/train-N (the first N not taken; with --resume, the checkpoint's own folder). A \
+            runs/train-N (the first N not taken; with --resume of a checkpoint.pb, that checkpoint's own folder). A \
             --checkpoint-dir (or --log) that holds another run's checkpoints or log is refused, \
             naming the way on: `--resume <dir>/checkpoint.pb` to continue that run, --overwrite to \
             replace it, or another folder. A refused run writes nothing.
@@ -85,7 +85,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Keep ImageFolder order (classes sorted, files sorted).") var noShuffle = false
     @Option(help: "Print a progress line every N steps.") var printFreq = 10
     @Option(help: "Log file the lines are appended to (default: <checkpoint-dir>/log.txt).") var log: String?
-    @Option(help: "Folder for checkpoint.pb, model_best.pb and the log (default: a new runs/train-N; with --resume, the checkpoint's folder).")
+    @Option(help: "Folder for checkpoint.pb, model_best.pb and the log (default: a new runs/train-N; with --resume of a checkpoint.pb, its folder; an authors' .pth starts a new one).")
     var checkpointDir: String?
     @Flag(help: "Replace the checkpoints, log and curves an earlier run left in --checkpoint-dir.") var overwrite = false
     @Flag(help: "No live progress line, even on a terminal (stdout gets the log lines only).") var plain = false

@@ -140,8 +140,9 @@ public struct Conv: Operator {
 extension Conv: ProfiledOperator {
     /// The path the call took: the forward's ("direct", "winograd2" or "winograd4"), or the
     /// backward's ("dX winograd4 dW winograd4": dX as a Winograd convolution of dY, dW by
-    /// F(3x3,2x2) ("winograd2") or F(3x3,4x4) ("winograd4"); "direct" for the im2col + GEMM
-    /// gradients), as `forward` and `backward` choose them.
+    /// F(3x3,2x2) ("winograd2") or F(3x3,4x4) ("winograd4"); "implicit" where training reads
+    /// the input in place; "direct" for the im2col + GEMM gradients), as `forward` and
+    /// `backward` choose them.
     func profileDetail(_ inputs: [Tensor?], backward: Bool, _ context: ExecutionContext) -> String {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { return "Conv" }
         var path = "direct"
@@ -151,11 +152,21 @@ extension Conv: ProfiledOperator {
             func name(_ tile: WinogradTile?) -> String {
                 switch tile { case .f2x2?: "winograd2"; case .f4x4?: "winograd4"; case nil: "direct" }
             }
+            let options = context.options.kernels
+            // Training's wide planes read their input in place (`packsPerCall`): "implicit".
+            func implicit(_ shape: ConvolutionShape?) -> Bool {
+                guard context.training, let shape else { return false }
+                return ConvolutionForward.trainingImplicit(shape, options: options)
+            }
             if !backward {
-                path = name(winograd?.tile(for: s, options: context.options.kernels))
+                let tile = winograd?.tile(for: s, options: options)
+                path = tile == nil && implicit(s) ? "implicit" : name(tile)
             } else {
-                let dX = name(ConvolutionBackward.transposedWinograd(s, winograd)?.1)
-                let dW = WinogradWeightGradient.applies(s, winograd) ? name(WinogradWeightGradient.tile(s, winograd)) : "direct"
+                let tile = ConvolutionBackward.transposedWinograd(s, winograd)?.1
+                let dX = tile == nil && implicit(ConvolutionBackward.transposedShape(s)) ? "implicit" : name(tile)
+                let dW = WinogradWeightGradient.applies(s, winograd) ? name(WinogradWeightGradient.tile(s, winograd))
+                    : context.training && ConvolutionBackward.implicitWeightGradientApplies(s, options: options) ? "implicit"
+                    : "direct"
                 if dX != "direct" || dW != "direct" { path = "dX \(dX) dW \(dW)" }
             }
         }
