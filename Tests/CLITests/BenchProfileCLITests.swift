@@ -23,4 +23,16 @@ final class BenchProfileCLITests: XCTestCase {
             XCTAssertTrue(result.stderr.contains(row), "no '\(row)' in:\n\(result.stderr)")
         }
     }
+
+    /// Each convolution row names the path the call took: training's wide planes (>= 1024
+    /// outputs) read their input in place, forward, dX and dW ("implicit").
+    func testTrainingProfileNamesTheInPlacePath() throws {
+        let result = try runManet(["bench", "--train", "--width", "4", "--input-size", "224", "--batch-size", "2",
+                                   "--iterations", "1", "--warmup", "0", "--threads", "2", "--profile"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for row in ["  Conv k3x3 s1 4->4 56x56 implicit wall", "  Conv k3x3 s1 4->4 56x56 dX implicit dW implicit backward wall",
+                    "  Conv k3x3 s1 32->32 7x7 direct wall"] {
+            XCTAssertTrue(result.stderr.contains(row), "no '\(row)' in:\n\(result.stderr)")
+        }
+    }
 }
