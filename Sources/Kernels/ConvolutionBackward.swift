@@ -182,9 +182,8 @@ public enum ConvolutionBackward {
             for n in 0..<s.batch {
                 parallelFor(s.channels + s.filters, threads: threads) { t in
                     if t < s.channels {
-                        let from = x + (n * s.channels + t) * g.inputPlane
-                        let to = buffer + t * planeP + g.pH * padW + g.pW
-                        for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+                        ConvolutionForward.copyIntoPadded(x + (n * s.channels + t) * g.inputPlane, channels: 1,
+                                                          buffer + t * planeP, padH: padH, padW: padW, g)
                     } else {
                         let m = t - s.channels
                         let from = dy + (n * s.filters + m) * g.outputPlane, to = gradients + m * rounded

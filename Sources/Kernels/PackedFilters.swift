@@ -207,6 +207,17 @@ extension ConvolutionForward {
         return (padH, padW, koff, poff)
     }
 
+    /// Copies `channels` input planes from `x` into the zero-bordered planes at `padded` (each
+    /// padH x padW, the input's first element at row pH, column pW: the layout
+    /// `implicitOffsets` describes). Writes the interiors only; the caller zeroes the borders once.
+    static func copyIntoPadded(_ x: UnsafePointer<Float>, channels: Int, _ padded: UnsafeMutablePointer<Float>,
+                               padH: Int, padW: Int, _ g: WindowGeometry) {
+        for c in 0..<channels {
+            let to = padded + (c * padH * padW + g.pH * padW + g.pW), from = x + c * g.inputPlane
+            for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
+        }
+    }
+
     /// Whether training's convolutions of shape `s` take `runImplicitImages`: ungrouped 2-D
     /// windows wider than 1x1 on planes of at least `narrowPlane` outputs (MA-Net's 64->64
     /// 56x56 layers and the 7x7/2 stem). There, im2col + GEMM streams a column matrix of 7-9 MB
@@ -251,11 +262,7 @@ extension ConvolutionForward {
                                     made[t] = true
                                     copy.initialize(repeating: 0, count: perCopy)
                                 }
-                                for c in 0..<s.channels {
-                                    let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
-                                    let from: UnsafePointer<Float> = xn + c * g.inputPlane
-                                    for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
-                                }
+                                copyIntoPadded(xn, channels: s.channels, copy, padH: padH, padW: padW, g)
                                 source = UnsafePointer(copy)
                             }
                             manet_packed_gemm_implicit(isa.code, packed, s.filters, rows, source, ko.baseAddress!,
@@ -313,11 +320,7 @@ extension ConvolutionForward {
                                 if !made[t] {
                                     made[t] = true
                                     copy.initialize(repeating: 0, count: perCopy)
-                                    for c in 0..<s.channels {
-                                        let to: UnsafeMutablePointer<Float> = copy + (c * planeP + g.pH * padW + g.pW)
-                                        let from: UnsafePointer<Float> = x + c * g.inputPlane
-                                        for r in 0..<g.inH { (to + r * padW).update(from: from + r * g.inW, count: g.inW) }
-                                    }
+                                    copyIntoPadded(x, channels: s.channels, copy, padH: padH, padW: padW, g)
                                 }
                                 source = UnsafePointer(copy)
                             }

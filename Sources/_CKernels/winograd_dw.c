@@ -17,6 +17,21 @@
 
 #pragma clang fp contract(off)
 
+// plane (ph x pw) = the inH x inW input shifted by (padTop, padLeft), zero elsewhere; the rows
+// and columns that fall outside the plane are dropped (the input transforms of both tiles).
+static inline void bordered_plane(float *plane, size_t ph, size_t pw, const float *src, int inH, int inW,
+                                  int padTop, int padLeft) {
+    memset(plane, 0, ph * pw * sizeof(float));
+    for (int r = 0; r < inH; r++) {
+        const int pr = r + padTop;
+        if (pr < 0 || (size_t)pr >= ph) continue;
+        const int q0 = padLeft < 0 ? -padLeft : 0;
+        int q1 = inW;
+        if ((size_t)(q1 + padLeft) > pw) q1 = (int)pw - padLeft;
+        if (q1 > q0) memcpy(plane + (size_t)pr * pw + q0 + padLeft, src + (size_t)r * inW + q0, (size_t)(q1 - q0) * sizeof(float));
+    }
+}
+
 MULTIVERSION
 int manet_wdw_input(const float *x, size_t channels, size_t begin, size_t end, int inH, int inW, int outH, int outW,
                     int padTop, int padLeft, size_t tiles, float *v) {
@@ -30,15 +45,7 @@ int manet_wdw_input(const float *x, size_t channels, size_t begin, size_t end, i
     for (size_t item = begin; item < end; item++) {
         const size_t img = item / channels, c = item % channels;
         const float *src = x + item * (size_t)inH * inW;
-        memset(plane, 0, ph * pw * sizeof(float));
-        for (int r = 0; r < inH; r++) {
-            const int pr = r + padTop;
-            if (pr < 0 || (size_t)pr >= ph) continue;
-            const int q0 = padLeft < 0 ? -padLeft : 0;
-            int q1 = inW;
-            if ((size_t)(q1 + padLeft) > pw) q1 = (int)pw - padLeft;
-            if (q1 > q0) memcpy(plane + (size_t)pr * pw + q0 + padLeft, src + (size_t)r * inW + q0, (size_t)(q1 - q0) * sizeof(float));
-        }
+        bordered_plane(plane, ph, pw, src, inH, inW, padTop, padLeft);
         float *out = v + c * tiles + img * (size_t)th * tw;
         for (int ty = 0; ty < th; ty++) {
             for (int r = 0; r < 4; r++) {
@@ -174,15 +181,7 @@ int manet_wdw4_input(const float *x, size_t channels, size_t begin, size_t end, 
     for (size_t item = begin; item < end; item++) {
         const size_t img = item / channels, c = item % channels;
         const float *src = x + item * (size_t)inH * inW;
-        memset(plane, 0, ph * pw * sizeof(float));
-        for (int r = 0; r < inH; r++) {
-            const int pr = r + padTop;
-            if (pr < 0 || (size_t)pr >= ph) continue;
-            const int q0 = padLeft < 0 ? -padLeft : 0;
-            int q1 = inW;
-            if ((size_t)(q1 + padLeft) > pw) q1 = (int)pw - padLeft;
-            if (q1 > q0) memcpy(plane + (size_t)pr * pw + q0 + padLeft, src + (size_t)r * inW + q0, (size_t)(q1 - q0) * sizeof(float));
-        }
+        bordered_plane(plane, ph, pw, src, inH, inW, padTop, padLeft);
         float *out = v + c * tiles + img * (size_t)th * tw;
         for (int ty = 0; ty < th; ty++) {
             for (int tx = 0; tx < tw; tx++) {
