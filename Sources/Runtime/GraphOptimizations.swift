@@ -15,7 +15,8 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// Twins in independent branches (the same operator on the same shapes: MA-Net's four
     /// patches, the two cascades of a multi-scale block) run side by side, one thread each;
     /// every other step alone over all the threads (`ConcurrentExecution.swift`). The same bits
-    /// as one step at a time. Off with `deterministic` (no steps at the same time).
+    /// as one step at a time. Off with `deterministic` (no steps at the same time). Opt-in
+    /// (`MANET_BRANCHES=1` in the CLI): it pays only on a machine busy with other work.
     public static let concurrentBranches = GraphOptimizations(rawValue: 1 << 2)
 
     /// 3x3 stride-1 convolutions through Winograd where it pays (tiles by
@@ -33,6 +34,8 @@ public struct GraphOptimizations: OptionSet, Sendable {
     public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
 
     public static let none: GraphOptimizations = []
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters,
-                                                       .concurrentBranches]
+    /// Without `.concurrentBranches`: on an idle machine twins side by side measured slower than
+    /// one step at a time over all the threads at batch 1 and 16 (docs/PERFORMANCE.md); they
+    /// win only where other work competes for the cores.
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters]
 }
