@@ -64,11 +64,11 @@ public enum ConvolutionBackward {
             }
         }
         gemmDX?.initialize(repeating: 0, count: batch * channels * inPlane)
-        // dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2) (or F(3x3,4x4) where the path
-        // asks for it, `WinogradPath.weightGradientF4x4`) where training's path takes it.
+        // dW of a stride-1 3x3 convolution by Winograd F(3x3,2x2), or F(3x3,4x4) on the planes
+        // where the path takes F(4x4,3x3) (`WinogradWeightGradient.tile`), where training's path takes it.
         var dW = dW
         if let gradient = dW, let x, let dy, WinogradWeightGradient.applies(s, winograd),
-           WinogradWeightGradient.run(x, dy, s, dW: gradient, tile: WinogradWeightGradient.tile(s, winograd),
+           WinogradWeightGradient.run(x, dy, s, dW: gradient, tile: WinogradWeightGradient.tile(s, winograd, options: options),
                                       threads: threads, options: options) {
             dW = nil
         }

@@ -55,21 +55,16 @@ public final class WinogradPath: @unchecked Sendable {
     /// memory and reading them back: training's 7x7 layers, whose filters change every step and
     /// outweigh their 64 tiles per point at batch 16.
     public let packsF4x4Filters: Bool
-    /// dW by F(3x3,4x4) where the forward takes F(4x4) (`WinogradWeightGradient.tile`); else by
-    /// F(3x3,2x2). Off on training's path: on MA-Net's 7x7 layers at batch 16 its 36 per-point
-    /// sums (4x the weights, against 16/9x) cost the memory traffic its fewer multiply-adds save.
-    public let weightGradientF4x4: Bool
 
     public init(tiles: [WinogradTile], store: WinogradFilterStore? = nil,
                 minimumChannels: Int = WinogradPath.minimumChannels, minimumTiles: Int? = nil,
-                f4x4MaximumSide: Int? = nil, packsF4x4Filters: Bool = false, weightGradientF4x4: Bool = false) {
+                f4x4MaximumSide: Int? = nil, packsF4x4Filters: Bool = false) {
         self.tiles = tiles
         self.store = store
         self.minimumChannels = minimumChannels
         self.minimumTilesOverride = minimumTiles
         self.f4x4MaximumSide = f4x4MaximumSide
         self.packsF4x4Filters = packsF4x4Filters
-        self.weightGradientF4x4 = weightGradientF4x4
     }
 
     /// Whether a call of `tile` on shape `s` with filters as written packs them first

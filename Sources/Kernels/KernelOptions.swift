@@ -74,16 +74,21 @@ public struct KernelOptions: Sendable, Hashable {
     /// packed-filter Winograd path's point order: kept in the L3 cache between the transforms
     /// and the GEMMs.
     public var winogradCacheChunkFloats: Int
+    /// dW of the 3x3 convolutions whose forward training's path runs by F(4x4,3x3) (the 7x7
+    /// planes) by Winograd F(3x3,4x4), block by block of dW with the point sums kept in cache
+    /// (`WinogradWeightGradient.tile`); off: F(3x3,2x2), one GEMM per point, as on larger planes.
+    public var weightGradientF4x4: Bool
 
     public init(isa: KernelISA = .automatic, gemm: GEMMBackend = .automatic, implicitConvolution: Bool = true,
                 convolutionSplit: ConvolutionSplit? = nil, winogradChunkChannels: Int = 64,
-                winogradCacheChunkFloats: Int = 1 << 20) {
+                winogradCacheChunkFloats: Int = 1 << 20, weightGradientF4x4: Bool = true) {
         self.isa = isa
         self.gemm = gemm
         self.implicitConvolution = implicitConvolution
         self.convolutionSplit = convolutionSplit
         self.winogradChunkChannels = winogradChunkChannels
         self.winogradCacheChunkFloats = winogradCacheChunkFloats
+        self.weightGradientF4x4 = weightGradientF4x4
     }
 
     public static let `default` = KernelOptions()

@@ -363,3 +363,7 @@ int manet_sgemm(int isa, int transA, int transB, size_t m0, size_t m1, size_t n0
     }
     return 0;
 }
+
+void manet_sgemm_panel_tile(int isa, size_t kc, const float *a, const float *b, float *c, size_t ldc) {
+    variant_of(isa).kernel(kc, a, b, c, ldc, 1.0f, 0.0f, 1);
+}

@@ -11,6 +11,7 @@
 
 #include "winograd_dw.h"
 #include "vector8.h"
+#include "sgemm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,23 +172,35 @@ static inline void wdw4_g(const float g[4], float q[6]) {
     q[5] = g[3];
 }
 
+size_t manet_wdw4_point_floats(size_t width, size_t tiles) { return width * tiles + 16; }
+
+size_t manet_wdw4_panel_floats(size_t count, size_t width, size_t tiles) {
+    return (count + width - 1) / width * 36 * manet_wdw4_point_floats(width, tiles);
+}
+
+// Where plane `c` of image `img` (perImage tiles each) starts: its group, lane, first tile.
+static inline size_t wdw4_panel_offset(size_t c, size_t img, size_t perImage, size_t width, size_t tiles) {
+    return (c / width) * 36 * manet_wdw4_point_floats(width, tiles) + c % width + img * perImage * width;
+}
+
 MULTIVERSION
 int manet_wdw4_input(const float *x, size_t channels, size_t begin, size_t end, int inH, int inW, int outH, int outW,
-                     int padTop, int padLeft, size_t tiles, float *v) {
+                     int padTop, int padLeft, size_t tiles, size_t width, float *v) {
     const int th = (outH + 3) / 4, tw = (outW + 3) / 4;
-    const size_t pw = 4 * (size_t)tw + 2, ph = 4 * (size_t)th + 2, pointStride = channels * tiles;
+    const size_t pw = 4 * (size_t)tw + 2, ph = 4 * (size_t)th + 2;
+    const size_t pointStride = manet_wdw4_point_floats(width, tiles);
     float *plane = malloc(ph * pw * sizeof(float));
     if (!plane) return -1;
     for (size_t item = begin; item < end; item++) {
         const size_t img = item / channels, c = item % channels;
         const float *src = x + item * (size_t)inH * inW;
         bordered_plane(plane, ph, pw, src, inH, inW, padTop, padLeft);
-        float *out = v + c * tiles + img * (size_t)th * tw;
+        float *out = v + wdw4_panel_offset(c, img, (size_t)th * tw, width, tiles);
         for (int ty = 0; ty < th; ty++) {
             for (int tx = 0; tx < tw; tx++) {
                 float h[6][6];   // h[r][q]: row r of the patch, transformed along the row
                 for (int r = 0; r < 6; r++) wdw4_bt(plane + (size_t)(4 * ty + r) * pw + 4 * tx, h[r]);
-                float *o = out + (size_t)ty * tw + tx;
+                float *o = out + ((size_t)ty * tw + tx) * width;
                 for (int q = 0; q < 6; q++) {
                     const float col[6] = {h[0][q], h[1][q], h[2][q], h[3][q], h[4][q], h[5][q]};
                     float b[6];
@@ -203,9 +216,10 @@ int manet_wdw4_input(const float *x, size_t channels, size_t begin, size_t end, 
 
 MULTIVERSION
 int manet_wdw4_gradient(const float *dy, size_t filters, size_t begin, size_t end, int outH, int outW, size_t tiles,
-                        float *u) {
+                        size_t width, float *u) {
     const int th = (outH + 3) / 4, tw = (outW + 3) / 4;
-    const size_t pw = 4 * (size_t)tw, ph = 4 * (size_t)th, pointStride = filters * tiles;
+    const size_t pw = 4 * (size_t)tw, ph = 4 * (size_t)th;
+    const size_t pointStride = manet_wdw4_point_floats(width, tiles);
     float *plane = malloc(ph * pw * sizeof(float));
     if (!plane) return -1;
     for (size_t item = begin; item < end; item++) {
@@ -213,12 +227,12 @@ int manet_wdw4_gradient(const float *dy, size_t filters, size_t begin, size_t en
         const float *src = dy + item * (size_t)outH * outW;
         memset(plane, 0, ph * pw * sizeof(float));
         for (int r = 0; r < outH; r++) memcpy(plane + (size_t)r * pw, src + (size_t)r * outW, (size_t)outW * sizeof(float));
-        float *out = u + m * tiles + img * (size_t)th * tw;
+        float *out = u + wdw4_panel_offset(m, img, (size_t)th * tw, width, tiles);
         for (int ty = 0; ty < th; ty++) {
             for (int tx = 0; tx < tw; tx++) {
                 float h[4][6];   // h[r][q]: row r of the tile, transformed along the row
                 for (int r = 0; r < 4; r++) wdw4_g(plane + (size_t)(4 * ty + r) * pw + 4 * tx, h[r]);
-                float *o = out + (size_t)ty * tw + tx;
+                float *o = out + ((size_t)ty * tw + tx) * width;
                 for (int q = 0; q < 6; q++) {
                     const float col[4] = {h[0][q], h[1][q], h[2][q], h[3][q]};
                     float b[6];
@@ -234,8 +248,9 @@ int manet_wdw4_gradient(const float *dy, size_t filters, size_t begin, size_t en
 
 // 16 channels c0 ..< c0 + n of filter m: the loops over j run the same operations for every
 // channel, so the compiler vectorises them across channels (contiguous in every point's sums)
-// and a partial block gives the same bits as a full one.
-static inline __attribute__((always_inline)) void wdw4_output_block(const float *s, size_t ps, size_t n, float *dw) {
+// and a partial block gives the same bits as a full one. Writes dW, or adds to it (`accumulate`).
+static inline __attribute__((always_inline)) void wdw4_output_block(const float *s, size_t ps, size_t n, int accumulate,
+                                                                    float *dw) {
     float t[3][6][16];   // A^T S: rows u, columns q, channels
     for (int q = 0; q < 6; q++) {
         const float *p0 = s + q * ps, *p1 = s + (6 + q) * ps, *p2 = s + (12 + q) * ps, *p3 = s + (18 + q) * ps,
@@ -256,18 +271,39 @@ static inline __attribute__((always_inline)) void wdw4_output_block(const float 
             o[r * 3 + 2][j] = (a[1][j] + a[2][j]) + 4.0f * (a[3][j] + a[4][j]) + a[5][j];
         }
     }
-    for (size_t j = 0; j < n; j++) {
-        for (int k = 0; k < 9; k++) dw[j * 9 + k] = o[k][j];
+    if (accumulate) {
+        for (size_t j = 0; j < n; j++) {
+            for (int k = 0; k < 9; k++) dw[j * 9 + k] += o[k][j];
+        }
+    } else {
+        for (size_t j = 0; j < n; j++) {
+            for (int k = 0; k < 9; k++) dw[j * 9 + k] = o[k][j];
+        }
     }
 }
 
 MULTIVERSION
-void manet_wdw4_output(const float *s, size_t filters, size_t channels, size_t m0, size_t m1, float *dw) {
-    const size_t ps = filters * channels;
-    for (size_t m = m0; m < m1; m++) {
-        for (size_t c = 0; c < channels; c += 16) {
-            const size_t n = channels - c < 16 ? channels - c : 16;
-            wdw4_output_block(s + m * channels + c, ps, n, dw + (m * channels + c) * 9);
+int manet_wdw4_blocks(int isa, const float *u, const float *v, size_t filters, size_t channels, size_t tiles,
+                      size_t b0, size_t b1, int accumulate, float *dw) {
+    const size_t mr = (size_t)manet_sgemm_tile_rows(isa), nr = (size_t)manet_sgemm_tile_columns(isa);
+    const size_t mBlocks = (filters + mr - 1) / mr, cBlocks = (channels + nr - 1) / nr;
+    const size_t uPoint = manet_wdw4_point_floats(mr, tiles), vPoint = manet_wdw4_point_floats(nr, tiles), ps = mr * nr;
+    // The 36 point sums of one block: 55 KB for AVX-512's 12 x 32, read back from L2 right away.
+    float *s = aligned_alloc(64, 36 * ps * sizeof(float));
+    if (!s) return -1;
+    for (size_t b = b0; b < b1; b++) {
+        const size_t cb = b / mBlocks, mb = b % mBlocks;
+        const float *ub = u + mb * 36 * uPoint, *vb = v + cb * 36 * vPoint;
+        for (size_t p = 0; p < 36; p++) manet_sgemm_panel_tile(isa, tiles, ub + p * uPoint, vb + p * vPoint, s + p * ps, nr);
+        const size_t m0 = mb * mr, c0 = cb * nr;
+        const size_t rows = filters - m0 < mr ? filters - m0 : mr, cols = channels - c0 < nr ? channels - c0 : nr;
+        for (size_t i = 0; i < rows; i++) {
+            for (size_t j = 0; j < cols; j += 16) {
+                const size_t n = cols - j < 16 ? cols - j : 16;
+                wdw4_output_block(s + i * nr + j, ps, n, accumulate, dw + ((m0 + i) * channels + c0 + j) * 9);
+            }
         }
     }
+    free(s);
+    return 0;
 }

@@ -52,11 +52,11 @@ final class WinogradWeightGradientTests: XCTestCase {
     }
 
     func run(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape, tile: WinogradTile = .f2x2, threads: Int,
-             options: KernelOptions = KernelOptions(gemm: .own)) -> [Float] {
+             options: KernelOptions = KernelOptions(gemm: .own), chunkBytes: Int = WinogradWeightGradient.chunkBytes) -> [Float] {
         var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
         dw.withUnsafeMutableBufferPointer { out in
             XCTAssertTrue(WinogradWeightGradient.run(x, dy, s, dW: out.baseAddress!, tile: tile, threads: threads,
-                                                     options: options))
+                                                     options: options, chunkBytes: chunkBytes))
         }
         return dw
     }
@@ -96,9 +96,15 @@ final class WinogradWeightGradientTests: XCTestCase {
         }
     }
 
-    /// Training's 7x7 layers at batch 16 (4 tiles of 4x4 per image), where F(3x3,4x4) runs.
+    /// Training's 7x7 layers (4 tiles of 4x4 per image), where F(3x3,4x4) runs: MA-Net's four
+    /// shapes at batch 16, 1 and 2, and counts of channels and filters that leave partial
+    /// register tiles in every variant (12 x 32, 6 x 16, 4 x 8).
     static let training7x7 = [Case(batch: 16, channels: 512, filters: 512, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
-                              Case(batch: 16, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1)]
+                              Case(batch: 16, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 1, channels: 256, filters: 256, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 2, channels: 256, filters: 512, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 2, channels: 131, filters: 133, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                              Case(batch: 1, channels: 5, filters: 7, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1)]
 
     /// dW by the im2col + GEMM path (our GEMM), for the error comparison.
     func directDW(_ x: [Float], _ dy: [Float], _ s: ConvolutionShape) -> [Float] {
@@ -115,6 +121,7 @@ final class WinogradWeightGradientTests: XCTestCase {
     /// chunks of images (a batch larger than one chunk).
     func testSameBitsForThreadsAndInstructionSets() {
         let cases = [Case(batch: 2, channels: 128, filters: 128, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
+                     Case(batch: 3, channels: 131, filters: 133, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1),
                      Case(batch: 2, channels: 33, filters: 17, height: 11, width: 4, top: 1, left: 2, bottom: 2, right: 0),
                      // 13 images of 64 -> 64 56x56: 16 * 128 * 784 * 4 bytes per image, so several chunks.
                      Case(batch: 13, channels: 64, filters: 64, height: 56, width: 56, top: 1, left: 1, bottom: 1, right: 1)]
@@ -139,6 +146,28 @@ final class WinogradWeightGradientTests: XCTestCase {
         }
     }
 
+    /// F(3x3,4x4) over several chunks of images (the first writes dW, the others add to it):
+    /// within rounding of one chunk and of float64, and the same bits for every thread count and
+    /// variant, since the chunks' size depends on neither.
+    func testF4x4ChunksOfImages() {
+        let c = Case(batch: 5, channels: 131, filters: 133, height: 7, width: 7, top: 1, left: 1, bottom: 1, right: 1)
+        let s = shape(c)
+        let (x, dy) = data(s, seed: 71)
+        let twoImages = 36 * (c.channels + c.filters + 64) * 4 * 4 * 2
+        let chunked = run(x, dy, s, tile: .f4x4, threads: 1, chunkBytes: twoImages)
+        let whole = run(x, dy, s, tile: .f4x4, threads: 1)
+        XCTAssertNotEqual(chunked.map(\.bitPattern), whole.map(\.bitPattern), "three chunks sum in another order")
+        let ref = reference(x, dy, s)
+        let scale = ref.map(abs).max()!
+        XCTAssertLessThan(zip(chunked, ref).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)
+        for isa in [KernelISA.avx512, .avx2, .portable] {
+            for threads in [2, 3] {
+                XCTAssertEqual(run(x, dy, s, tile: .f4x4, threads: threads, options: KernelOptions(isa: isa), chunkBytes: twoImages)
+                                   .map(\.bitPattern), chunked.map(\.bitPattern), "\(isa) on \(threads) threads")
+            }
+        }
+    }
+
     /// Training's path takes stride-1 3x3 convolutions of at least its channels; not strides,
     /// dilations, groups, other kernels, nor a nil path (`MANET_CONV=direct`).
     func testWhichShapesTakeIt() {
@@ -154,13 +183,14 @@ final class WinogradWeightGradientTests: XCTestCase {
         var grouped = shape(Self.manetShapes[0])
         grouped.group = 2
         XCTAssertFalse(WinogradWeightGradient.applies(grouped, path))
-        // Training's path: 2x2 tiles of dY everywhere. A path asking for F(3x3,4x4): 4x4 tiles on
-        // the planes where it takes F(4x4,3x3) (7x7 here), at any batch; 2x2 on larger planes.
-        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), path), .f2x2)
-        let f4 = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7, weightGradientF4x4: true)
-        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), f4), .f4x4)
-        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[3]), f4), .f4x4)
-        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[1]), f4), .f2x2)
+        // Training's path: 4x4 tiles of dY on the planes where it takes F(4x4,3x3) (7x7 here), at
+        // any batch; 2x2 on larger planes, with `.winograd2`, and with the option off.
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), path), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[3]), path), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[1]), path), .f2x2)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), WinogradPath.training(.winograd2)), .f2x2)
+        XCTAssertEqual(WinogradWeightGradient.tile(shape(Self.manetShapes[0]), path,
+                                                   options: KernelOptions(weightGradientF4x4: false)), .f2x2)
     }
 
     /// ConvolutionBackward on training's path gives this dW, within float rounding of the direct path's.
@@ -168,18 +198,18 @@ final class WinogradWeightGradientTests: XCTestCase {
         let s = shape(Self.manetShapes[3])
         let (x, dy) = data(s, seed: 41)
         let w = pseudoRandom(s.filters * s.channels * 9, seed: 43)
-        func backward(_ path: WinogradPath?) -> [Float] {
+        func backward(_ path: WinogradPath?, options: KernelOptions = KernelOptions(gemm: .own)) -> [Float] {
             var dw = [Float](repeating: .nan, count: s.filters * s.channels * 9)
             dw.withUnsafeMutableBufferPointer { out in
                 ConvolutionBackward.run(x, w, dy, s, dX: nil, dW: out.baseAddress!, dB: nil, winograd: path, threads: 2,
-                                        options: KernelOptions(gemm: .own))
+                                        options: options)
             }
             return dw
         }
         let winograd = backward(WinogradPath.training()), direct = backward(nil)
-        XCTAssertEqual(winograd.map(\.bitPattern), run(x, dy, s, threads: 2).map(\.bitPattern))
-        let f4 = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7, weightGradientF4x4: true)
-        XCTAssertEqual(backward(f4).map(\.bitPattern), run(x, dy, s, tile: .f4x4, threads: 2).map(\.bitPattern))
+        XCTAssertEqual(winograd.map(\.bitPattern), run(x, dy, s, tile: .f4x4, threads: 2).map(\.bitPattern))
+        XCTAssertEqual(backward(WinogradPath.training(), options: KernelOptions(gemm: .own, weightGradientF4x4: false))
+                           .map(\.bitPattern), run(x, dy, s, threads: 2).map(\.bitPattern))
         let ref = reference(x, dy, s)
         let scale = ref.map(abs).max()!
         XCTAssertLessThan(zip(direct, ref).map { abs(Double($0) - $1) }.max()! / scale, 1e-5)

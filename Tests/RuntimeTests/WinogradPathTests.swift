@@ -74,7 +74,8 @@ final class WinogradPathTests: XCTestCase {
 
     /// Training's 7x7 planes (MA-Net's last stage) take F(4x4,3x3) for the forward and dX when
     /// the batch has enough tiles (8 images: 32), with the filters packed first; F(2x2) on 14x14
-    /// planes and everywhere with `.winograd2`; dW F(3x3,2x2). Each result within 1e-5 of its max
+    /// planes and everywhere with `.winograd2`; dW F(3x3,4x4) (F(3x3,2x2) with
+    /// `KernelOptions.weightGradientF4x4` off). Each result within 1e-5 of its max
     /// of the direct path's; the same bits on 1, 2 and 3 threads and every instruction set.
     func testTrainingTakesF4x4On7x7Planes() throws {
         let c = 128, m = 128, n = 8
@@ -86,7 +87,10 @@ final class WinogradPathTests: XCTestCase {
         let s = op.shape(l)
         XCTAssertEqual(WinogradPath.training()?.tile(for: s), .f4x4)
         XCTAssertEqual(ConvolutionBackward.transposedWinograd(s, WinogradPath.training())?.1, .f4x4)
-        XCTAssertEqual(WinogradWeightGradient.tile(s, WinogradPath.training()), .f2x2)
+        XCTAssertEqual(WinogradWeightGradient.tile(s, WinogradPath.training()), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(s, WinogradPath.training(), options: KernelOptions(weightGradientF4x4: false)),
+                       .f2x2)
+        XCTAssertEqual(WinogradWeightGradient.tile(s, WinogradPath.training(.winograd2)), .f2x2)
         XCTAssertEqual(WinogradPath.training(.winograd2)?.tile(for: s), .f2x2)
         XCTAssertTrue(WinogradPath.training()!.packsFilters(s, tile: .f4x4), "filters packed into 16-row blocks first")
         var wide = s

@@ -164,7 +164,7 @@ extension Conv: ProfiledOperator {
             } else {
                 let tile = ConvolutionBackward.transposedWinograd(s, winograd)?.1
                 let dX = tile == nil && implicit(ConvolutionBackward.transposedShape(s)) ? "implicit" : name(tile)
-                let dW = WinogradWeightGradient.applies(s, winograd) ? name(WinogradWeightGradient.tile(s, winograd))
+                let dW = WinogradWeightGradient.applies(s, winograd) ? name(WinogradWeightGradient.tile(s, winograd, options: options))
                     : context.training && ConvolutionBackward.implicitWeightGradientApplies(s, options: options) ? "implicit"
                     : "direct"
                 if dX != "direct" || dW != "direct" { path = "dX \(dX) dW \(dW)" }

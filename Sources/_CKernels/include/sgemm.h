@@ -46,6 +46,11 @@ int manet_sgemm_tile_columns(int isa);
 int manet_sgemm(int isa, int transA, int transB, size_t m0, size_t m1, size_t n0, size_t n1, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/// One register tile of variant `isa` on packed panels: c[i * ldc + j] = sum over k < kc of
+/// a[k * MR + i] b[k * NR + j] (MR x NR as manet_sgemm_tile_rows/columns give), each sum a chain of
+/// fused multiply-adds from zero in increasing k, the same bits in every variant. kc >= 1.
+void manet_sgemm_panel_tile(int isa, size_t kc, const float *a, const float *b, float *c, size_t ldc);
+
 #ifdef __cplusplus
 }
 #endif
