@@ -1,12 +1,12 @@
-// The weight gradient of a stride-1 3x3 convolution by Winograd F(3x3,2x2) or F(3x3,4x4) (Lavin & Gray 2016,
-// points 0, +-1): dW[m, c] (3 x 3) is the correlation, summed over images and 2 x 2 tiles of the
-// output, of a 4 x 4 input patch with the 2 x 2 tile of dY. Per tile, the input patch becomes
-// V = B^T d B and the dY tile U = G g G^T (16 points each); the sum over tiles is one GEMM per
-// point, S_p[m, c] = sum_t U_p[m, t] V_p[c, t]; dW = A^T S A. 16 multiply-adds per tile and
+// The weight gradient of a stride-1 3x3 convolution by Winograd F(3x3,2x2) (Lavin & Gray 2016,
+// points 0, +-1) or F(3x3,4x4) (below): dW[m, c] (3 x 3) is the correlation, summed over images
+// and 2 x 2 tiles of the output, of a 4 x 4 input patch with the 2 x 2 tile of dY. Per tile,
+// the input patch becomes V = B^T d B and the dY tile U = G g G^T (16 points each); the sum over
+// tiles is one GEMM per point, S_p[m, c] = sum_t U_p[m, t] V_p[c, t]; dW = A^T S A. 16 multiply-adds per tile and
 // (m, c) instead of 36. Used by Kernels/WinogradWeightGradient.swift.
 //
-// Layouts (t = tile index within the batch chunk, i * tilesH * tilesW + th * tilesW + tw for
-// image i of the chunk; tilesH = ceil(outH / 2), tilesW = ceil(outW / 2)):
+// F(3x3,2x2)'s layouts (t = tile index within the batch chunk, i * tilesH * tilesW + th * tilesW
+// + tw for image i of the chunk; tilesH = ceil(outH / 2), tilesW = ceil(outW / 2)):
 //   input transform  x [images, C, inH, inW]  ->  v[p * C * T + c * T + t]
 //   dY transform     dy [images, M, outH, outW] ->  u[p * M * T + m * T + t]
 //   output transform s[p * M * C + m * C + c]  ->  dW [M, C, 3, 3]
