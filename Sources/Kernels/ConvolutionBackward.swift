@@ -37,9 +37,10 @@ public enum ConvolutionBackward {
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
         // flipped); the Winograd path computes it where it pays in training, writing all of it.
         var gemmDX = dX
+        let dXPath = winograd?.inputGradient ?? winograd
         if let dX, let w, let dy, let (shape, tile) = transposedWinograd(s, winograd) {
             var flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
-            if let winograd, winograd.packsFilters(shape, tile: tile) {
+            if let dXPath, dXPath.packsFilters(shape, tile: tile) {
                 // Packed in place into 16-row blocks (`WinogradPath.packsF4x4Filters`).
                 let packed = PackedFilters(taking: &flipped, filters: channels, columns: filters * 9)
                 packed.withPointer {
@@ -203,11 +204,12 @@ public enum ConvolutionBackward {
     }
 
     /// For dX by Winograd: the shape of dX = conv(dY, W') with W'[c, m] = W[m, c] rotated by
-    /// 180 degrees and pads 2 - p, and its tile; nil when there is no path or it does not take
-    /// that shape (stride/dilation not 1, groups, pads > 2).
+    /// 180 degrees and pads 2 - p, and its tile on the path's dX policy (`inputGradient`, else
+    /// the path itself); nil when there is no path or it does not take that shape
+    /// (stride/dilation not 1, groups, pads > 2).
     public static func transposedWinograd(_ s: ConvolutionShape, _ path: WinogradPath?) -> (ConvolutionShape, WinogradTile)? {
         let g = s.geometry
-        guard let path, g.kH == 3, g.kW == 3, let shape = transposedShape(s), let tile = path.tile(for: shape) else { return nil }
+        guard let path = path?.inputGradient ?? path, g.kH == 3, g.kW == 3, let shape = transposedShape(s), let tile = path.tile(for: shape) else { return nil }
         return (shape, tile)
     }
 

@@ -8,7 +8,7 @@ import Foundation
 /// The convolution algorithm choice of a run (`RuntimeOptions.convolution`).
 public enum ConvolutionAlgorithm: String, Sendable, Hashable, CaseIterable {
     /// Winograd F(4x4,3x3) where it has enough tiles, else F(2x2,3x3) where that has, else
-    /// direct (inference); from 128 channels, F(4x4) on 7x7 planes and F(2x2) elsewhere (training).
+    /// direct (inference); training's as `WinogradPath.training` picks by `TrainingWinograd`.
     case automatic
     /// im2col + GEMM (or the packed-filter GEMM) everywhere.
     case direct
@@ -56,9 +56,19 @@ public final class WinogradPath: @unchecked Sendable {
     /// outweigh their 64 tiles per point at batch 16.
     public let packsF4x4Filters: Bool
 
+    /// Planes of at most `side` rows and columns take Winograd from `channels` channels and
+    /// filters (when below `minimumChannels`); for dW (`WinogradWeightGradient.applies`) these
+    /// planes from `channels`, larger ones from `WinogradWeightGradient.minimumChannels`.
+    public let smallPlanes: (side: Int, channels: Int)?
+    /// dX's own path where it differs from the forward's (`ConvolutionBackward.transposedWinograd`).
+    public let inputGradient: WinogradPath?
+
     public init(tiles: [WinogradTile], store: WinogradFilterStore? = nil,
                 minimumChannels: Int = WinogradPath.minimumChannels, minimumTiles: Int? = nil,
-                f4x4MaximumSide: Int? = nil, packsF4x4Filters: Bool = false) {
+                f4x4MaximumSide: Int? = nil, packsF4x4Filters: Bool = false,
+                smallPlanes: (side: Int, channels: Int)? = nil, inputGradient: WinogradPath? = nil) {
+        self.smallPlanes = smallPlanes
+        self.inputGradient = inputGradient
         self.tiles = tiles
         self.store = store
         self.minimumChannels = minimumChannels
@@ -73,24 +83,37 @@ public final class WinogradPath: @unchecked Sendable {
         packsF4x4Filters && tile == .f4x4 && store == nil && Winograd.usesPackedGEMM(filters: s.filters)
     }
 
-    /// Training's path (forward and dX of unfused convolutions in training mode), from 128
-    /// channels (the 64-channel layers' transforms, 56x56 planes at batch 16, are memory-bound
-    /// and cost about what they save); nil for `.direct`. F(4x4,3x3) on 7x7 planes (MA-Net's
-    /// last stage: 4 tiles of 6x6 per image and channel pair, 144 multiplies, against F(2x2)'s 16
-    /// tiles of 4x4, 256) with the filters packed first (`packsF4x4Filters`), F(2x2,3x3)
-    /// elsewhere; dW by F(3x3,2x2) everywhere; `.winograd2` keeps F(2x2) on the 7x7 planes too.
-    /// F(4x4) rounds ~5x more than the direct path there (2.4e-6 .. 2.9e-6 of max |y| on the
-    /// 7x7 layers at batch 8-16 against float64, direct 4.3e-7 .. 5.8e-7, `WinogradTests`), far
-    /// inside the spread of PyTorch's own float32 training runs (docs/PARITY.md).
-    public static func training(_ algorithm: ConvolutionAlgorithm = .automatic) -> WinogradPath? {
+    /// Training's path (forward, dX and dW of unfused convolutions in training mode); nil for
+    /// `.direct`. With `TrainingWinograd.all`: the forward by F(4x4,3x3) on every stride-1 3x3
+    /// layer from 64 channels wherever the batch has enough tiles (MA-Net at batch 16: the
+    /// 64->64 56x56 and 14x14 layers, 128->128 28x28, 256->256 14x14 and the 7x7 planes; 4x fewer
+    /// multiplies than direct against F(2x2)'s 2.25x), with the filters packed first
+    /// (`packsF4x4Filters`); dX by F(4x4) on 7x7 planes and F(2x2) elsewhere, from 128 channels
+    /// and on planes of at most 14x14 from 64 (`inputGradient`: F(4x4)'s dX of mean-zero dY rounds
+    /// to 1.0e-5 .. 1.2e-5 of max |dX| against float64 on the 28x28 and 14x14 layers at batch 16,
+    /// past the 1e-5 every Winograd tile is held to; the 56x56 dX stays in place); dW by
+    /// F(3x3,2x2) from 128 channels and on planes of at most 14x14 from 64 (`smallPlanes`; on the
+    /// 56x56 planes the in-place dW, `ConvolutionBackward.implicitWeightGradient`, streams less
+    /// memory than the transforms). With `.lastStage` from 128 channels, F(4x4) forward and dX
+    /// on 7x7 planes only, F(2x2) elsewhere. `.winograd2`: F(2x2) from 128 channels.
+    /// F(4x4)'s forward rounds ~5-15x more than the direct path (2.4e-6 .. 2.9e-6 of max |y| on
+    /// the 7x7 layers at batch 8-16 against float64, up to 8.5e-6 on 128->128 28x28 at batch
+    /// 16, direct ~5e-7; `WinogradTests`, `TrainingWinogradTests`), inside the spread of
+    /// PyTorch's own float32 training runs (docs/PARITY.md).
+    public static func training(_ algorithm: ConvolutionAlgorithm = .automatic,
+                                reach: TrainingWinograd = .all) -> WinogradPath? {
         switch algorithm {
         case .direct: nil
         case .winograd2: trainingF2x2Path
-        case .automatic, .winograd4: trainingPath
+        case .automatic, .winograd4: reach == .all ? trainingPath : trainingLastStagePath
         }
     }
-    private static let trainingPath = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7,
-                                                   packsF4x4Filters: true)
+    private static let trainingPath = WinogradPath(
+        tiles: [.f4x4, .f2x2], minimumChannels: 64, packsF4x4Filters: true, smallPlanes: (14, 64),
+        inputGradient: WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128, f4x4MaximumSide: 7, packsF4x4Filters: true,
+                                    smallPlanes: (14, 64)))
+    private static let trainingLastStagePath = WinogradPath(tiles: [.f4x4, .f2x2], minimumChannels: 128,
+                                                            f4x4MaximumSide: 7, packsF4x4Filters: true)
     private static let trainingF2x2Path = WinogradPath(tiles: [.f2x2], minimumChannels: 128)
 
     /// Where Winograd beats im2col + GEMM on full MA-Net: at least this many tiles over the
@@ -111,13 +134,19 @@ public final class WinogradPath: @unchecked Sendable {
     /// `Winograd.run` transforms chunk by chunk right before multiplying them
     /// (`Winograd.transformsInChunks`: batch 1's 7x7 planes), which beat the direct path there.
     public func tile(for s: ConvolutionShape, filtersPacked: Bool = false, options: KernelOptions = .default) -> WinogradTile? {
-        guard Winograd.applies(s), s.channels >= minimumChannels, s.filters >= minimumChannels else { return nil }
+        guard Winograd.applies(s), s.channels >= leastChannels(s), s.filters >= leastChannels(s) else { return nil }
         return tiles.first { tile in
             if tile == .f4x4, let side = f4x4MaximumSide, s.geometry.outH > side || s.geometry.outW > side { return false }
             let m = tile == .f2x2 ? 2 : 4
             return s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m) >= minimumTiles(tile)
         } ?? (filtersPacked && tiles.contains(.f2x2) && Winograd.transformsInChunks(s, tile: .f2x2, options: options)
               ? .f2x2 : nil)
+    }
+
+    /// The channels and filters from which a call of shape `s` may take Winograd (`smallPlanes`).
+    func leastChannels(_ s: ConvolutionShape) -> Int {
+        guard let small = smallPlanes, s.geometry.outH <= small.side, s.geometry.outW <= small.side else { return minimumChannels }
+        return min(minimumChannels, small.channels)
     }
 
     /// The transformed filters at `w` ([M, C, 3, 3], or in `PackedFilters`' layout: `packed`)

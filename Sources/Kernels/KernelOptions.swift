@@ -50,6 +50,17 @@ public enum ConvolutionSplit: String, Sendable, Hashable, CaseIterable {
     case blocks
 }
 
+/// Which stride-1 3x3 convolutions training runs by Winograd (`WinogradPath.training`).
+public enum TrainingWinograd: String, Sendable, Hashable, CaseIterable {
+    /// The forward on every plane from 64 channels by F(4x4,3x3) where the batch has enough
+    /// tiles (else F(2x2)); dX (F(4x4) on 7x7 planes, else F(2x2)) and dW (F(3x3,2x2)) from 128
+    /// channels and on planes of at most 14x14 from 64.
+    case all
+    /// From 128 channels only: F(4x4) forward and dX on 7x7 planes, F(2x2) elsewhere (the
+    /// policy before `.all`, kept for A/B measurements).
+    case lastStage = "7x7"
+}
+
 /// Kernel-level choices. The defaults are what the benchmarks chose; every other value gives
 /// the same results within float rounding (the schedules the same bits, see each field).
 public struct KernelOptions: Sendable, Hashable {
@@ -78,10 +89,14 @@ public struct KernelOptions: Sendable, Hashable {
     /// planes) by Winograd F(3x3,4x4), block by block of dW with the point sums kept in cache
     /// (`WinogradWeightGradient.tile`); off: F(3x3,2x2), one GEMM per point, as on larger planes.
     public var weightGradientF4x4: Bool
+    /// Which of training's convolutions take Winograd (with `ConvolutionAlgorithm.automatic`).
+    public var trainingWinograd: TrainingWinograd
 
     public init(isa: KernelISA = .automatic, gemm: GEMMBackend = .automatic, implicitConvolution: Bool = true,
                 convolutionSplit: ConvolutionSplit? = nil, winogradChunkChannels: Int = 64,
-                winogradCacheChunkFloats: Int = 1 << 20, weightGradientF4x4: Bool = true) {
+                winogradCacheChunkFloats: Int = 1 << 20, weightGradientF4x4: Bool = true,
+                trainingWinograd: TrainingWinograd = .all) {
+        self.trainingWinograd = trainingWinograd
         self.isa = isa
         self.gemm = gemm
         self.implicitConvolution = implicitConvolution

@@ -14,29 +14,34 @@ public enum WinogradWeightGradient {
 
     /// Whether dW of `s` goes this way on `path` (training's Winograd path; nil: the direct
     /// path): one group, 2-D 3x3 stride 1, no dilation, pads 0 ... 2, at least `minimumChannels`
-    /// channels and filters.
+    /// channels and filters (the path's `smallPlanes` from their own).
     public static func applies(_ s: ConvolutionShape, _ path: WinogradPath?) -> Bool {
         let g = s.geometry
-        guard path != nil, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1, g.dH == 1, g.dW == 1,
+        guard let path, s.group == 1, g.kD == 1, g.kH == 3, g.kW == 3, g.sH == 1, g.sW == 1, g.dH == 1, g.dW == 1,
               [g.pH, g.pW, g.pHEnd, g.pWEnd].allSatisfy({ (0...2).contains($0) }),
               g.outH == g.inH + g.pH + g.pHEnd - 2, g.outW == g.inW + g.pW + g.pWEnd - 2 else { return false }
-        return s.channels >= minimumChannels && s.filters >= minimumChannels
+        var least = minimumChannels
+        if let small = path.smallPlanes, g.outH <= small.side, g.outW <= small.side { least = min(least, small.channels) }
+        return s.channels >= least && s.filters >= least
     }
 
-    /// The dY tile of `s` on `path`: 4x4 (F(3x3,4x4)) where the path takes F(4x4,3x3) for
-    /// planes of this size (`WinogradPath.f4x4MaximumSide`: training's 7x7 planes, 4 tiles per
-    /// image, 144 products per (filter, channel) against 2x2 tiles' 256) and
-    /// `KernelOptions.weightGradientF4x4` is on, else 2x2. By plane size alone, not by the batch,
-    /// so every batch size takes the same arithmetic.
+    /// The dY tile of `s` on `path`: 4x4 (F(3x3,4x4)) where the path's dX policy
+    /// (`WinogradPath.inputGradient`, else the path) takes F(4x4,3x3) for planes of this size
+    /// (`WinogradPath.f4x4MaximumSide`: training's 7x7 planes, 4 tiles per image, 144 products
+    /// per (filter, channel) against 2x2 tiles' 256) and `KernelOptions.weightGradientF4x4` is
+    /// on, else 2x2. By plane size alone, not by the batch, so every batch size takes the same
+    /// arithmetic.
     public static func tile(_ s: ConvolutionShape, _ path: WinogradPath?, options: KernelOptions = .default) -> WinogradTile {
-        guard options.weightGradientF4x4, let path, path.tiles.contains(.f4x4), let side = path.f4x4MaximumSide,
+        guard options.weightGradientF4x4, let path = path?.inputGradient ?? path, path.tiles.contains(.f4x4),
+              let side = path.f4x4MaximumSide,
               s.geometry.outH <= side, s.geometry.outW <= side else { return .f2x2 }
         return .f4x4
     }
 
-    /// Fewer channels or filters than this take the direct path: on the 64-channel layers (56x56
-    /// planes at batch 16) the transforms are memory-bound and the training step took more CPU
-    /// with them than without (as for training's forward and dX, `WinogradPath.training`).
+    /// Fewer channels or filters than this take the direct path, except on the path's small
+    /// planes (`WinogradPath.smallPlanes`): on the 64-channel 56x56 layers at batch
+    /// 16 the transforms are memory-bound and the training step took more CPU with them than
+    /// with the in-place dW; the 64-channel 14x14 layers gain.
     public static let minimumChannels = 128
 
     /// dW [M, C, 3, 3] = sum over images of dY (x) x, fully written, with dY in 2x2 or 4x4

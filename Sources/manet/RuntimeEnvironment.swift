@@ -19,7 +19,8 @@ enum RuntimeEnvironment {
     /// - `MANET_SPLIT=columns|blocks`: `kernels.convolutionSplit`;
     /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
     /// - `MANET_WINO_CHUNK=MiB`: `kernels.winogradCacheChunkFloats`;
-    /// - `MANET_WDW4=0`: `kernels.weightGradientF4x4` off (training's 7x7 dW by F(3x3,2x2)).
+    /// - `MANET_WDW4=0`: `kernels.weightGradientF4x4` off (training's 7x7 dW by F(3x3,2x2));
+    /// - `MANET_TRAIN_WINOGRAD=all|7x7`: `kernels.trainingWinograd`.
     static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations) throws -> RuntimeOptions {
         var o = RuntimeOptions(threads: threads, deterministic: deterministic, optimizations: optimizations)
         func value<T>(_ name: String, _ parse: (String) -> T?, expected: String) throws -> T? {
@@ -48,6 +49,10 @@ enum RuntimeEnvironment {
         if let cb = try value("MANET_WINO_CB", count, expected: "a channel count (0: off)") { o.kernels.winogradChunkChannels = cb }
         if let mib = try value("MANET_WINO_CHUNK", count, expected: "MiB") { o.kernels.winogradCacheChunkFloats = mib << 18 }
         if let f4 = try value("MANET_WDW4", flag, expected: "0 or 1") { o.kernels.weightGradientF4x4 = f4 }
+        let reaches = TrainingWinograd.allCases.map(\.rawValue).joined(separator: ", ")
+        if let reach = try value("MANET_TRAIN_WINOGRAD", TrainingWinograd.init(rawValue:), expected: "one of \(reaches)") {
+            o.kernels.trainingWinograd = reach
+        }
         return o
     }
 }

@@ -37,9 +37,12 @@ final class WinogradPathTests: XCTestCase {
     /// In training mode a Conv large enough for the Winograd path takes it for its forward, for
     /// dX (dY convolved with the transposed, flipped filters) and for dW (F(3x3,2x2)): all agree
     /// with the direct path (the same op in inference mode) to float rounding, for symmetric and
-    /// asymmetric pads; dB is the direct path's bits.
+    /// asymmetric pads; dB is the direct path's bits. The forward by F(4x4) with
+    /// `TrainingWinograd.all` (32 tiles of 4x4, filters not a multiple of 16: not packed), by
+    /// F(2x2) with `.lastStage`; dX by F(2x2) with either.
     func testTrainingForwardAndInputGradientMatchDirect() throws {
-        for pads in [[1, 1, 1, 1], [0, 2, 2, 0]] {
+        for (pads, reach) in [([1, 1, 1, 1], TrainingWinograd.all), ([0, 2, 2, 0], .all),
+                              ([1, 1, 1, 1], .lastStage), ([0, 2, 2, 0], .lastStage)] {
             let c = 128, m = 136
             let node = Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"],
                             attributes: [attr("pads", pads)])
@@ -47,12 +50,15 @@ final class WinogradPathTests: XCTestCase {
             let x = Tensor(shape: [2, c, 16, 15], floats: pseudoRandom(2 * c * 240, seed: 7).map { ($0 + 1) / 2 })
             let w = Tensor(shape: [m, c, 3, 3], floats: pseudoRandom(m * c * 9, seed: 8).map { $0 * 0.06 })
             let b = Tensor(shape: [m], floats: pseudoRandom(m, seed: 9))
-            let training = ExecutionContext(training: true, threads: 2), inference = ExecutionContext(threads: 2)
+            var options = RuntimeOptions(threads: 2)
+            options.kernels.trainingWinograd = reach
+            let training = ExecutionContext(training: true, options: options), inference = ExecutionContext(threads: 2)
             let l = try op.layout(x.shape, w.shape, bias: b.shape)
             let shape = ConvolutionShape(batch: 2, channels: c, filters: m, group: 1, geometry: l.geometry)
-            XCTAssertEqual(WinogradPath.training()?.tile(for: shape), .f2x2, "\(pads): forward takes the Winograd path")
-            XCTAssertNotNil(ConvolutionBackward.transposedWinograd(op.shape(l), WinogradPath.training()),
-                            "\(pads): dX takes the Winograd path")
+            let path = WinogradPath.training(reach: reach), tile: WinogradTile = reach == .all ? .f4x4 : .f2x2
+            XCTAssertEqual(path?.tile(for: shape), tile, "\(pads): forward takes the Winograd path")
+            XCTAssertEqual(ConvolutionBackward.transposedWinograd(op.shape(l), path)?.1, .f2x2,
+                           "\(pads): dX takes the Winograd path")
             let fast = try op.forward([x, w, b], training), direct = try op.forward([x, w, b], inference)
             XCTAssertNotEqual(fast.outputs[0].floats, direct.outputs[0].floats, "different rounding: the paths differ")
             assertClose(fast.outputs[0].floats, direct.outputs[0].floats, rtol: 1e-5, atol: 1e-5)
@@ -62,7 +68,7 @@ final class WinogradPathTests: XCTestCase {
             let gDirect = try op.backward([dy], record, needsGradient: [true, true, true], inference)
             XCTAssertNotEqual(gFast[0]!.floats, gDirect[0]!.floats, "\(pads): dX took a different path")
             assertClose(gFast[0]!.floats, gDirect[0]!.floats, rtol: 1e-5, atol: 1e-5)
-            XCTAssertTrue(WinogradWeightGradient.applies(shape, WinogradPath.training()), "\(pads): dW takes the Winograd path")
+            XCTAssertTrue(WinogradWeightGradient.applies(shape, path), "\(pads): dW takes the Winograd path")
             XCTAssertNotEqual(gFast[1]!.floats, gDirect[1]!.floats, "\(pads): dW took a different path")
             // dW is a sum of 480 products per element that cancels in places: held, like the
             // Winograd forward (WinogradTests), to 1e-5 of max |dW|.
@@ -73,9 +79,10 @@ final class WinogradPathTests: XCTestCase {
     }
 
     /// Training's 7x7 planes (MA-Net's last stage) take F(4x4,3x3) for the forward and dX when
-    /// the batch has enough tiles (8 images: 32), with the filters packed first; F(2x2) on 14x14
-    /// planes and everywhere with `.winograd2`; dW F(3x3,4x4) (F(3x3,2x2) with
-    /// `KernelOptions.weightGradientF4x4` off). Each result within 1e-5 of its max
+    /// the batch has enough tiles (8 images: 32), with the filters packed first (the forward on
+    /// 14x14 planes too; F(2x2) there with `TrainingWinograd.lastStage`), F(2x2) everywhere with
+    /// `.winograd2`; dW F(3x3,4x4) (F(3x3,2x2) with `KernelOptions.weightGradientF4x4` off). Each
+    /// result within 1e-5 of its max
     /// of the direct path's; the same bits on 1, 2 and 3 threads and every instruction set.
     func testTrainingTakesF4x4On7x7Planes() throws {
         let c = 128, m = 128, n = 8
@@ -96,7 +103,8 @@ final class WinogradPathTests: XCTestCase {
         var wide = s
         wide.geometry = WindowGeometry(input: [14, 14], kernel: [3, 3], strides: [1, 1], padsBegin: [1, 1], padsEnd: [1, 1],
                                        dilations: [1, 1], output: [14, 14])
-        XCTAssertEqual(WinogradPath.training()?.tile(for: wide), .f2x2)
+        XCTAssertEqual(WinogradPath.training()?.tile(for: wide), .f4x4)
+        XCTAssertEqual(WinogradPath.training(reach: .lastStage)?.tile(for: wide), .f2x2)
         let training = ExecutionContext(training: true, threads: 2), inference = ExecutionContext(threads: 2)
         let fast = try op.forward([x, w], training), direct = try op.forward([x, w], inference)
         func close(_ a: [Float], _ b: [Float], _ what: String) {

@@ -69,10 +69,16 @@ public struct Conv: Operator {
         let l = try layout(x.shape, w.shape, bias: bias?.shape)
         let count = try label.count(l.outputShape)
         let plan = ConvolutionPlan(filters: .plain(w.floats),
-                                   winograd: context.training ? WinogradPath.training(context.options.convolution) : nil,
+                                   winograd: Conv.trainingWinograd(context),
                                    packsPerCall: context.training)
         let y = Conv.convolve(x, plan, bias: bias, l, group: group, relu: false, count: count, context)
         return ForwardResult([Tensor(shape: l.outputShape, floats: y)], backwardReads: .inputs)
+    }
+
+    /// Training's Winograd path (`WinogradPath.training`) for the context's options; nil in inference.
+    static func trainingWinograd(_ context: ExecutionContext) -> WinogradPath? {
+        guard context.training else { return nil }
+        return WinogradPath.training(context.options.convolution, reach: context.options.kernels.trainingWinograd)
     }
 
     /// Whether the Winograd path can compute this node for any input size: 2-D 3x3 kernel,
@@ -117,7 +123,7 @@ public struct Conv: Operator {
             // Written in full by the kernel.
             a = [Float](unsafeUninitializedCapacity: count) { b, n in body(b.baseAddress); n = count }
         }
-        let winograd = context.training ? WinogradPath.training(context.options.convolution) : nil
+        let winograd = Conv.trainingWinograd(context)
         x.floats.withUnsafeBufferPointer { xb in
         w.floats.withUnsafeBufferPointer { wb in
         dy.withUnsafeBufferPointer { dyb in
@@ -147,7 +153,7 @@ extension Conv: ProfiledOperator {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1] else { return "Conv" }
         var path = "direct"
         if let l = try? layout(x.shape, w.shape, bias: inputs.count > 2 ? inputs[2]?.shape : nil) {
-            let winograd = context.training ? WinogradPath.training(context.options.convolution) : nil
+            let winograd = Conv.trainingWinograd(context)
             let s = shape(l)
             func name(_ tile: WinogradTile?) -> String {
                 switch tile { case .f2x2?: "winograd2"; case .f4x4?: "winograd4"; case nil: "direct" }
