@@ -168,9 +168,10 @@ public enum Winograd {
         let limit = packedGEMM && !byBlock ? options.winogradCacheChunkFloats : scratchLimit
         let chunk = max(1, min(s.batch, limit / max(1, points * (C + M) * perImage)))
         let maxTiles = chunk * perImage
-        // v[p][tile][C] (transformed inputs) and r[p][tile][M] (GEMM results).
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * C * maxTiles)
-        let r = UnsafeMutablePointer<Float>.allocate(capacity: points * M * maxTiles)
+        // v[p][tile][C] (transformed inputs) and r[p][tile][M] (GEMM results), each point's matrix
+        // padded past a multiple of 4 KiB (`manet_winograd_point_stride`).
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * (C * maxTiles + 16))
+        let r = UnsafeMutablePointer<Float>.allocate(capacity: points * (M * maxTiles + 16))
         defer { v.deallocate(); r.deallocate() }
         let inputScratch = manet_winograd_input_scratch(&geometry), outputScratch = manet_winograd_output_scratch(&geometry)
         // u[p][M][C]: the transformed filters, each point one row-major M x C matrix, or (packed
@@ -189,17 +190,19 @@ public enum Winograd {
         // OpenBLAS, or in 16-row blocks for the packed-filter GEMM).
         func multiply(_ p: Int, tiles: Int) {
             let u = UnsafePointer(made) ?? transformed!
+            let vs = manet_winograd_point_stride(tiles * C), rs = manet_winograd_point_stride(tiles * M)
             if packedGEMM {
-                manet_packed_gemm(options.isa.code, u + p * M * C, M, C, 0, M / 16, v + p * tiles * C, 1, C, tiles, 1, 0,
-                                  r + p * tiles * M, 1, M, 0, nil, 0)
+                manet_packed_gemm(options.isa.code, u + p * M * C, M, C, 0, M / 16, v + p * vs, 1, C, tiles, 1, 0,
+                                  r + p * rs, 1, M, 0, nil, 0)
             } else {
-                GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * tiles * C, lda: C, b: u + p * M * C, ldb: C,
-                           c: r + p * tiles * M, ldc: M, threads: 1, options: options)
+                GEMM.sgemm(transB: true, m: tiles, n: M, k: C, a: v + p * vs, lda: C, b: u + p * M * C, ldb: C,
+                           c: r + p * rs, ldc: M, threads: 1, options: options)
             }
         }
         // Filter blocks over workers: out(m, tile) = sum_c U_p(m, c) V_p(tile, c), written as
         // r[p][tile][m], for the 16 filters of each block and every point p.
         func multiplyBlocks(tiles: Int) {
+            let vs = manet_winograd_point_stride(tiles * C), rs = manet_winograd_point_stride(tiles * M)
             forEachWorkerRange(M / 16, threads: threads, scratch: transformed == nil ? points * C * 16 : 0) { lo, hi, scratch in
                 for blk in lo..<hi {
                     // Point p's [16, C] block: kept filters' point-major layout, or this block's transform.
@@ -211,8 +214,8 @@ public enum Winograd {
                         (a, pointStride) = (UnsafePointer(scratch), C * 16)
                     }
                     for p in 0..<points {
-                        manet_packed_gemm(options.isa.code, a + p * pointStride, 16, C, 0, 1, v + p * tiles * C, 1, C, tiles, 1, 0,
-                                          r + p * tiles * M + blk * 16, 1, M, 0, nil, 0)
+                        manet_packed_gemm(options.isa.code, a + p * pointStride, 16, C, 0, 1, v + p * vs, 1, C, tiles, 1, 0,
+                                          r + p * rs + blk * 16, 1, M, 0, nil, 0)
                     }
                 }
             }
@@ -223,7 +226,8 @@ public enum Winograd {
             let tiles = images * perImage
             let xChunk = x + start * C * g.inputPlane, yChunk = y + start * M * g.outputPlane
             forEachWorkerRange(images * ((C + 7) / 8), threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(options.isa.code, &geometry, xChunk, lo, hi, v, tiles * C, C, scratch)
+                manet_winograd_input(options.isa.code, &geometry, xChunk, lo, hi, v, manet_winograd_point_stride(tiles * C), C,
+                                     scratch)
             }
             // R_p[tiles, M] = V_p[tiles, C] x U_p[M, C]^T for every transform point p.
             // Transform points over threads, one single-threaded GEMM each: no fork/join inside
@@ -235,7 +239,8 @@ public enum Winograd {
                 parallelForDynamic(points, threads: threads) { _, p in multiply(p, tiles: tiles) }
             }
             forEachWorkerRange(images * ((M + 7) / 8), threads: threads, scratch: outputScratch) { lo, hi, scratch in
-                manet_winograd_output(options.isa.code, &geometry, r, tiles * M, M, 0, bias, relu ? 1 : 0, lo, hi, yChunk, scratch)
+                manet_winograd_output(options.isa.code, &geometry, r, manet_winograd_point_stride(tiles * M), M, 0, bias,
+                                      relu ? 1 : 0, lo, hi, yChunk, scratch)
             }
             start += images
         }
@@ -254,14 +259,16 @@ public enum Winograd {
         let C = s.channels, M = s.filters, points = T.alpha * T.alpha
         let tiles = s.batch * ((s.geometry.outH + T.m - 1) / T.m) * ((s.geometry.outW + T.m - 1) / T.m)
         let blocks = M / 16, channelGroups = (C + 7) / 8
-        let vCount = points * C * tiles
+        // v[c / cb][p][tile][c % cb], each point's [tile][cb] padded past a multiple of 4 KiB.
+        let pointStride = manet_winograd_point_stride(tiles * cb)
+        let vCount = C / cb * points * pointStride
         let sharedInput = C >= 256
         let shared = sharedInput ? UnsafeMutablePointer<Float>.allocate(capacity: vCount) : nil
         defer { shared?.deallocate() }
         let inputScratch = manet_winograd_input_scratch(&geometry)
         if let shared {
             forEachWorkerRange(s.batch * channelGroups, threads: threads, scratch: inputScratch) { lo, hi, scratch in
-                manet_winograd_input(isa, &geometry, x, lo, hi, shared, tiles * cb, cb, scratch)
+                manet_winograd_input(isa, &geometry, x, lo, hi, shared, pointStride, cb, scratch)
             }
         }
         // Per worker: [own v] [filter chunk scratch] [block sums] [transform scratch].
@@ -270,7 +277,7 @@ public enum Winograd {
         let perWorker = ownV + chunkScratch + sumsCount + transformScratch
         withUnsafePointer(to: geometry) { g in
             let ownInput: (UnsafeMutablePointer<Float>) -> Void = { mine in
-                manet_winograd_input(isa, g, x, 0, s.batch * channelGroups, mine, tiles * cb, cb, mine + ownV + chunkScratch + sumsCount)
+                manet_winograd_input(isa, g, x, 0, s.batch * channelGroups, mine, pointStride, cb, mine + ownV + chunkScratch + sumsCount)
             }
             forEachWorkerRange(blocks, threads: threads, scratch: perWorker, prepare: sharedInput ? nil : ownInput) { lo, hi, mine in
                 let v = UnsafePointer(shared ?? mine), sums = mine + ownV + chunkScratch

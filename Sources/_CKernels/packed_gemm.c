@@ -665,6 +665,8 @@ static size_t column_groups(size_t tiles, int wide, unsigned char *widths) {
     return n;
 }
 
+size_t manet_winograd_point_stride(size_t floats) { return floats % 1024 == 0 ? floats + 16 : floats; }
+
 void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, size_t block, size_t blocks,
                                const float *v, size_t tiles, size_t channelBlock, float *sums, float *scratch) {
     void (*tile)(const float *, size_t, const float *, size_t, size_t, const int *, const int *, int, float *, int,
@@ -683,7 +685,8 @@ void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, 
     float *u = scratch;
     for (size_t c0 = 0; c0 < channels; c0 += cb) {
         manet_winograd_filter_channels(isa, m, w, channels, block, c0, c0 + cb, u, us);
-        const float *vc = v + c0 / cb * points * tiles * cb;
+        const size_t vs = manet_winograd_point_stride(tiles * cb);
+        const float *vc = v + c0 / cb * points * vs;
         // The next chunk's filters (this block's, else the next block's first) are prefetched
         // while this chunk is multiplied, each tile its share of the lines (the transform alone
         // would wait on memory for every line: at batch 1 the filters are read once per call).
@@ -697,7 +700,7 @@ void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, 
             for (size_t g = 0; g < groups; g++, call++) {
                 const int nr = widths[g];
                 const size_t count = each + (call < extra);
-                const float *b = vc + (p * tiles + j0) * cb, *prefetch = next ? next + from * MR : NULL;
+                const float *b = vc + p * vs + j0 * cb, *prefetch = next ? next + from * MR : NULL;
                 float *t = sums + (p * tiles + j0) * MR;
 #if defined(__x86_64__)
                 if (nr == 16) chunk64_16(u + p * us, cb, b, t, c0 > 0, prefetch, count);

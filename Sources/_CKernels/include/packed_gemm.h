@@ -96,11 +96,20 @@ void manet_packed_gemm_implicit(int isa, const float *ap, size_t M, size_t K, co
                                 size_t blockBegin, size_t blockEnd, float *c, size_t cm, size_t cn, const float *bias,
                                 int relu);
 
+/// The point stride (in floats) of Winograd's per-point matrices of `floats` floats each (the
+/// transformed inputs v and the GEMM results r): `floats`, one cache line more when that is a
+/// multiple of 4 KiB (MA-Net's 7x7 planes: 16 tiles x 64 channels per chunk at batch 1, 16 tiles
+/// x 512 channels per image at batch 16). There every point's row of one tile falls in the same
+/// L1 set, and the transforms' 16 or 36 loads or stores per tile evict each other (the input
+/// transform of the 512-channel layers at batch 1 took twice its time).
+size_t manet_winograd_point_stride(size_t floats);
+
 /// Winograd's GEMMs for one block of 16 filters (`block` of `blocks`; w in the packed layout,
 /// [16][C * 9] blocks) with the filters transformed `channelBlock` channels at a time into
 /// scratch (cache sized) right before they are multiplied: sums[(p * tiles + t) * 16 + f] = sum
 /// over c of U_p(f, c) V_p(t, c) for every point p and tile t, where v is laid out as
-/// manet_winograd_input writes it with that channel block. Each chunk's sum is added to the
+/// manet_winograd_input writes it with that channel block and the point stride
+/// manet_winograd_point_stride(tiles * channelBlock). Each chunk's sum is added to the
 /// running one (a fixed order: the same bits whichever thread runs the block). scratch: points *
 /// (channelBlock * 16 + 16) floats.
 /// `isa` (MANET_ISA_*, sgemm.h) picks the register tiles: AVX-512 takes 16 columns at a time;
