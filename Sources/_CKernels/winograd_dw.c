@@ -271,38 +271,55 @@ static inline __attribute__((always_inline)) void wdw4_output_block(const float 
             o[r * 3 + 2][j] = (a[1][j] + a[2][j]) + 4.0f * (a[3][j] + a[4][j]) + a[5][j];
         }
     }
+    // Scalar stores: vectorised, this transpose became AVX-512 scatters, slower than the sums.
     if (accumulate) {
+#pragma clang loop vectorize(disable)
         for (size_t j = 0; j < n; j++) {
             for (int k = 0; k < 9; k++) dw[j * 9 + k] += o[k][j];
         }
     } else {
+#pragma clang loop vectorize(disable)
         for (size_t j = 0; j < n; j++) {
             for (int k = 0; k < 9; k++) dw[j * 9 + k] = o[k][j];
         }
     }
 }
 
+// Row blocks per group: the group's 36 point sums run point by point, each point's panel of x
+// (NR channels) read once from L2 and kept in L1 for the group's row blocks.
+#define WDW4_GROUP 4
+
 MULTIVERSION
 int manet_wdw4_blocks(int isa, const float *u, const float *v, size_t filters, size_t channels, size_t tiles,
                       size_t b0, size_t b1, int accumulate, float *dw) {
     const size_t mr = (size_t)manet_sgemm_tile_rows(isa), nr = (size_t)manet_sgemm_tile_columns(isa);
-    const size_t mBlocks = (filters + mr - 1) / mr, cBlocks = (channels + nr - 1) / nr;
+    const size_t mBlocks = (filters + mr - 1) / mr;
     const size_t uPoint = manet_wdw4_point_floats(mr, tiles), vPoint = manet_wdw4_point_floats(nr, tiles), ps = mr * nr;
-    // The 36 point sums of one block: 55 KB for AVX-512's 12 x 32, read back from L2 right away.
-    float *s = aligned_alloc(64, 36 * ps * sizeof(float));
+    // The 36 point sums of a group of blocks: 4 x 55 KB for AVX-512's 12 x 32, read back from L2 right away.
+    float *s = aligned_alloc(64, WDW4_GROUP * 36 * ps * sizeof(float));
     if (!s) return -1;
-    for (size_t b = b0; b < b1; b++) {
-        const size_t cb = b / mBlocks, mb = b % mBlocks;
-        const float *ub = u + mb * 36 * uPoint, *vb = v + cb * 36 * vPoint;
-        for (size_t p = 0; p < 36; p++) manet_sgemm_panel_tile(isa, tiles, ub + p * uPoint, vb + p * vPoint, s + p * ps, nr);
-        const size_t m0 = mb * mr, c0 = cb * nr;
-        const size_t rows = filters - m0 < mr ? filters - m0 : mr, cols = channels - c0 < nr ? channels - c0 : nr;
-        for (size_t i = 0; i < rows; i++) {
-            for (size_t j = 0; j < cols; j += 16) {
-                const size_t n = cols - j < 16 ? cols - j : 16;
-                wdw4_output_block(s + i * nr + j, ps, n, accumulate, dw + ((m0 + i) * channels + c0 + j) * 9);
+    for (size_t b = b0; b < b1;) {
+        const size_t cb = b / mBlocks, mb0 = b % mBlocks;
+        size_t group = mBlocks - mb0 < WDW4_GROUP ? mBlocks - mb0 : WDW4_GROUP;
+        if (b1 - b < group) group = b1 - b;
+        const float *vb = v + cb * 36 * vPoint;
+        for (size_t p = 0; p < 36; p++) {
+            for (size_t g = 0; g < group; g++) {
+                const float *ub = u + (mb0 + g) * 36 * uPoint;
+                manet_sgemm_panel_tile(isa, tiles, ub + p * uPoint, vb + p * vPoint, s + (g * 36 + p) * ps, nr);
             }
         }
+        const size_t c0 = cb * nr, cols = channels - c0 < nr ? channels - c0 : nr;
+        for (size_t g = 0; g < group; g++) {
+            const size_t m0 = (mb0 + g) * mr, rows = filters - m0 < mr ? filters - m0 : mr;
+            for (size_t i = 0; i < rows; i++) {
+                for (size_t j = 0; j < cols; j += 16) {
+                    const size_t n = cols - j < 16 ? cols - j : 16;
+                    wdw4_output_block(s + g * 36 * ps + i * nr + j, ps, n, accumulate, dw + ((m0 + i) * channels + c0 + j) * 9);
+                }
+            }
+        }
+        b += group;
     }
     free(s);
     return 0;
