@@ -112,34 +112,69 @@ public func maxPool2DForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
     }
 }
 
-/// The argmax `maxPoolForward` gives, for outputs `y` already computed by `maxPool2DForward`:
-/// the first element of each window, in scan order, equal to its output (or, for a NaN output,
-/// the first NaN). That is the element `maxPoolForward` picks, since it keeps the first of equal
-/// maxima and the first NaN; a window with no element gets -1. Training's MaxPool takes the
-/// branch-free forward plus this pass instead of the generic one. Requires `maxPool2DApplies(g)`.
-public func maxPool2DArgmax(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>,
-                            _ g: WindowGeometry) {
+/// Max pooling of one [inH, inW] plane with its argmax (training): `maxPool2DForward`'s passes,
+/// each output keeping the plane offset of the element it holds, replaced together with it (and
+/// while none is held yet, so a window of -inf alone keeps its first element). Every output sees
+/// its window in scan order, so y has `maxPool2DForward`'s bits and the argmax is
+/// `maxPoolForward`'s: the first maximum in scan order, the first NaN, -1 for a window with no
+/// element. Requires `maxPool2DApplies(g)`.
+public func maxPool2DForwardArgmax(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                   _ argmax: UnsafeMutablePointer<Int32>, _ g: WindowGeometry) {
+    let inW = g.inW, outW = g.outW, kW = g.kW, sW = g.sW, pW = g.pW
+    let wLo = min(outW, (pW + sW - 1) / sW)
+    let wHi = inW - kW + pW < 0 ? wLo : max(wLo, min(outW, (inW - kW + pW) / sW + 1))
+    let interior = wHi - wLo
     for oh in 0..<g.outH {
+        let yRow = y + oh * outW, aRow = argmax + oh * outW
+        for ow in 0..<outW {
+            yRow[ow] = -Float.infinity
+            aRow[ow] = -1
+        }
         let (h0, h1) = windowRange(oh, stride: g.sH, pad: g.pH, dilation: 1, input: g.inH, kernel: g.kH)
         let hBase = oh * g.sH - g.pH
-        for ow in 0..<g.outW {
-            let (w0, w1) = windowRange(ow, stride: g.sW, pad: g.pW, dilation: 1, input: g.inW, kernel: g.kW)
-            let wBase = ow * g.sW - g.pW
-            let o = oh * g.outW + ow, target = y[o]
-            var found: Int32 = -1
-            search: for kh in h0..<h1 {
-                let rowStart = (hBase + kh) * g.inW + wBase
-                for kw in w0..<w1 {
-                    let v = x[rowStart &+ kw]
-                    if v == target || (v.isNaN && target.isNaN) {
-                        found = Int32(rowStart + kw)
-                        break search
+        for kh in h0..<h1 {
+            let rowStart = (hBase + kh) * inW
+            let row = x + rowStart
+            for ow in 0..<wLo { maxPoolEdgeColumn(row, rowStart, yRow, aRow, ow, g) }
+            for ow in wHi..<outW { maxPoolEdgeColumn(row, rowStart, yRow, aRow, ow, g) }
+            if interior == 0 { continue }
+            let yInterior = yRow + wLo, aInterior = aRow + wLo
+            let start = wLo &* sW &- pW
+            if kW == 3 && sW == 2 {
+                manet_max3_stride2_argmax(yInterior, aInterior, row + start, Int32(rowStart + start), interior)
+                continue
+            }
+            for kw in 0..<kW {
+                for i in 0..<interior {
+                    let at = start &+ sW &* i &+ kw
+                    let v = row[at], m = yInterior[i]
+                    if v > m || (v != v && m == m) || aInterior[i] < 0 {
+                        yInterior[i] = v
+                        aInterior[i] = Int32(truncatingIfNeeded: rowStart &+ at)
                     }
                 }
             }
-            argmax[o] = found
         }
     }
+}
+
+/// One window row of an edge output column (its window crosses the row's start or end), keeping
+/// the index of the pick; `rowStart` is the row's plane offset.
+@inline(__always)
+func maxPoolEdgeColumn(_ row: UnsafePointer<Float>, _ rowStart: Int, _ yRow: UnsafeMutablePointer<Float>,
+                       _ aRow: UnsafeMutablePointer<Int32>, _ ow: Int, _ g: WindowGeometry) {
+    let (w0, w1) = windowRange(ow, stride: g.sW, pad: g.pW, dilation: 1, input: g.inW, kernel: g.kW)
+    let wBase = ow * g.sW - g.pW
+    var best = yRow[ow], index = aRow[ow]
+    for kw in w0..<w1 {
+        let v = row[wBase &+ kw]
+        if v > best || (v != v && best == best) || index < 0 {
+            best = v
+            index = Int32(truncatingIfNeeded: rowStart &+ wBase &+ kw)
+        }
+    }
+    yRow[ow] = best
+    aRow[ow] = index
 }
 
 /// One window row of an edge output column (its window crosses the row's start or end).

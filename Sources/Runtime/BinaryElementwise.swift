@@ -142,9 +142,14 @@ enum BinaryElementwise {
     /// summed over every output element — the reduction to each input's shape in one pass.
     /// Inlined into each operator's backward so that `fa` and `fb` are inlined into the loop
     /// (called through closure pointers, they cost a call per element and block vectorization).
+    /// Every gradient element adds its terms in the output's row-major order, whatever the
+    /// path: after collapsing dims (`Broadcast.collapsed`), the outermost dim is split over
+    /// `threads` when neither wanted gradient is broadcast along it (its indices then touch
+    /// disjoint gradient elements), and each innermost run is one loop: elementwise where the
+    /// operand is not broadcast along it (vectorizable), an in-order sum where it is.
     @inline(__always)
     static func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
-                         _ label: NodeLabel,
+                         _ label: NodeLabel, threads: Int,
                          _ fa: (Float, Float, Float) -> Float,
                          _ fb: (Float, Float, Float) -> Float) throws -> [Tensor?] {
         let wantA = needsGradient.count > 0 && needsGradient[0]
@@ -156,22 +161,65 @@ enum BinaryElementwise {
         let g = gradient(gradOutputs, 0, shape: shape)
         var da = [Float](repeating: 0, count: wantA ? a.count : 0)
         var db = [Float](repeating: 0, count: wantB ? b.count : 0)
-        let sa = Broadcast.strides(of: a.shape, in: shape), sb = Broadcast.strides(of: b.shape, in: shape)
-        a.floats.withUnsafeBufferPointer { pa in
+        let n = ShapeMath.elementCount(shape) ?? 0
+        if n > 0 {
+            let (dims, sa, sb) = Broadcast.collapsed(shape, Broadcast.strides(of: a.shape, in: shape),
+                                                     Broadcast.strides(of: b.shape, in: shape))
+            let rank = dims.count, inner = dims[rank - 1], ia = sa[rank - 1], ib = sb[rank - 1]
+            let outer = rank > 1 ? dims[0] : 1
+            let splittable = rank > 1 && (sa[0] != 0 || !wantA) && (sb[0] != 0 || !wantB)
+            let workers = splittable && n >= parallelElements ? max(1, min(threads, outer)) : 1
+            a.floats.withUnsafeBufferPointer { pa in
             b.floats.withUnsafeBufferPointer { pb in
-                g.withUnsafeBufferPointer { pg in
-                    da.withUnsafeMutableBufferPointer { pda in
-                        db.withUnsafeMutableBufferPointer { pdb in
-                            Broadcast.forEach(shape, sa, sb) { o, i, j in
-                                if wantA { pda[i] += fa(pg[o], pa[i], pb[j]) }
-                                if wantB { pdb[j] += fb(pg[o], pa[i], pb[j]) }
-                            }
+            g.withUnsafeBufferPointer { pg in
+            da.withUnsafeMutableBufferPointer { pda in
+            db.withUnsafeMutableBufferPointer { pdb in
+                let xa = pa.baseAddress!, xb = pb.baseAddress!, xg = pg.baseAddress!
+                let ga = pda.baseAddress, gb = pdb.baseAddress
+                let rows = n / inner, rowsPerOuter = rows / outer
+                parallelFor(workers, threads: workers) { w in
+                    // Worker w takes the outermost indices [lo, hi): whole rows, in order.
+                    let lo = outer * w / workers, hi = outer * (w + 1) / workers
+                    for r in (lo * rowsPerOuter)..<(hi * rowsPerOuter) {
+                        var rest = r, oa = 0, ob = 0
+                        for d in stride(from: rank - 2, through: 0, by: -1) {
+                            let i = rest % dims[d]
+                            rest /= dims[d]
+                            oa += i * sa[d]
+                            ob += i * sb[d]
                         }
+                        let rg = xg + r * inner, ra = xa + oa, rb = xb + ob
+                        if wantA { gradientRun(ga! + oa, ia, rg, ra, ia, rb, ib, inner, fa) }
+                        if wantB { gradientRun(gb! + ob, ib, rg, ra, ia, rb, ib, inner, fb) }
                     }
                 }
-            }
+            }}}}}
         }
         return [wantA ? Tensor(shape: a.shape, floats: da) : nil,
                 wantB ? Tensor(shape: b.shape, floats: db) : nil]
+    }
+
+    /// One innermost run of a gradient: out[k * io] += f(g[k], a[k * ia], b[k * ib]) for k in
+    /// order; a broadcast run (io = 0) is one in-order sum into out[0].
+    @inline(__always)
+    static func gradientRun(_ out: UnsafeMutablePointer<Float>, _ io: Int, _ g: UnsafePointer<Float>,
+                            _ a: UnsafePointer<Float>, _ ia: Int, _ b: UnsafePointer<Float>, _ ib: Int, _ count: Int,
+                            _ f: (Float, Float, Float) -> Float) {
+        if io == 0 {
+            var s = out[0]
+            for k in 0..<count { s += f(g[k], a[k &* ia], b[k &* ib]) }
+            out[0] = s
+            return
+        }
+        switch (io, ia, ib) {
+        case (1, 1, 1): for k in 0..<count { out[k] += f(g[k], a[k], b[k]) }
+        case (1, 1, 0):
+            let s = b[0]
+            for k in 0..<count { out[k] += f(g[k], a[k], s) }
+        case (1, 0, 1):
+            let s = a[0]
+            for k in 0..<count { out[k] += f(g[k], s, b[k]) }
+        default: for k in 0..<count { out[k &* io] += f(g[k], a[k &* ia], b[k &* ib]) }
+        }
     }
 }

@@ -1,5 +1,6 @@
 // The graph executor: runs a planned model for inference, or forward + backward for training.
 
+import Kernels
 import ONNXIR
 import Foundation
 
@@ -503,19 +504,27 @@ public final class Executor {
         return result
     }
 
-    /// Adds `g` into the running gradient of a value (a value read by several nodes).
+    /// Adds `g` into the running gradient of a value (a value read by several nodes), into a new
+    /// buffer (the running one may be shared, e.g. by both inputs of an Add: an in-place sum
+    /// would copy it first), large ones split over the context's threads (elementwise: the same
+    /// bits on any count).
     func accumulate(_ total: inout Tensor?, _ g: Tensor, name: String) throws {
-        guard var t = total else { total = g; return }
-        // Drop the optional's reference so the in-place add does not copy the buffer.
-        total = nil
+        guard let t = total else { total = g; return }
         guard t.shape == g.shape else {
             throw RuntimeError.invalidTensor(name: name, reason: "gradients of shapes \(t.shape) and \(g.shape) cannot be summed")
         }
-        t.floats.withUnsafeMutableBufferPointer { tp in
-            g.floats.withUnsafeBufferPointer { gp in
-                for i in 0..<tp.count { tp[i] += gp[i] }
+        let n = t.floats.count
+        let workers = n >= BinaryElementwise.parallelElements ? max(1, context.threads) : 1
+        let sum = [Float].filled(count: n) { out in
+            t.floats.withUnsafeBufferPointer { tp in
+                g.floats.withUnsafeBufferPointer { gp in
+                    let a = tp.baseAddress!, b = gp.baseAddress!
+                    parallelFor(workers, threads: workers) { w in
+                        for i in (n * w / workers)..<(n * (w + 1) / workers) { out[i] = a[i] + b[i] }
+                    }
+                }
             }
         }
-        total = t
+        total = Tensor(shape: t.shape, floats: sum)
     }
 }

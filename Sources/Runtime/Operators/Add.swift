@@ -36,7 +36,7 @@ public struct Add: Operator {
             let g = gradOutputs.first.flatMap { $0 } ?? Tensor(zeros: shape)
             return [needsGradient.count > 0 && needsGradient[0] ? g : nil, needsGradient.count > 1 && needsGradient[1] ? g : nil]
         }
-        return try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
+        return try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label, threads: context.threads,
                                               { g, a, b in g }, { g, a, b in g })
     }
 }

@@ -1,5 +1,6 @@
 // Concat: joins tensors along one axis; backward hands each input its slab of the gradient.
 
+import Kernels
 import ONNXIR
 
 public struct Concat: Operator {
@@ -47,20 +48,25 @@ public struct Concat: Operator {
 
     /// out: the inputs' [outer, dim_i * inner] slabs interleaved along the axis.
     /// One block copy per slab through raw pointers (concatenating along a late axis makes
-    /// many short slabs, where per-slab array slicing cost more than the copying).
-    private func join<T>(_ parts: [[T]], _ rows: [Int], outer: Int) -> [T] {
+    /// many short slabs, where per-slab array slicing cost more than the copying); large
+    /// outputs split the outer index over `threads`.
+    private func join<T>(_ parts: [[T]], _ rows: [Int], outer: Int, threads: Int) -> [T] {
         let total = rows.reduce(0, +)
         let n = total * outer
         guard n > 0 else { return [] }
         return [T](unsafeUninitializedCapacity: n) { out, count in
-            var column = 0
-            for (p, r) in zip(parts, rows) where r > 0 {
-                p.withUnsafeBufferPointer { src in
-                    for o in 0..<outer {
-                        (out.baseAddress! + o * total + column).initialize(from: src.baseAddress! + o * r, count: r)
+            let sources = parts.map { $0.withUnsafeBufferPointer { $0.baseAddress } }
+            withExtendedLifetime(parts) {
+                let workers = n >= BinaryElementwise.parallelElements ? min(max(1, threads), outer) : 1
+                parallelFor(workers, threads: workers) { w in
+                    for o in (outer * w / workers)..<(outer * (w + 1) / workers) {
+                        var column = 0
+                        for (src, r) in zip(sources, rows) where r > 0 {
+                            (out.baseAddress! + o * total + column).initialize(from: src! + o * r, count: r)
+                            column += r
+                        }
                     }
                 }
-                column += r
             }
             count = n
         }
@@ -84,9 +90,9 @@ public struct Concat: Operator {
         let inner = first.shape[(a + 1)...].reduce(1, *)
         let rows = xs.map { $0.shape[a] * inner }
         if first.dtype == .float32 {
-            return ForwardResult([Tensor(shape: shape, floats: join(xs.map(\.floats), rows, outer: outer))])
+            return ForwardResult([Tensor(shape: shape, floats: join(xs.map(\.floats), rows, outer: outer, threads: context.threads))])
         }
-        return ForwardResult([Tensor(shape: shape, ints: join(xs.map(\.ints), rows, outer: outer))])
+        return ForwardResult([Tensor(shape: shape, ints: join(xs.map(\.ints), rows, outer: outer, threads: 1))])
     }
 
     // Each input's gradient is its slab of dy, cut where forward joined.
@@ -99,19 +105,27 @@ public struct Concat: Operator {
         let g = gradient(gradOutputs, 0, shape: y.shape)
         let outer = y.shape[..<a].reduce(1, *), inner = y.shape[(a + 1)...].reduce(1, *)
         let total = y.shape[a] * inner
+        // Each wanted input's slabs, copied out of dy; large gradients split the outer index over threads.
+        var starts: [Int] = [], widths: [Int] = []
         var start = 0
-        var result: [Tensor?] = []
-        for (i, x) in xs.enumerated() {
-            let rows = x.shape[a] * inner
-            if i < needsGradient.count && needsGradient[i] {
-                var dx: [Float] = []
-                dx.reserveCapacity(x.count)
-                for o in 0..<outer { dx.append(contentsOf: g[(o * total + start)..<(o * total + start + rows)]) }
-                result.append(Tensor(shape: x.shape, floats: dx))
-            } else {
-                result.append(nil)
+        for x in xs {
+            starts.append(start)
+            widths.append(x.shape[a] * inner)
+            start += x.shape[a] * inner
+        }
+        let workers = g.count >= BinaryElementwise.parallelElements ? min(max(1, context.threads), outer) : 1
+        var result: [Tensor?] = xs.map { _ in nil }
+        g.withUnsafeBufferPointer { pg in
+            for (i, x) in xs.enumerated() where i < needsGradient.count && needsGradient[i] {
+                let width = widths[i], from = pg.baseAddress! + starts[i]
+                result[i] = Tensor(shape: x.shape, floats: [Float].filled(count: x.count) { dx in
+                    parallelFor(workers, threads: workers) { w in
+                        for o in (outer * w / workers)..<(outer * (w + 1) / workers) {
+                            (dx + o * width).initialize(from: from + o * total, count: width)
+                        }
+                    }
+                })
             }
-            start += rows
         }
         return result
     }

@@ -27,7 +27,7 @@ public struct Div: Operator {
     // dA = dC / b, dB = -dC * a / b^2, each summed over the dims it was broadcast along.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
-        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
+        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label, threads: context.threads,
                                        { g, a, b in g / b }, { g, a, b in -g * a / (b * b) })
     }
 }

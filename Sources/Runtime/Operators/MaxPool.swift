@@ -55,23 +55,24 @@ public struct MaxPool: Operator {
             }
             return ForwardResult([Tensor(shape: outShape, floats: y)])
         }
-        var argmax = [Int32](repeating: -1, count: planes * outPlane)
         let fast2D = maxPool2DApplies(g)
-        let y = [Float].filled(count: planes * outPlane) { yp in
-            x.floats.withUnsafeBufferPointer { xb in
-                argmax.withUnsafeMutableBufferPointer { ab in
+        var y: [Float] = []
+        // Both kernels write every output and its argmax.
+        let argmax = [Int32](unsafeUninitializedCapacity: planes * outPlane) { ab, count in
+            y = [Float].filled(count: planes * outPlane) { yp in
+                x.floats.withUnsafeBufferPointer { xb in
                     parallelFor(planes, threads: context.threads) { p in
                         let xp = xb.baseAddress! + p * inPlane, ypl = yp + p * outPlane, apl = ab.baseAddress! + p * outPlane
                         if fast2D {
-                            // The branch-free kernel's y (same bits), then the argmax it implies.
-                            maxPool2DForward(xp, ypl, g)
-                            maxPool2DArgmax(xp, ypl, apl, g)
+                            // The vectorised kernel's y (same bits) with the argmax of its picks.
+                            maxPool2DForwardArgmax(xp, ypl, apl, g)
                         } else {
                             maxPoolForward(xp, ypl, apl, g)
                         }
                     }
                 }
             }
+            count = planes * outPlane
         }
         // The argmax stays (backward reads it); the int64 Indices tensor only if the node has that output.
         // With the argmax saved, backward needs only X's shape.

@@ -26,7 +26,7 @@ public struct Mul: Operator {
     // dA = dC * b, dB = dC * a, each summed over the dims it was broadcast along.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
-        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
+        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label, threads: context.threads,
                                        { g, a, b in g * b }, { g, a, b in g * a })
     }
 }

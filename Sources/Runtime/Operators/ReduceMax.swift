@@ -1,6 +1,7 @@
 // ReduceMax: maximum over axes (attribute before opset 18, input from 18); float or int64.
 // Backward follows PyTorch for ties (see `backward`).
 
+import Kernels
 import ONNXIR
 
 /// The running maximum's update: NaN wins, as in numpy and PyTorch (tested as `x != x`,
@@ -80,21 +81,37 @@ public struct ReduceMax: Operator {
         // Ties per output: row-major order visits a reduced axis in increasing index order,
         // so the first match seen is the first maximal index.
         var ties = [Float](repeating: 0, count: y.count)
+        guard p.x.count > 0 else { result[0] = Tensor(shape: p.x.shape, floats: dx); return result }
+        // The collapsed walk visits x in row-major order; when the outermost dim is not reduced,
+        // its indices own disjoint outputs and split over threads (each output's order unchanged).
+        let (dims, so, _) = Broadcast.collapsed(p.x.shape, p.strides, Tensor.strides(p.x.shape))
+        let outer = dims.count > 1 && so[0] != 0 ? dims[0] : 1
+        let part = Array(dims.count > 1 && so[0] != 0 ? dims.dropFirst() : dims[...])
+        let partStrides = Array(dims.count > 1 && so[0] != 0 ? so.dropFirst() : so[...])
+        let xStep = p.x.count / outer, oStep = outer > 1 ? so[0] : 0
+        let workers = p.x.count >= 1 << 15 ? min(max(1, context.threads), outer) : 1
         y.floats.withUnsafeBufferPointer { py in
             p.x.floats.withUnsafeBufferPointer { px in
                 ties.withUnsafeMutableBufferPointer { pt in
                     dx.withUnsafeMutableBufferPointer { pd in
-                        Broadcast.forEach(p.x.shape, p.strides, p.strides) { i, o, _ in
-                            let hit = px[i] == py[o] || (px[i].isNaN && py[o].isNaN)
-                            guard hit else { return }
-                            if firstOnly {
-                                if pt[o] == 0 { pd[i] = g[o] }
-                            }
-                            pt[o] += 1
-                        }
-                        if !firstOnly {
-                            Broadcast.forEach(p.x.shape, p.strides, p.strides) { i, o, _ in
-                                if px[i] == py[o] || (px[i].isNaN && py[o].isNaN) { pd[i] = g[o] / pt[o] }
+                        parallelFor(workers, threads: workers) { w in
+                            for k in (outer * w / workers)..<(outer * (w + 1) / workers) {
+                                let x0 = px.baseAddress! + k * xStep, d0 = pd.baseAddress! + k * xStep
+                                let y0 = py.baseAddress! + k * oStep, t0 = pt.baseAddress! + k * oStep
+                                let g0 = k * oStep
+                                Broadcast.forEach(part, partStrides, partStrides) { i, o, _ in
+                                    let hit = x0[i] == y0[o] || (x0[i] != x0[i] && y0[o] != y0[o])
+                                    guard hit else { return }
+                                    if firstOnly {
+                                        if t0[o] == 0 { d0[i] = g[g0 + o] }
+                                    }
+                                    t0[o] += 1
+                                }
+                                if !firstOnly {
+                                    Broadcast.forEach(part, partStrides, partStrides) { i, o, _ in
+                                        if x0[i] == y0[o] || (x0[i] != x0[i] && y0[o] != y0[o]) { d0[i] = g[g0 + o] / t0[o] }
+                                    }
+                                }
                             }
                         }
                     }

@@ -25,7 +25,7 @@ public struct Sub: Operator {
     // dA = dC, dB = -dC, each summed over the dims it was broadcast along.
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
                          _ context: ExecutionContext) throws -> [Tensor?] {
-        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label,
+        try BinaryElementwise.backward(gradOutputs, record, needsGradient: needsGradient, label, threads: context.threads,
                                        { g, a, b in g }, { g, a, b in -g })
     }
 }
