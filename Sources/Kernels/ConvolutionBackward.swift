@@ -33,21 +33,20 @@ public enum ConvolutionBackward {
             }
         }
         if dX == nil && dW == nil { return }
-        dW?.initialize(repeating: 0, count: filters * rows)
         // dX of a stride-1 3x3 convolution is itself one (of dY with the filters transposed and
         // flipped); the Winograd path computes it where it pays in training, writing all of it.
         var gemmDX = dX
         let dXPath = winograd?.inputGradient ?? winograd
         if let dX, let w, let dy, let (shape, tile) = transposedWinograd(s, winograd) {
-            var flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
             if let dXPath, dXPath.packsFilters(shape, tile: tile) {
-                // Packed in place into 16-row blocks (`WinogradPath.packsF4x4Filters`).
-                let packed = PackedFilters(taking: &flipped, filters: channels, columns: filters * 9)
+                // Flipped straight into 16-row blocks (`WinogradPath.packsF4x4Filters`).
+                let packed = PackedFilters(flipping: w, filters: filters, channels: channels, volume: 9, threads: threads)
                 packed.withPointer {
                     Winograd.run(dy, $0, tile: tile, bias: nil, dX, shape, relu: false, threads: threads, filtersPacked: true,
                                  options: options)
                 }
             } else {
+                let flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)
                 flipped.withUnsafeBufferPointer { fb in
                     Winograd.run(dy, fb.baseAddress!, tile: tile, bias: nil, dX, shape, relu: false, threads: threads,
                                  options: options)
@@ -57,8 +56,7 @@ public enum ConvolutionBackward {
         } else if packsPerCall, let dX, let w, let dy, let shape = transposedShape(s),
                   ConvolutionForward.trainingImplicit(shape, options: options) {
             // Wide planes (training): the same convolution read in place, filters packed per call.
-            let flipped = flippedFilters(w, filters: filters, channels: channels, volume: g.kernelVolume, threads: threads)
-            let packed = PackedFilters(flipped, filters: channels, columns: filters * g.kernelVolume)
+            let packed = PackedFilters(flipping: w, filters: filters, channels: channels, volume: g.kernelVolume, threads: threads)
             if ConvolutionForward.runImplicitImages(dy, packed, bias: nil, dX, shape, relu: false, threads: threads,
                                                     isa: options.isa) != nil {
                 gemmDX = nil
@@ -73,6 +71,8 @@ public enum ConvolutionBackward {
                                       threads: threads, options: options) {
             dW = nil
         }
+        // The other dW paths add into it (Winograd's writes all of it: no zeroing pass there).
+        dW?.initialize(repeating: 0, count: filters * rows)
         if let gradient = dW, packsPerCall, let x, let dy,
            implicitWeightGradient(x, dy, s, dW: gradient, threads: threads, options: options) {
             dW = nil

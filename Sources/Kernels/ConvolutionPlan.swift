@@ -244,7 +244,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                     return
                 }
                 if let winograd, let tile = winograd.tile(for: s, options: options), winograd.packsFilters(s, tile: tile) {
-                    let packed = PackedFilters(wp, filters: s.filters, columns: s.columnRows)
+                    let packed = PackedFilters(wp, filters: s.filters, columns: s.columnRows, threads: threads)
                     packed.withPointer {
                         Winograd.run(xp, $0, tile: tile, bias: bias, y, s, relu: relu, threads: threads, filtersPacked: true,
                                      options: options)
@@ -257,7 +257,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                                      options: options)
                     }
                 } else if packsPerCall, ConvolutionForward.trainingImplicit(s, options: options),
-                          ConvolutionForward.runImplicitImages(xp, PackedFilters(wp, filters: s.filters, columns: s.columnRows),
+                          ConvolutionForward.runImplicitImages(xp, PackedFilters(wp, filters: s.filters, columns: s.columnRows, threads: threads),
                                                                bias: bias, y, s, relu: relu, threads: threads,
                                                                isa: options.isa) != nil {
                     return

@@ -45,6 +45,72 @@ public final class PackedFilters: @unchecked Sendable {
         }
     }
 
+    /// Packs `w` ([filters, columns], row-major) into a new buffer, its 16-row blocks split over
+    /// `threads` (a copy: the same floats as `init(_:filters:columns:)` on any count). Training
+    /// packs its filters on every call, so this runs per convolution there.
+    public init(_ w: UnsafePointer<Float>, filters: Int, columns: Int, threads: Int) {
+        self.filters = filters
+        self.columns = columns
+        let blocks = (filters + 15) / 16
+        storage = [Float](unsafeUninitializedCapacity: blocks * 16 * columns) { b, n in
+            if let base = b.baseAddress {
+                parallelFor(blocks, threads: threads) { blk in
+                    Self.packBlock(rows: min(16, filters - blk * 16), columns: columns, base + blk * 16 * columns) { i, k in
+                        w[(blk * 16 + i) * columns + k]
+                    }
+                }
+            }
+            n = blocks * 16 * columns
+        }
+    }
+
+    /// The filters dX is the convolution of dY with, packed straight from w ([M, C, volume]):
+    /// W' [C, M * volume] with W'[c, m * volume + k] = w[m, c, volume - 1 - k] (transposed, each
+    /// window rotated by 180 degrees), in one pass whose 16-channel blocks split over `threads`.
+    /// The same floats as packing `ConvolutionBackward.flippedFilters`' output.
+    public init(flipping w: UnsafePointer<Float>, filters M: Int, channels C: Int, volume v: Int, threads: Int) {
+        filters = C
+        columns = M * v
+        let K = M * v, blocks = (C + 15) / 16
+        storage = [Float](unsafeUninitializedCapacity: blocks * 16 * K) { b, n in
+            if let base = b.baseAddress {
+                parallelFor(blocks, threads: threads) { blk in
+                    let c0 = blk * 16, rows = min(16, C - c0)
+                    let block = base + blk * 16 * K
+                    for m in 0..<M {
+                        // w[m, c0 ..< c0 + rows, :] is one run of rows * v floats, and its packed
+                        // columns m * v ..< (m + 1) * v one run of 16 * v.
+                        let src = w + (m * C + c0) * v, dst = block + m * v * 16
+                        for i in 0..<rows {
+                            for k in 0..<v { dst[k &* 16 &+ i] = src[i &* v &+ (v &- 1 &- k)] }
+                        }
+                        for i in rows..<16 {
+                            for k in 0..<v { dst[k &* 16 &+ i] = 0 }
+                        }
+                    }
+                }
+            }
+            n = blocks * 16 * K
+        }
+    }
+
+    /// One 16-row block: dst[k * 16 + i] = element(i, k) for i < rows, 0 for the rows past them,
+    /// in 16-column tiles (each tile's writes stay in 1 KB; reading a row at a time).
+    @inline(__always)
+    static func packBlock(rows: Int, columns K: Int, _ dst: UnsafeMutablePointer<Float>, _ element: (Int, Int) -> Float) {
+        var k0 = 0
+        while k0 < K {
+            let width = min(16, K - k0), tile = dst + k0 * 16
+            for i in 0..<rows {
+                for k in 0..<width { tile[k &* 16 &+ i] = element(i, k0 &+ k) }
+            }
+            for i in rows..<16 {
+                for k in 0..<width { tile[k &* 16 &+ i] = 0 }
+            }
+            k0 += 16
+        }
+    }
+
     /// Floats held (with the zero rows that round `filters` up to a multiple of 16).
     public var count: Int { storage.count }
 

@@ -504,27 +504,27 @@ public final class Executor {
         return result
     }
 
-    /// Adds `g` into the running gradient of a value (a value read by several nodes), into a new
-    /// buffer (the running one may be shared, e.g. by both inputs of an Add: an in-place sum
-    /// would copy it first), large ones split over the context's threads (elementwise: the same
-    /// bits on any count).
+    /// Adds `g` into the running gradient of a value (a value read by several nodes), large ones
+    /// split over the context's threads (elementwise: the same bits on any count).
     func accumulate(_ total: inout Tensor?, _ g: Tensor, name: String) throws {
-        guard let t = total else { total = g; return }
+        guard var t = total else { total = g; return }
+        // Drop the optional's reference so the in-place add does not copy the buffer.
+        total = nil
         guard t.shape == g.shape else {
             throw RuntimeError.invalidTensor(name: name, reason: "gradients of shapes \(t.shape) and \(g.shape) cannot be summed")
         }
-        let n = t.floats.count
-        let workers = n >= BinaryElementwise.parallelElements ? max(1, context.threads) : 1
-        let sum = [Float].filled(count: n) { out in
-            t.floats.withUnsafeBufferPointer { tp in
-                g.floats.withUnsafeBufferPointer { gp in
-                    let a = tp.baseAddress!, b = gp.baseAddress!
-                    parallelFor(workers, threads: workers) { w in
-                        for i in (n * w / workers)..<(n * (w + 1) / workers) { out[i] = a[i] + b[i] }
-                    }
+        let threads = context.threads
+        t.floats.withUnsafeMutableBufferPointer { tp in
+            g.floats.withUnsafeBufferPointer { gp in
+                let n = tp.count
+                guard n > 0 else { return }
+                let a = tp.baseAddress!, b = gp.baseAddress!
+                let workers = n >= BinaryElementwise.parallelElements ? max(1, threads) : 1
+                parallelFor(workers, threads: workers) { w in
+                    for i in (n * w / workers)..<(n * (w + 1) / workers) { a[i] += b[i] }
                 }
             }
         }
-        total = Tensor(shape: t.shape, floats: sum)
+        total = t
     }
 }

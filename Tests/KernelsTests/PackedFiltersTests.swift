@@ -25,6 +25,34 @@ final class PackedFiltersTests: XCTestCase {
         }
     }
 
+    /// Training's per-call packings: split over threads, and the flipped filters packed in one
+    /// pass, give the floats of the one-thread packing and of packing `flippedFilters`' output.
+    func testThreadedAndFlippingPackingsMatchTheSerialOnes() {
+        for (filters, channels, volume) in [(48, 32, 9), (7, 40, 9), (20, 17, 49), (16, 1, 9), (33, 64, 1)] {
+            let w = pseudoRandom(filters * channels * volume, seed: UInt64(filters + channels))
+            let columns = channels * volume
+            let serial = w.withUnsafeBufferPointer { PackedFilters($0.baseAddress!, filters: filters, columns: columns) }
+            let flippedSerial = w.withUnsafeBufferPointer { wb in
+                PackedFilters(ConvolutionBackward.flippedFilters(wb.baseAddress!, filters: filters, channels: channels,
+                                                                 volume: volume, threads: 1),
+                              filters: channels, columns: filters * volume)
+            }
+            for threads in [1, 2, 3] {
+                let packed = w.withUnsafeBufferPointer {
+                    PackedFilters($0.baseAddress!, filters: filters, columns: columns, threads: threads)
+                }
+                XCTAssertEqual(packed.storage.map(\.bitPattern), serial.storage.map(\.bitPattern), "\(filters)x\(columns), \(threads) threads")
+                let flipped = w.withUnsafeBufferPointer {
+                    PackedFilters(flipping: $0.baseAddress!, filters: filters, channels: channels, volume: volume, threads: threads)
+                }
+                XCTAssertEqual(flipped.filters, channels)
+                XCTAssertEqual(flipped.columns, filters * volume)
+                XCTAssertEqual(flipped.storage.map(\.bitPattern), flippedSerial.storage.map(\.bitPattern),
+                               "flipped \(filters)x\(channels)x\(volume), \(threads) threads")
+            }
+        }
+    }
+
     /// out(m, n) for every image from the definition, in float64.
     func reference(_ a: [Float], filters: Int, k: Int, b: (Int, Int, Int) -> Float, n: Int, images: Int,
                    bias: [Float]?, relu: Bool) -> [[Double]] {
