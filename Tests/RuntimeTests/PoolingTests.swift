@@ -69,6 +69,26 @@ final class PoolingTests: XCTestCase {
         assertClose(m.floats, [5, -1, 9, 4])
     }
 
+    /// GlobalMaxPool's vector pass finds what the scalar scan it replaced finds: the first NaN,
+    /// else the first maximum (+0 and -0 equal), on planes of 1 to 50 values (CBAM's 49 and the
+    /// tails past whole vectors) with repeats, signed zeros, infinities and NaNs at random places.
+    func testGlobalMaxPoolFindsTheFirstMaximum() {
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        let specials: [Float] = [0, -0.0, .infinity, -.infinity, .nan, 1, 1, -1]
+        for count in 1...50 {
+            for _ in 0..<40 {
+                let plane: [Float] = (0..<count).map { _ in
+                    next() % 4 == 0 ? specials[Int(next() % UInt64(specials.count))] : Float(Int(next() % 7)) - 3
+                }
+                var best = plane[0], expected = 0
+                for i in 1..<count where plane[i] > best || (plane[i].isNaN && !best.isNaN) { best = plane[i]; expected = i }
+                let at = plane.withUnsafeBufferPointer { GlobalMaxPool.firstMaximum($0.baseAddress!, count: count) }
+                XCTAssertEqual(at, expected, "\(plane)")
+            }
+        }
+    }
+
     func testErrors() {
         XCTAssertEqual(errorText { _ = try runNode("MaxPool", [("x", self.x4)], attributes: [attr("strides", [2, 2])]) },
                        "node node (MaxPool): attribute 'kernel_shape': is required")

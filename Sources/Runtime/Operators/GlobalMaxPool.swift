@@ -32,12 +32,8 @@ public struct GlobalMaxPool: Operator {
             x.floats.withUnsafeBufferPointer { xb in
                 argmax.withUnsafeMutableBufferPointer { ab in
                     parallelFor(planes, threads: threads) { p in
-                        let plane = xb.baseAddress! + p * size
-                        var best = plane[0], at = 0
-                        for i in 1..<max(1, size) where plane[i] > best || (plane[i].isNaN && !best.isNaN) {
-                            best = plane[i]; at = i
-                        }
-                        yp[p] = best
+                        let at = Self.firstMaximum(xb.baseAddress! + p * size, count: size)
+                        yp[p] = xb[p * size + at]
                         ab[p] = Int32(at)
                     }
                 }
@@ -45,6 +41,34 @@ public struct GlobalMaxPool: Operator {
         }
         return ForwardResult([Tensor(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: y)], saved: argmax,
                              backwardReads: .shapes)
+    }
+
+    /// The index of a plane's first NaN if it has one, else of its first maximum: what
+    /// `for i in 1..<count where v[i] > best || (v[i].isNaN && !best.isNaN)` finds (+0 and -0
+    /// equal, so the first of them). The maximum and whether there is a NaN come from a vector
+    /// pass (CBAM's 49-value planes: one scalar compare-and-branch per value took most of the
+    /// operator's time), then a scan for the first value equal to it. count >= 1.
+    static func firstMaximum(_ v: UnsafePointer<Float>, count: Int) -> Int {
+        var top = SIMD8<Float>(repeating: -.infinity), nan = SIMDMask<SIMD8<Int32>>(repeating: false)
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(v + i).loadUnaligned(as: SIMD8<Float>.self)
+            nan .|= x .!= x
+            top.replace(with: x, where: x .> top)
+            i += 8
+        }
+        var best = top.max(), hasNaN = any(nan)
+        while i < count {
+            if v[i].isNaN { hasNaN = true } else if v[i] > best { best = v[i] }
+            i += 1
+        }
+        var at = 0
+        if hasNaN {
+            while !v[at].isNaN { at += 1 }
+        } else {
+            while !(v[at] == best) { at += 1 }
+        }
+        return at
     }
 
     public func backward(_ gradOutputs: [Tensor?], _ record: ForwardRecord, needsGradient: [Bool],
