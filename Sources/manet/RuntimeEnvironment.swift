@@ -20,7 +20,7 @@ enum RuntimeEnvironment {
     /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
     /// - `MANET_WINO_CHUNK=MiB`: `kernels.winogradCacheChunkFloats`;
     /// - `MANET_WDW4=0`: `kernels.weightGradientF4x4` off (training's 7x7 dW by F(3x3,2x2));
-    /// - `MANET_TRAIN_WINOGRAD=all|7x7`: `kernels.trainingWinograd`.
+    /// - `MANET_TRAIN_WINOGRAD=14x14|all|7x7`: `kernels.trainingWinograd`.
     static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations) throws -> RuntimeOptions {
         var o = RuntimeOptions(threads: threads, deterministic: deterministic, optimizations: optimizations)
         func value<T>(_ name: String, _ parse: (String) -> T?, expected: String) throws -> T? {

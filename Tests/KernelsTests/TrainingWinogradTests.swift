@@ -1,6 +1,6 @@
-// Training's Winograd path on every plane (`TrainingWinograd.all`): the F(4x4,3x3) forward with
-// filters packed per call on MA-Net's 56x56, 28x28 and 14x14 layers, dX and dW by F(2x2) on the
-// 64-channel 14x14 ones. Each gradient against float64 straight from the definition, the same
+// Training's Winograd path on every plane (`TrainingWinograd.all`, a superset of the default
+// `.planesTo14`): the F(4x4,3x3) forward with filters packed per call on MA-Net's 56x56, 28x28
+// and 14x14 layers, dX and dW by F(2x2) on the 64-channel 14x14 ones. Each gradient against float64 straight from the definition, the same
 // bits on 1, 2 and 3 threads and every instruction set, and which shapes take what.
 
 import Foundation
@@ -99,7 +99,7 @@ final class TrainingWinogradTests: XCTestCase {
     }
 
     func testAgainstFloat64OnEveryThreadCountAndInstructionSet() {
-        let path = WinogradPath.training()
+        let path = WinogradPath.training(reach: .all)
         for (i, c) in Self.cases.enumerated() {
             let s = shape(c)
             XCTAssertEqual(path?.tile(for: s), .f4x4, "\(c): forward by F(4x4)")
@@ -133,10 +133,13 @@ final class TrainingWinogradTests: XCTestCase {
 
     /// Which path each layer takes with each reach: `.all` forward from 64 channels on every
     /// plane (F(2x2) where the batch has too few 4x4 tiles), dX and dW from 128 channels and on
-    /// planes of at most 14x14 from 64 (dX F(4x4) on 7x7 planes only); `.lastStage` forward and
+    /// planes of at most 14x14 from 64 (dX F(4x4) on 7x7 planes only); the default
+    /// `.planesTo14` the same but the forward F(4x4) only on planes of at most 14x14, F(2x2) on
+    /// 28x28 from 128 channels, nothing on the 64-channel 56x56 planes; `.lastStage` forward and
     /// dX F(4x4) on 7x7 planes and F(2x2) elsewhere, from 128 channels.
     func testWhichLayersTakeWhat() {
-        let all = WinogradPath.training(), last = WinogradPath.training(reach: .lastStage)
+        let all = WinogradPath.training(reach: .all), last = WinogradPath.training(reach: .lastStage)
+        let standard = WinogradPath.training()
         let wide = shape(Case(batch: 16, channels: 64, filters: 64, height: 56, width: 56))
         let mid = shape(Case(batch: 16, channels: 128, filters: 128, height: 28, width: 28))
         let small = shape(Case(batch: 16, channels: 64, filters: 64, height: 14, width: 14))
@@ -166,6 +169,21 @@ final class TrainingWinogradTests: XCTestCase {
         XCTAssertEqual(last?.tile(for: last7), .f4x4)
         XCTAssertEqual(WinogradPath.training(.winograd2, reach: .all)?.tile(for: mid), .f2x2)
         XCTAssertNil(WinogradPath.training(.direct))
-        XCTAssertEqual(KernelOptions.default.trainingWinograd, .all)
+        XCTAssertEqual(KernelOptions.default.trainingWinograd, .planesTo14)
+        let small256 = shape(Case(batch: 16, channels: 256, filters: 256, height: 14, width: 14))
+        XCTAssertNil(standard?.tile(for: wide), "56x56 forward stays in place")
+        XCTAssertNil(dX(wide, standard))
+        XCTAssertFalse(WinogradWeightGradient.applies(wide, standard))
+        XCTAssertEqual(standard?.tile(for: mid), .f2x2, "28x28: F(4x4)'s rounding reaches layer 4 beyond PyTorch's spread")
+        XCTAssertEqual(dX(mid, standard), .f2x2)
+        XCTAssertTrue(WinogradWeightGradient.applies(mid, standard))
+        XCTAssertEqual(standard?.tile(for: small), .f4x4)
+        XCTAssertEqual(dX(small, standard), .f2x2)
+        XCTAssertTrue(WinogradWeightGradient.applies(small, standard))
+        XCTAssertEqual(standard?.tile(for: small256), .f4x4)
+        XCTAssertEqual(standard?.tile(for: last7), .f4x4)
+        XCTAssertEqual(dX(last7, standard), .f4x4)
+        XCTAssertEqual(WinogradWeightGradient.tile(last7, standard), .f4x4)
+        XCTAssertNil(standard?.tile(for: shape(Case(batch: 16, channels: 32, filters: 64, height: 14, width: 14))))
     }
 }
