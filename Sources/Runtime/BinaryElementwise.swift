@@ -93,14 +93,7 @@ enum BinaryElementwise {
                             // Worker w takes rows [lo, hi), a static split.
                             let lo = rows * w / workers, hi = rows * (w + 1) / workers
                             for r in lo..<hi {
-                                // Offsets of row r: its outer index, digit by digit.
-                                var rest = r, oa = 0, ob = 0
-                                for d in stride(from: rank - 2, through: 0, by: -1) {
-                                    let i = rest % dims[d]
-                                    rest /= dims[d]
-                                    oa += i * sa[d]
-                                    ob += i * sb[d]
-                                }
+                                let (oa, ob) = rowOffsets(r, dims, sa, sb)
                                 run(po + r * inner, xa + oa, ia, xb + ob, ib, inner, f)
                             }
                         }
@@ -136,6 +129,20 @@ enum BinaryElementwise {
             for k in 0..<count { (out + k).initialize(to: f(a[k], s)) }
         default: for k in 0..<count { (out + k).initialize(to: f(a[k * ia], b[k * ib])) }
         }
+    }
+
+    /// The offsets into a and b of row `r` (all dims of the collapsed broadcast `dims` but the
+    /// innermost): its outer index, digit by digit, times each operand's strides.
+    @inline(__always)
+    static func rowOffsets(_ r: Int, _ dims: [Int], _ sa: [Int], _ sb: [Int]) -> (a: Int, b: Int) {
+        var rest = r, oa = 0, ob = 0
+        for d in stride(from: dims.count - 2, through: 0, by: -1) {
+            let i = rest % dims[d]
+            rest /= dims[d]
+            oa += i * sa[d]
+            ob += i * sb[d]
+        }
+        return (oa, ob)
     }
 
     /// The gradients of a broadcasting binary op: `dA[ia] += fa(g, a, b)`, `dB[ib] += fb(g, a, b)`,
@@ -181,13 +188,7 @@ enum BinaryElementwise {
                     // Worker w takes the outermost indices [lo, hi): whole rows, in order.
                     let lo = outer * w / workers, hi = outer * (w + 1) / workers
                     for r in (lo * rowsPerOuter)..<(hi * rowsPerOuter) {
-                        var rest = r, oa = 0, ob = 0
-                        for d in stride(from: rank - 2, through: 0, by: -1) {
-                            let i = rest % dims[d]
-                            rest /= dims[d]
-                            oa += i * sa[d]
-                            ob += i * sb[d]
-                        }
+                        let (oa, ob) = rowOffsets(r, dims, sa, sb)
                         let rg = xg + r * inner, ra = xa + oa, rb = xb + ob
                         if wantA { gradientRun(ga! + oa, ia, rg, ra, ia, rb, ib, inner, fa) }
                         if wantB { gradientRun(gb! + ob, ib, rg, ra, ia, rb, ib, inner, fb) }
