@@ -69,21 +69,12 @@ public enum WinogradWeightGradient {
         while start < s.batch {
             let images = min(chunk, s.batch - start), tiles = images * perImage
             let xc = x + start * C * g.inputPlane, dyc = dy + start * M * g.outputPlane
-            // Whole planes per task, in fixed ranges: disjoint writes, so any split gives the same bits.
-            let workers = max(1, min(threads, images * max(C, M)))
-            var bad = [Bool](repeating: false, count: workers)
-            bad.withUnsafeMutableBufferPointer { bad in
-                parallelFor(workers, threads: workers) { w in
-                    let ci = staticChunk(w, of: images * C, workers: workers)
-                    let mi = staticChunk(w, of: images * M, workers: workers)
-                    let (inH, inW, outH, outW) = (Int32(g.inH), Int32(g.inW), Int32(g.outH), Int32(g.outW))
-                    let ok = manet_wdw_input(xc, C, ci.lowerBound, ci.upperBound, inH, inW, outH, outW, Int32(g.pH),
-                                             Int32(g.pW), tiles, v) == 0
-                        && manet_wdw_gradient(dyc, M, mi.lowerBound, mi.upperBound, outH, outW, tiles, u) == 0
-                    if !ok { bad[w] = true }
-                }
+            let (inH, inW, outH, outW) = (Int32(g.inH), Int32(g.inW), Int32(g.outH), Int32(g.outW))
+            let ok = transformChunk(images: images, channels: C, filters: M, threads: threads) { ci, mi in
+                manet_wdw_input(xc, C, ci.lowerBound, ci.upperBound, inH, inW, outH, outW, Int32(g.pH), Int32(g.pW), tiles, v) == 0
+                    && manet_wdw_gradient(dyc, M, mi.lowerBound, mi.upperBound, outH, outW, tiles, u) == 0
             }
-            if bad.contains(true) { failed = true; break }
+            if !ok { failed = true; break }
             let first = start == 0
             parallelFor(points, threads: threads) { p in
                 GEMM.sgemm(transB: true, m: M, n: C, k: tiles, a: u + p * M * tiles, lda: tiles,
@@ -98,6 +89,24 @@ public enum WinogradWeightGradient {
         }
         parallelFor(M, threads: threads) { m in manet_wdw_output(sums, M, C, m, m + 1, dW) }
         return true
+    }
+
+    /// Runs `transform(planes of x, planes of dY)` for a chunk of `images` over the threads: whole
+    /// planes per task, in fixed ranges of the chunk's images x `C` input planes and images x `M`
+    /// dY planes (disjoint writes, so any split gives the same bits). False when a task's
+    /// transform failed.
+    static func transformChunk(images: Int, channels C: Int, filters M: Int, threads: Int,
+                               _ transform: (Range<Int>, Range<Int>) -> Bool) -> Bool {
+        let workers = max(1, min(threads, images * max(C, M)))
+        var bad = [Bool](repeating: false, count: workers)
+        bad.withUnsafeMutableBufferPointer { bad in
+            parallelFor(workers, threads: workers) { w in
+                if !transform(staticChunk(w, of: images * C, workers: workers), staticChunk(w, of: images * M, workers: workers)) {
+                    bad[w] = true
+                }
+            }
+        }
+        return !bad.contains(true)
     }
 
     /// F(3x3,4x4) (`manet_wdw4_blocks`): per chunk of images, x and dY transformed straight into
@@ -130,20 +139,12 @@ public enum WinogradWeightGradient {
             let vGroup = 36 * manet_wdw4_point_floats(nr, tiles), uGroup = 36 * manet_wdw4_point_floats(mr, tiles)
             if C % nr != 0 { (v + (cBlocks - 1) * vGroup).initialize(repeating: 0, count: vGroup) }
             if M % mr != 0 { (u + (mBlocks - 1) * uGroup).initialize(repeating: 0, count: uGroup) }
-            let workers = max(1, min(threads, images * max(C, M)))
-            var bad = [Bool](repeating: false, count: workers)
-            bad.withUnsafeMutableBufferPointer { bad in
-                parallelFor(workers, threads: workers) { w in
-                    let ci = staticChunk(w, of: images * C, workers: workers)
-                    let mi = staticChunk(w, of: images * M, workers: workers)
-                    let (inH, inW, outH, outW) = (Int32(g.inH), Int32(g.inW), Int32(g.outH), Int32(g.outW))
-                    let ok = manet_wdw4_input(xc, C, ci.lowerBound, ci.upperBound, inH, inW, outH, outW, Int32(g.pH),
-                                              Int32(g.pW), tiles, nr, v) == 0
-                        && manet_wdw4_gradient(dyc, M, mi.lowerBound, mi.upperBound, outH, outW, tiles, mr, u) == 0
-                    if !ok { bad[w] = true }
-                }
+            let (inH, inW, outH, outW) = (Int32(g.inH), Int32(g.inW), Int32(g.outH), Int32(g.outW))
+            let ok = transformChunk(images: images, channels: C, filters: M, threads: threads) { ci, mi in
+                manet_wdw4_input(xc, C, ci.lowerBound, ci.upperBound, inH, inW, outH, outW, Int32(g.pH), Int32(g.pW), tiles, nr, v) == 0
+                    && manet_wdw4_gradient(dyc, M, mi.lowerBound, mi.upperBound, outH, outW, tiles, mr, u) == 0
             }
-            if bad.contains(true) {
+            if !ok {
                 dW.initialize(repeating: 0, count: M * C * 9)
                 return false
             }
