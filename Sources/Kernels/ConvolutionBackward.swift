@@ -43,7 +43,7 @@ public enum ConvolutionBackward {
                 let packed = PackedFilters(flipping: w, filters: filters, channels: channels, volume: 9, threads: threads)
                 packed.withPointer {
                     Winograd.run(dy, $0, tile: tile, bias: nil, dX, shape, relu: false, threads: threads, filtersPacked: true,
-                                 options: options)
+                                 options: options.pointOrder)
                 }
             } else {
                 let flipped = flippedFilters(w, filters: filters, channels: channels, threads: threads)

@@ -260,7 +260,7 @@ public final class ConvolutionPlan: @unchecked Sendable {
                     let packed = PackedFilters(wp, filters: s.filters, columns: s.columnRows, threads: threads)
                     packed.withPointer {
                         Winograd.run(xp, $0, tile: tile, bias: bias, y, s, relu: relu, threads: threads, filtersPacked: true,
-                                     options: options)
+                                     options: options.pointOrder)
                     }
                 } else if let winograd, let tile = winograd.tile(for: s, options: options) {
                     let kept = winograd.keptFilters(wp, filters: s.filters, channels: s.channels, packed: false, tile: tile,

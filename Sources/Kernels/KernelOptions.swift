@@ -92,6 +92,12 @@ public struct KernelOptions: Sendable, Hashable {
     /// packed-filter Winograd path's point order: kept in the L3 cache between the transforms
     /// and the GEMMs.
     public var winogradCacheChunkFloats: Int
+    /// Tiles per band on the packed-filter Winograd path's banded order (`Winograd.runInBands`:
+    /// each band of tile rows transformed, multiplied and transformed back while it is in the
+    /// core's cache); 0: the point order (all tiles' transformed inputs, then every point's
+    /// GEMM, then the output transform). Inference's packed filters only (training's filters
+    /// packed per call keep the point order).
+    public var winogradBandTiles: Int
     /// dW of the 3x3 convolutions whose forward training's path runs by F(4x4,3x3) (the 7x7
     /// planes) by Winograd F(3x3,4x4), block by block of dW with the point sums kept in cache
     /// (`WinogradWeightGradient.tile`); off: F(3x3,2x2), one GEMM per point, as on larger planes.
@@ -101,8 +107,9 @@ public struct KernelOptions: Sendable, Hashable {
 
     public init(isa: KernelISA = .automatic, gemm: GEMMBackend = .automatic, implicitConvolution: Bool = true,
                 convolutionSplit: ConvolutionSplit? = nil, winogradChunkChannels: Int = 64,
-                winogradCacheChunkFloats: Int = 1 << 20, weightGradientF4x4: Bool = true,
+                winogradCacheChunkFloats: Int = 1 << 20, winogradBandTiles: Int = 28, weightGradientF4x4: Bool = true,
                 trainingWinograd: TrainingWinograd = .planesTo14) {
+        self.winogradBandTiles = winogradBandTiles
         self.trainingWinograd = trainingWinograd
         self.isa = isa
         self.gemm = gemm
@@ -114,4 +121,12 @@ public struct KernelOptions: Sendable, Hashable {
     }
 
     public static let `default` = KernelOptions()
+
+    /// These options with the Winograd point order (`winogradBandTiles` 0): training's filters
+    /// packed per call keep the path its full-width spread check (docs/PARITY.md) was run on.
+    public var pointOrder: KernelOptions {
+        var o = self
+        o.winogradBandTiles = 0
+        return o
+    }
 }

@@ -53,6 +53,24 @@ public enum Winograd {
     /// then a few 16 x 6 register tiles per point).
     static let chunkMaximumTiles = 64
 
+    /// Every band reads all the transformed filters: the banded order is taken only where they
+    /// fit in a core's L2 cache with a band's data (1 MiB: MA-Net's 64->64 layers, 590 KB for
+    /// F(4x4)); with more (128->128, 2.3 MB for F(4x4)) each band would stream them from L3.
+    static let bandMaximumFilterFloats = 1 << 18
+
+    /// Whether a call with packed filters (M a multiple of 16) takes the banded order
+    /// (`runInBands`): `KernelOptions.winogradBandTiles` set, the transformed filters within
+    /// `bandMaximumFilterFloats`, the call not transforming its filters in chunks
+    /// (`transformsInChunks`), and at least as many tiles as filters (fewer take the
+    /// filter-block order, which reads each block's transformed filters once).
+    public static func takesBands(_ s: ConvolutionShape, tile: WinogradTile, options: KernelOptions = .default) -> Bool {
+        let m = tile == .f2x2 ? 2 : 4
+        let tiles = s.batch * ((s.geometry.outH + m - 1) / m) * ((s.geometry.outW + m - 1) / m)
+        let filterFloats = (m + 2) * (m + 2) * s.filters * s.channels
+        return applies(s) && usesPackedGEMM(filters: s.filters) && options.winogradBandTiles > 0 && tiles >= s.filters
+            && filterFloats <= bandMaximumFilterFloats && !transformsInChunks(s, tile: tile, options: options)
+    }
+
     /// Whether a call with packed filters (and none kept) transforms its filters chunk by chunk,
     /// one block of 16 filters at a time, right before multiplying them (`manet_winograd_gemm_block`):
     /// few tiles (fewer than filters, at most `chunkMaximumTiles`: batch 1's 7x7 and 14x14
@@ -154,7 +172,8 @@ public enum Winograd {
         // transformed inputs once per block, so it is taken only when they are smaller than the
         // transformed filters (MA-Net's 7x7 layers at batch 16); otherwise (many tiles, few
         // filters) the filters are transformed first, each point's GEMM takes every block, and
-        // images go in chunks whose transformed inputs and results (v, r) stay in the L3 cache.
+        // images go in chunks whose transformed inputs and results (v, r) stay in the L3 cache,
+        // or (inference, `takesBands`) each band of tile rows goes through all three steps at once.
         let packedGEMM = packedChannels > 0 && usesPackedGEMM(filters: M)
         let byBlock = packedGEMM && s.batch * perImage < M
         // Few tiles (batch 1's 7x7 and 14x14 planes): each block's filters transformed a chunk of
@@ -163,6 +182,14 @@ public enum Winograd {
             runInChunks(x, w, bias: bias, y, s, relu: relu, threads: threads, chunkChannels: options.winogradChunkChannels,
                         isa: options.isa.code,
                         &geometry, T.self)
+            return
+        }
+        if packedGEMM && takesBands(s, tile: T.m == 2 ? .f2x2 : .f4x4, options: options) {
+            let made = transformed == nil ? UnsafeMutablePointer<Float>.allocate(capacity: points * M * C) : nil
+            defer { made?.deallocate() }
+            if let made { transformFiltersToBlocks(w, filters: M, channels: C, m: T.m, into: made, threads: threads, isa: options.isa) }
+            runInBands(x, UnsafePointer(made) ?? transformed!, bias: bias, y, s, relu: relu, threads: threads,
+                       bandTiles: options.winogradBandTiles, isa: options.isa.code, &geometry, T.self)
             return
         }
         let limit = packedGEMM && !byBlock ? options.winogradCacheChunkFloats : scratchLimit
@@ -243,6 +270,43 @@ public enum Winograd {
                                       relu ? 1 : 0, lo, hi, yChunk, scratch)
             }
             start += images
+        }
+    }
+
+    /// The banded order (`KernelOptions.winogradBandTiles`): the tile rows of each image in bands
+    /// of about `bandTiles` tiles, each band's input transform, its GEMMs for every point and
+    /// filter block, and its output transform (bias, ReLU) one after the other on one worker,
+    /// so that the band's transformed inputs and products (36 x tiles x C and x M floats) stay in
+    /// the core's L2 cache between the steps instead of each step's result, a plane's worth,
+    /// going to L3 and back; one fork/join per call, the bands shared out over the workers.
+    /// u: the transformed filters in 16-row blocks per point (`transformFiltersToBlocks`). Every
+    /// output is one fixed sequence of operations whatever the bands (`manet_winograd_band_gemm`
+    /// sums each column in one chain): the same bits for every thread count and instruction set.
+    static func runInBands<T: WinogradTransform>(_ x: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
+                                                 bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>,
+                                                 _ s: ConvolutionShape, relu: Bool, threads: Int, bandTiles: Int, isa: Int32,
+                                                 _ geometry: inout manet_winograd_geometry, _: T.Type) {
+        let g = s.geometry, C = s.channels, M = s.filters, points = T.alpha * T.alpha
+        let tilesH = Int(geometry.tilesH), tilesW = Int(geometry.tilesW)
+        let bandRows = max(1, min(tilesH, bandTiles / tilesW))
+        let vs = manet_winograd_point_stride(bandRows * tilesW * C), rs = manet_winograd_point_stride(bandRows * tilesW * M)
+        let transformScratch = max(manet_winograd_band_input_scratch(&geometry, bandRows),
+                                   manet_winograd_band_output_scratch(&geometry, bandRows))
+        // Per worker: [v: points x vs] [r: points x rs] [transform scratch].
+        let rOffset = (points * vs + 15) / 16 * 16, tOffset = rOffset + (points * rs + 15) / 16 * 16
+        withUnsafePointer(to: geometry) { gp in
+            forEachWorkerRange(s.batch * tilesH, threads: threads, scratch: tOffset + transformScratch) { lo, hi, mine in
+                var row = lo
+                while row < hi {
+                    let n = row / tilesH, th0 = row % tilesH
+                    let th1 = min(tilesH, th0 + bandRows, hi - n * tilesH), tiles = (th1 - th0) * tilesW
+                    manet_winograd_band_input(isa, gp, x + n * C * g.inputPlane, th0, th1, mine, vs, mine + tOffset)
+                    manet_winograd_band_gemm(isa, u, M * C, M, C, points, mine, vs, tiles, mine + rOffset, rs)
+                    manet_winograd_band_output(isa, gp, mine + rOffset, rs, tiles * 16, bias, relu ? 1 : 0, th0, th1,
+                                               y + n * M * g.outputPlane, mine + tOffset)
+                    row = n * tilesH + th1
+                }
+            }
         }
     }
 

@@ -222,6 +222,17 @@ TILE(chunk64_3, 3, 1, 64, 0)
 TILE(chunk64_4, 4, 1, 64, 0)
 TILE(chunk64_5, 5, 1, 64, 0)
 TILE(chunk64_6, 6, 1, 64, 0)
+// Winograd's banded GEMMs (manet_winograd_band_gemm): B is a point's [tile][C] matrix, C = 64 or
+// 128 at fixed offsets, any other C strided; a lone column takes a TILE of one column (one chain
+// over k, as every other column), so a column's sum does not depend on how the tiles are grouped.
+TILE(chunk64_1, 1, 1, 64, 0)
+TILE(chunk128_1, 1, 1, 128, 0)
+TILE(chunk128_2, 2, 1, 128, 0)
+TILE(chunk128_3, 3, 1, 128, 0)
+TILE(chunk128_4, 4, 1, 128, 0)
+TILE(chunk128_5, 5, 1, 128, 0)
+TILE(chunk128_6, 6, 1, 128, 0)
+TILE(strided_1_chain, 1, bk, bn, 0)
 ONE_COLUMN(implicit_1, 1)
 TILE(implicit_2, 2, 0, 0, 1)
 TILE(implicit_3, 3, 0, 0, 1)
@@ -311,15 +322,17 @@ static int use_avx2(void) {
 // call instead of three AVX2 tiles (6, 6, 4) that each reload A. Each accumulator is the same
 // chain of fused multiply-adds over k as the AVX2 and portable tiles' (from zero, then added to
 // t), so the same bits. The next filter slice is prefetched spread over the k loop as in TILE.
-static AVX512 void chunk64_16(const float *a, size_t kc, const float *b, float *t, int accumulate, const float *next,
-                              size_t nextLines) {
+// B's columns BN floats apart (a constant in each caller below, so the loads take fixed offsets).
+static AVX512 inline __attribute__((always_inline)) void chunk16(const float *a, size_t kc, const float *b, float *t,
+                                                                 int accumulate, const float *next, size_t nextLines,
+                                                                 const size_t BN) {
     // Sixteen named accumulators: as an array (with the prefetch loop between the steps) clang
     // kept them in memory, storing each after every multiply-add.
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
     __m512 c8 = c0, c9 = c0, c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
     const size_t groups = kc / 8, per = groups ? (nextLines + groups - 1) / groups : 0;
     size_t k = 0;
-#define FMA16(J) c##J = _mm512_fmadd_ps(av, _mm512_set1_ps(row[(J) * 64]), c##J)
+#define FMA16(J) c##J = _mm512_fmadd_ps(av, _mm512_set1_ps(row[(J) * BN]), c##J)
 #define STEP16                                                                                         \
     {                                                                                                 \
         const __m512 av = _mm512_loadu_ps(a);                                                         \
@@ -342,6 +355,16 @@ static AVX512 void chunk64_16(const float *a, size_t kc, const float *b, float *
     STORE16(0); STORE16(1); STORE16(2); STORE16(3); STORE16(4); STORE16(5); STORE16(6); STORE16(7);
     STORE16(8); STORE16(9); STORE16(10); STORE16(11); STORE16(12); STORE16(13); STORE16(14); STORE16(15);
 #undef STORE16
+}
+
+static AVX512 void chunk64_16(const float *a, size_t kc, const float *b, float *t, int accumulate, const float *next,
+                              size_t nextLines) {
+    chunk16(a, kc, b, t, accumulate, next, nextLines, 64);
+}
+
+static AVX512 void chunk128_16(const float *a, size_t kc, const float *b, float *t, int accumulate, const float *next,
+                               size_t nextLines) {
+    chunk16(a, kc, b, t, accumulate, next, nextLines, 128);
 }
 #endif
 
@@ -709,6 +732,81 @@ void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, 
                     tile(u + p * us, cb, b, 1, cb, NULL, NULL, nr, t, c0 > 0, prefetch, count);
                 from += count;
                 j0 += (size_t)nr;
+            }
+        }
+    }
+}
+
+// ---- Winograd GEMMs of one band of tiles, every point and filter block ---------------------
+
+// The portable tile with one chain per column for every width (tile_generic's one-column case
+// sums in four chains, as the AVX2 one-column tile does).
+static void tile_chain(const float *a, size_t kc, const float *b, size_t bk, size_t bn, int nr, float *t, int accumulate) {
+    float pass[16 * MR] = {0};
+    for (size_t k = 0; k < kc; k++) {
+        for (int j = 0; j < nr; j++) {
+            const float x = b[k * bk + (size_t)j * bn];
+            for (int i = 0; i < MR; i++) pass[j * MR + i] = __builtin_fmaf(a[k * MR + i], x, pass[j * MR + i]);
+        }
+    }
+    for (int e = 0; e < nr * MR; e++) t[e] = accumulate ? t[e] + pass[e] : pass[e];
+}
+
+void manet_winograd_band_gemm(int isa, const float *u, size_t uPointStride, size_t M, size_t C, size_t points, const float *v,
+                              size_t vPointStride, size_t tiles, float *r, size_t rPointStride) {
+    const int resolved = manet_isa_resolve(isa);
+    int avx2 = 0, wide = 0;
+#if defined(__x86_64__)
+    avx2 = packed_variant(isa) == MANET_ISA_AVX2;
+    wide = avx2 && resolved == MANET_ISA_AVX512 && (C == 64 || C == 128);
+#endif
+    manet_note_variant(wide ? MANET_ISA_AVX512 : avx2 ? MANET_ISA_AVX2 : MANET_ISA_PORTABLE);
+    if (tiles == 0) return;
+    // Column groups: 16 at a time with `wide` (not leaving one alone after them), else 6 (4 and
+    // 3 for the last 7). Every column sums in one chain over k, so any grouping gives the same bits.
+    unsigned char widths[tiles];
+    size_t groups = 0, left = tiles;
+    while (wide && left >= 16 && left != 17) widths[groups++] = 16, left -= 16;
+    while (left) {
+        const size_t w = left == NR + 1 ? 4 : left < NR ? left : NR;
+        widths[groups++] = (unsigned char)w;
+        left -= w;
+    }
+    const size_t blocks = M / MR;
+    for (size_t p = 0; p < points; p++) {
+        for (size_t blk = 0; blk < blocks; blk++) {
+            const float *a = u + p * uPointStride + blk * C * MR;
+            // The next block's filters (the next point's first after the last) are prefetched
+            // while this one is multiplied, each group its share of the lines.
+            const float *next = blk + 1 < blocks ? a + C * MR : p + 1 < points ? u + (p + 1) * uPointStride : NULL;
+            const size_t lines = next ? C : 0, each = lines / groups, extra = lines % groups;
+            float *out = r + p * rPointStride + blk * tiles * MR;
+            for (size_t k0 = 0; k0 < C; k0 += KC) {
+                const size_t kc = C - k0 < KC ? C - k0 : KC;
+                size_t j0 = 0, from = 0;
+                for (size_t g = 0; g < groups; g++) {
+                    const int nr = widths[g];
+                    const float *b = v + p * vPointStride + j0 * C + k0;
+                    float *t = out + j0 * MR;
+                    const size_t count = k0 == 0 ? each + (g < extra) : 0;
+                    const float *prefetch = count ? next + from * MR : NULL;
+#if defined(__x86_64__)
+                    if (nr == 16 && C == 64) chunk64_16(a + k0 * MR, kc, b, t, k0 > 0, prefetch, count);
+                    else if (nr == 16) chunk128_16(a + k0 * MR, kc, b, t, k0 > 0, prefetch, count);
+                    else if (avx2) {
+                        static const tile_fn chunk64[NR + 1] = {NULL, chunk64_1, chunk64_2, chunk64_3, chunk64_4, chunk64_5, chunk64_6};
+                        static const tile_fn chunk128[NR + 1] = {NULL, chunk128_1, chunk128_2, chunk128_3, chunk128_4, chunk128_5,
+                                                                 chunk128_6};
+                        static const tile_fn strided[NR + 1] = {NULL, strided_1_chain, strided_2, strided_3, strided_4, strided_5,
+                                                                strided_6};
+                        const tile_fn f = C == 64 ? chunk64[nr] : C == 128 ? chunk128[nr] : strided[nr];
+                        f(a + k0 * MR, kc, b, 1, C, NULL, NULL, t, k0 > 0, prefetch, count);
+                    } else
+#endif
+                        tile_chain(a + k0 * MR, kc, b, 1, C, nr, t, k0 > 0);
+                    from += count;
+                    j0 += (size_t)nr;
+                }
             }
         }
     }

@@ -309,6 +309,150 @@ static inline __attribute__((always_inline)) void manet_winograd_output_body(con
     }
 }
 
+// ---- bands of tile rows ---------------------------------------------------------------------
+
+// out[c] lane r = in[r] lane c, in portable vector code (each clone lowers the shuffles to its
+// own instructions): the unpack / shuffle / 128-bit swap steps of transpose8x8.h.
+static inline __attribute__((always_inline)) void transpose8(const v8 in[8], v8 out[8]) {
+    v8 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[2 * i + 1] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int h = 0; h < 2; h++) {
+            const v8 a = t[4 * i + h], b = t[4 * i + h + 2];
+            s[4 * i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13);
+            s[4 * i + 2 * h + 1] = __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        out[i] = __builtin_shufflevector(s[i], s[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        out[i + 4] = __builtin_shufflevector(s[i], s[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+size_t manet_winograd_band_input_scratch(const manet_winograd_geometry *g, size_t bandRows) {
+    return (bandRows * (size_t)g->m + 2) * ((size_t)g->tilesW * g->m + 2) * 8;
+}
+
+size_t manet_winograd_band_output_scratch(const manet_winograd_geometry *g, size_t bandRows) {
+    return bandRows * (size_t)g->m * ((size_t)g->tilesW * g->m) * 8;
+}
+
+// The input transform of tile rows th0 ..< th1 of one image (x: the image's [C, H, W]), every
+// channel: v[p * pointStride + ((th - th0) * tilesW + tw) * C + c]. The same operations per tile
+// as manet_winograd_input_body, so the same bits. The band's window rows are gathered 8 channels
+// by 8 columns at a time (8 row loads, one transpose) instead of one float at a time.
+static inline __attribute__((always_inline)) void manet_winograd_band_input_body(const manet_winograd_geometry *g, const float *x, size_t th0,
+                                                                                 size_t th1, float *v, size_t pointStride, float *scratch) {
+    const int m = g->m, a = m + 2, C = g->channels;
+    const size_t Wp = (size_t)g->tilesW * m + 2, rows = (th1 - th0) * (size_t)m + 2;
+    const size_t plane = (size_t)g->inH * g->inW;
+    const int cols = g->inW + g->padLeft <= (int)Wp ? g->inW : (int)Wp - g->padLeft;   // input columns in the window
+    v8 *P = (v8 *)scratch;   // the band's zero-padded window of 8 channels, [rows][Wp] vectors
+    for (int c0 = 0; c0 < C; c0 += 8) {
+        const int lanes = C - c0 < 8 ? C - c0 : 8;
+        for (size_t r = 0; r < rows; r++) {
+            v8 *row = P + r * Wp;
+            const int ih = (int)(th0 * (size_t)m + r) - g->padTop;
+            if (ih < 0 || ih >= g->inH) {
+                for (size_t q = 0; q < Wp; q++) row[q] = splat(0);
+                continue;
+            }
+            for (int q = 0; q < g->padLeft && q < (int)Wp; q++) row[q] = splat(0);
+            for (size_t q = (size_t)(g->padLeft + (cols > 0 ? cols : 0)); q < Wp; q++) row[q] = splat(0);
+            const float *src = x + (size_t)c0 * plane + (size_t)ih * g->inW;
+            int iw = 0;
+            if (lanes == 8) {
+                for (; iw + 8 <= cols; iw += 8) {
+                    v8 in[8], out[8];
+                    for (int l = 0; l < 8; l++) in[l] = *(const v8u *)(src + (size_t)l * plane + iw);
+                    transpose8(in, out);
+                    for (int j = 0; j < 8; j++) row[g->padLeft + iw + j] = out[j];
+                }
+            }
+            for (; iw < cols; iw++) {
+                v8 value = splat(0);
+                for (int l = 0; l < lanes; l++) value[l] = src[(size_t)l * plane + iw];
+                row[g->padLeft + iw] = value;
+            }
+        }
+        for (size_t th = th0; th < th1; th++) {
+            for (int tw = 0; tw < g->tilesW; tw++) {
+                const v8 *base = P + (th - th0) * m * Wp + (size_t)tw * m;
+                v8 t[36], o[36];
+                if (m == 2) {
+                    for (int q = 0; q < 4; q++) input_f2(base + q, Wp, t + q, 4);
+                    for (int r = 0; r < 4; r++) input_f2(t + r * 4, 1, o + r * 4, 1);
+                } else {
+                    for (int q = 0; q < 6; q++) input_f4(base + q, Wp, t + q, 6);
+                    for (int r = 0; r < 6; r++) input_f4(t + r * 6, 1, o + r * 6, 1);
+                }
+                float *dst = v + ((th - th0) * g->tilesW + tw) * (size_t)C + c0;
+                if (lanes == 8) {
+                    for (int p = 0; p < a * a; p++) *(v8u *)(dst + p * pointStride) = o[p];
+                } else {
+                    for (int p = 0; p < a * a; p++)
+                        for (int l = 0; l < lanes; l++) dst[p * pointStride + l] = o[p][l];
+                }
+            }
+        }
+    }
+}
+
+// The output transform of tile rows th0 ..< th1 of one image (y: the image's [M, outH, outW]),
+// every filter (M a multiple of 8), from r in 16-filter blocks: filter f of the band's tile t at
+// point p is r[p * pointStride + (f / 16) * blockStride + t * 16 + f % 16]. The same operations
+// per tile as manet_winograd_output_body (bias, then ReLU), rows stored 8 columns at a time
+// through one transpose.
+static inline __attribute__((always_inline)) void manet_winograd_band_output_body(const manet_winograd_geometry *g, const float *r, size_t pointStride,
+                                                                                  size_t blockStride, const float *bias, int relu, size_t th0,
+                                                                                  size_t th1, float *y, float *scratch) {
+    const int m = g->m, a = m + 2, M = g->filters;
+    const size_t outPlane = (size_t)g->outH * g->outW, OWp = (size_t)g->tilesW * m;
+    const size_t ohEnd = th1 * (size_t)m < (size_t)g->outH ? th1 * (size_t)m : (size_t)g->outH;
+    v8 *O = (v8 *)scratch;   // the band's outputs of 8 filters, [rows][OWp] vectors
+    for (int m0 = 0; m0 < M; m0 += 8) {
+        const v8 b = bias ? *(const v8u *)(bias + m0) : splat(0);
+        const float *block = r + (size_t)(m0 / 16) * blockStride + m0 % 16;
+        for (size_t th = th0; th < th1; th++) {
+            for (int tw = 0; tw < g->tilesW; tw++) {
+                const float *src = block + ((th - th0) * g->tilesW + tw) * 16;
+                v8 s[36], t[24], o[16];
+                for (int p = 0; p < a * a; p++) s[p] = *(const v8u *)(src + p * pointStride);
+                if (m == 2) {
+                    for (int q = 0; q < 4; q++) output_f2(s + q, 4, t + q, 4);
+                    for (int i = 0; i < 2; i++) output_f2(t + i * 4, 1, o + i * 2, 1);
+                } else {
+                    for (int q = 0; q < 6; q++) output_f4(s + q, 6, t + q, 6);
+                    for (int i = 0; i < 4; i++) output_f4(t + i * 6, 1, o + i * 4, 1);
+                }
+                for (int i = 0; i < m; i++) {
+                    v8 *dst = O + ((th - th0) * m + i) * OWp + (size_t)tw * m;
+                    for (int j = 0; j < m; j++) {
+                        v8 value = o[i * m + j] + b;
+                        if (relu) value = (v8)((v8i)value & ~(v8i)(value < splat(0)));   // NaN stays NaN
+                        dst[j] = value;
+                    }
+                }
+            }
+        }
+        for (size_t oh = th0 * (size_t)m; oh < ohEnd; oh++) {
+            const v8 *row = O + (oh - th0 * (size_t)m) * OWp;
+            float *dst = y + (size_t)m0 * outPlane + oh * g->outW;
+            int ow = 0;
+            for (; ow + 8 <= g->outW; ow += 8) {
+                v8 out[8];
+                transpose8(row + ow, out);
+                for (int l = 0; l < 8; l++) *(v8u *)(dst + (size_t)l * outPlane + ow) = out[l];
+            }
+            for (; ow < g->outW; ow++)
+                for (int l = 0; l < 8; l++) dst[(size_t)l * outPlane + ow] = row[ow][l];
+        }
+    }
+}
+
 // ---- variants -------------------------------------------------------------------------------
 
 // Each transform's body compiled three times (AVX-512, AVX2, baseline x86-64); the public
@@ -423,5 +567,37 @@ void manet_winograd_output(int isa, const manet_winograd_geometry *g, const floa
     case MANET_ISA_AVX2: manet_winograd_output_avx2(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); return;
 #endif
     default: manet_winograd_output_body(g, r, pointStride, tileStride, firstFilter, bias, relu, begin, end, y, scratch); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_band_input_avx512(const manet_winograd_geometry *g, const float *x, size_t th0, size_t th1, float *v, size_t pointStride, float *scratch) { manet_winograd_band_input_body(g, x, th0, th1, v, pointStride, scratch); }
+static __attribute__((target("avx2"))) void manet_winograd_band_input_avx2(const manet_winograd_geometry *g, const float *x, size_t th0, size_t th1, float *v, size_t pointStride, float *scratch) { manet_winograd_band_input_body(g, x, th0, th1, v, pointStride, scratch); }
+#endif
+void manet_winograd_band_input(int isa, const manet_winograd_geometry *g, const float *x, size_t th0, size_t th1, float *v, size_t pointStride, float *scratch) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_band_input_avx512(g, x, th0, th1, v, pointStride, scratch); return;
+    case MANET_ISA_AVX2: manet_winograd_band_input_avx2(g, x, th0, th1, v, pointStride, scratch); return;
+#endif
+    default: manet_winograd_band_input_body(g, x, th0, th1, v, pointStride, scratch); return;
+    }
+}
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f"))) void manet_winograd_band_output_avx512(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t blockStride, const float *bias, int relu, size_t th0, size_t th1, float *y, float *scratch) { manet_winograd_band_output_body(g, r, pointStride, blockStride, bias, relu, th0, th1, y, scratch); }
+static __attribute__((target("avx2"))) void manet_winograd_band_output_avx2(const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t blockStride, const float *bias, int relu, size_t th0, size_t th1, float *y, float *scratch) { manet_winograd_band_output_body(g, r, pointStride, blockStride, bias, relu, th0, th1, y, scratch); }
+#endif
+void manet_winograd_band_output(int isa, const manet_winograd_geometry *g, const float *r, size_t pointStride, size_t blockStride, const float *bias, int relu, size_t th0, size_t th1, float *y, float *scratch) {
+    const int variant = manet_isa_resolve(isa);
+    manet_note_variant(variant);
+    switch (variant) {
+#if defined(__x86_64__)
+    case MANET_ISA_AVX512: manet_winograd_band_output_avx512(g, r, pointStride, blockStride, bias, relu, th0, th1, y, scratch); return;
+    case MANET_ISA_AVX2: manet_winograd_band_output_avx2(g, r, pointStride, blockStride, bias, relu, th0, th1, y, scratch); return;
+#endif
+    default: manet_winograd_band_output_body(g, r, pointStride, blockStride, bias, relu, th0, th1, y, scratch); return;
     }
 }

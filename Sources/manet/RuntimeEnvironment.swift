@@ -19,6 +19,7 @@ enum RuntimeEnvironment {
     /// - `MANET_SPLIT=columns|blocks`: `kernels.convolutionSplit`;
     /// - `MANET_WINO_CB=N`: `kernels.winogradChunkChannels`;
     /// - `MANET_WINO_CHUNK=MiB`: `kernels.winogradCacheChunkFloats`;
+    /// - `MANET_WINO_BAND=N`: `kernels.winogradBandTiles` (0: the point order);
     /// - `MANET_WDW4=0`: `kernels.weightGradientF4x4` off (training's 7x7 dW by F(3x3,2x2));
     /// - `MANET_TRAIN_WINOGRAD=14x14|all|7x7`: `kernels.trainingWinograd`.
     static func options(threads: Int, deterministic: Bool, optimizations: GraphOptimizations) throws -> RuntimeOptions {
@@ -48,6 +49,9 @@ enum RuntimeEnvironment {
         o.kernels.convolutionSplit = try value("MANET_SPLIT", ConvolutionSplit.init(rawValue:), expected: "columns or blocks")
         if let cb = try value("MANET_WINO_CB", count, expected: "a channel count (0: off)") { o.kernels.winogradChunkChannels = cb }
         if let mib = try value("MANET_WINO_CHUNK", count, expected: "MiB") { o.kernels.winogradCacheChunkFloats = mib << 18 }
+        if let band = try value("MANET_WINO_BAND", count, expected: "a count of tiles (0: off)") {
+            o.kernels.winogradBandTiles = band
+        }
         if let f4 = try value("MANET_WDW4", flag, expected: "0 or 1") { o.kernels.weightGradientF4x4 = f4 }
         let reaches = TrainingWinograd.allCases.map(\.rawValue).joined(separator: ", ")
         if let reach = try value("MANET_TRAIN_WINOGRAD", TrainingWinograd.init(rawValue:), expected: "one of \(reaches)") {

@@ -320,6 +320,73 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// The banded order (`Winograd.runInBands`, inference's packed filters): against float64 on
+    /// MA-Net's 64-channel F(4x4) layers (56x56 at batch 1, 14x14 at batch 4) and on odd shapes
+    /// (partial edge tiles, channel counts not a multiple of 8, more than 256 channels, no
+    /// padding, F(2x2)), the same bits for 1, 2 and 3 threads, every instruction set and any band
+    /// size, the fused ReLU, close to the point order's result, and which calls take it.
+    func testBandedOrder() {
+        let cases: [(Case, WinogradTile)] = [
+            (Case(batch: 1, channels: 64, filters: 64, height: 56, width: 56, pad: 1), .f4x4),
+            (Case(batch: 4, channels: 64, filters: 64, height: 14, width: 14, pad: 1), .f4x4),
+            (Case(batch: 2, channels: 13, filters: 32, height: 19, width: 23, pad: 1), .f4x4),
+            (Case(batch: 3, channels: 130, filters: 48, height: 15, width: 17, pad: 0), .f4x4),
+            (Case(batch: 1, channels: 300, filters: 16, height: 20, width: 21, pad: 1), .f4x4),
+            (Case(batch: 1, channels: 72, filters: 64, height: 17, width: 18, pad: 1), .f2x2)]
+        for (i, (c, tile)) in cases.enumerated() {
+            let s = shape(c), d = data(c, seed: UInt64(500 + i))
+            XCTAssertTrue(Winograd.takesBands(s, tile: tile), "\(c)")
+            XCTAssertFalse(Winograd.takesBands(s, tile: tile, options: KernelOptions(winogradBandTiles: 0)), "\(c)")
+            let ref = reference(d.x, d.w, d.b, s)
+            var w = d.w
+            let packed = PackedFilters(taking: &w, filters: s.filters, columns: s.columnRows)
+            func run(threads: Int, isa: KernelISA = .automatic, bandTiles: Int = 28, relu: Bool = false) -> [Float] {
+                var y = [Float](repeating: .nan, count: s.batch * s.filters * s.geometry.outputPlane)
+                d.x.withUnsafeBufferPointer { xb in
+                    d.b.withUnsafeBufferPointer { bb in
+                        y.withUnsafeMutableBufferPointer { yb in
+                            packed.withPointer {
+                                Winograd.run(xb.baseAddress!, $0, tile: tile, bias: bb.baseAddress, yb.baseAddress!, s, relu: relu,
+                                             threads: threads, filtersPacked: true,
+                                             options: KernelOptions(isa: isa, winogradBandTiles: bandTiles))
+                            }
+                        }
+                    }
+                }
+                return y
+            }
+            let one = run(threads: 1)
+            XCTAssertTrue(one.allSatisfy(\.isFinite), "\(c): every output written")
+            let e = error(one, ref)
+            print("banded \(tile) \(c): max abs error \(e.abs), relative to max |y| \(e.rel)")
+            XCTAssertLessThan(e.rel, 1e-5, "\(c): \(e)")
+            func same(_ y: [Float], _ what: String) {
+                let differing = zip(y, one).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(c), \(what): same bits as 1 thread, bands of 28 tiles")
+            }
+            for threads in [2, 3] { same(run(threads: threads), "\(threads) threads") }
+            for isa in [KernelISA.avx512, .avx2, .portable] {
+                for threads in [1, 2] { same(run(threads: threads, isa: isa), "\(isa), \(threads) threads") }
+            }
+            for bandTiles in [1, 7, 1000] { same(run(threads: 2, bandTiles: bandTiles), "bands of \(bandTiles) tiles") }
+            XCTAssertEqual(run(threads: 2, relu: true), one.map { max($0, 0) }, "\(c): fused ReLU")
+            let pointOrder = run(threads: 2, bandTiles: 0)
+            XCTAssertLessThan(error(pointOrder, ref).rel, 1e-5, "\(c)")
+            let scale = ref.map(abs).max() ?? 1
+            XCTAssertLessThanOrEqual(zip(one, pointOrder).map { abs($0 - $1) }.max() ?? 0, Float(scale) * 1e-6, "\(c)")
+        }
+        // Not taken: fewer tiles than filters (the filter-block order: batch 1's 128->128 28x28),
+        // transformed filters past L2 (128->128 28x28 at batch 16), filters not a multiple of 16,
+        // calls that transform their filters in chunks (batch 1's 7x7 and 14x14 planes).
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 1, channels: 64, filters: 64, height: 28, width: 28, pad: 1)), tile: .f4x4))
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 1, channels: 128, filters: 128, height: 28, width: 28, pad: 1)), tile: .f4x4))
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 16, channels: 128, filters: 128, height: 28, width: 28, pad: 1)), tile: .f4x4))
+        XCTAssertTrue(Winograd.takesBands(shape(Case(batch: 16, channels: 64, filters: 64, height: 56, width: 56, pad: 1)), tile: .f4x4))
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 1, channels: 64, filters: 24, height: 28, width: 28, pad: 1)), tile: .f4x4))
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 1, channels: 512, filters: 512, height: 7, width: 7, pad: 1)), tile: .f2x2))
+        XCTAssertFalse(Winograd.takesBands(shape(Case(batch: 1, channels: 64, filters: 64, height: 14, width: 14, pad: 1)), tile: .f2x2))
+    }
+
     /// Strided, dilated and grouped 3x3 convolutions keep the direct path.
     func testOnlyStrideOneUngrouped3x3() {
         let g = WindowGeometry(input: [8, 8], kernel: [3, 3], strides: [2, 2], padsBegin: [1, 1], padsEnd: [1, 1],

@@ -117,6 +117,16 @@ size_t manet_winograd_point_stride(size_t floats);
 void manet_winograd_gemm_block(int isa, int m, const float *w, size_t channels, size_t block, size_t blocks,
                                const float *v, size_t tiles, size_t channelBlock, float *sums, float *scratch);
 
+/// Winograd's GEMMs for one band of `tiles` tiles, every point and filter block: r[p * rPointStride
+/// + (f / 16) * tiles * 16 + t * 16 + f % 16] = sum over c of U_p(f, c) V_p(t, c), for u the
+/// transformed filters in 16-row blocks per point (u[p * uPointStride + (f / 16) * C * 16 + c * 16
+/// + f % 16], manet_winograd_filter_packed_blocks) and v[p * vPointStride + t * C + c]
+/// (manet_winograd_band_input). M a multiple of 16. Each sum is one chain of fused multiply-adds
+/// over c (passes of 256 channels added), whatever the band, the grouping of its tiles or `isa`
+/// (AVX-512 takes 16 tiles at a time where C is 64 or 128, AVX2 6, portable scalar): the same bits.
+void manet_winograd_band_gemm(int isa, const float *u, size_t uPointStride, size_t M, size_t C, size_t points, const float *v,
+                              size_t vPointStride, size_t tiles, float *r, size_t rPointStride);
+
 #ifdef __cplusplus
 }
 #endif

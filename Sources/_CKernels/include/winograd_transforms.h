@@ -74,6 +74,25 @@ void manet_winograd_output(int isa, const manet_winograd_geometry *g, const floa
                            size_t firstFilter, const float *bias, int relu, size_t begin, size_t end, float *y,
                            float *scratch);
 
+/// Floats of scratch one worker needs for manet_winograd_band_input / _output with bands of at
+/// most `bandRows` tile rows.
+size_t manet_winograd_band_input_scratch(const manet_winograd_geometry *g, size_t bandRows);
+size_t manet_winograd_band_output_scratch(const manet_winograd_geometry *g, size_t bandRows);
+
+/// Input transform of tile rows [th0, th1) of one image (x: that image's [C, H, W]), every
+/// channel: v[p * pointStride + ((th - th0) * tilesW + tw) * C + c]. The same bits per tile as
+/// manet_winograd_input.
+void manet_winograd_band_input(int isa, const manet_winograd_geometry *g, const float *x, size_t th0, size_t th1, float *v,
+                               size_t pointStride, float *scratch);
+
+/// Output transform of tile rows [th0, th1) of one image (y: that image's [M, outH, outW], M a
+/// multiple of 16), every filter, from r in 16-filter blocks (manet_winograd_band_gemm's layout):
+/// filter f of the band's tile t at point p is r[p * pointStride + (f / 16) * blockStride + t * 16
+/// + f % 16]. Bias and ReLU as manet_winograd_output, the same bits per tile.
+void manet_winograd_band_output(int isa, const manet_winograd_geometry *g, const float *r, size_t pointStride,
+                                size_t blockStride, const float *bias, int relu, size_t th0, size_t th1, float *y,
+                                float *scratch);
+
 #ifdef __cplusplus
 }
 #endif
