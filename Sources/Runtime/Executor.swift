@@ -313,12 +313,22 @@ public final class Executor {
             for (slot, _) in plan.constants { persistent[slot] = true }
             for input in plan.inputs { persistent[input.slot] = true }
         }
-        // Inference may run twins in independent branches side by side (ConcurrentExecution.swift).
-        let concurrent = !keepRecords && !context.training && !context.deterministic && context.threads > 1
+        // Inference may run twins in independent branches side by side (ConcurrentExecution.swift),
+        // or runs of sibling steps over the threads inside this loop (SiblingSteps.swift).
+        let sideBySide = !keepRecords && !context.training && !context.deterministic && context.threads > 1
             && { if case .none = kept.selection { return true } else { return false } }()
-            && optimizations.contains(.concurrentBranches) && plan.hasTwins
+        let concurrent = sideBySide && optimizations.contains(.concurrentBranches) && plan.hasTwins
+        let siblings = sideBySide && !concurrent && !plan.siblingRuns.isEmpty
         if concurrent { try runConcurrently(plan, values: &values, context: context) }
-        for (i, step) in plan.steps.enumerated() where !concurrent {
+        var i = 0
+        while !concurrent && i < plan.steps.count {
+            if siblings && plan.siblingRuns[i] > i + 1 {
+                let run = i..<plan.siblingRuns[i]
+                try runSiblings(run, plan: plan, values: &values, stateUpdates: &stateUpdates, context: context)
+                i = run.upperBound
+                continue
+            }
+            let step = plan.steps[i]
             var args = [Tensor?]()
             args.reserveCapacity(step.inputs.count)
             for s in step.inputs {
@@ -357,6 +367,7 @@ public final class Executor {
             } else {
                 for case let s? in step.inputs where plan.lastUse[s] == i { values[s] = nil }
             }
+            i += 1
         }
         var outputs: [String: Tensor] = [:]
         for (name, slot) in plan.outputs {

@@ -33,9 +33,20 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// copy); no call re-packs them. Without it they go to OpenBLAS as written.
     public static let packFilters = GraphOptimizations(rawValue: 1 << 5)
 
+    /// Siblings side by side inside the sequential loop: a run of consecutive plan steps that
+    /// do not depend on each other (a plan lists MA-Net's four patches' steps one after another)
+    /// shares the threads, one step on one thread each, for its steps whose operator, attributes
+    /// and input shapes repeat in the run (`Plan.siblingRuns`, `SiblingSteps.swift`); the run's
+    /// other steps run alone over all the threads. One fork/join per run instead of one or more
+    /// per step, and the small operators that run on one thread (pooling, Gemm on one row, Mul,
+    /// Sigmoid...) no longer leave the other cores idle. The same bits as one step at a time.
+    /// Off with `deterministic`; `.concurrentBranches` takes precedence.
+    public static let siblingSteps = GraphOptimizations(rawValue: 1 << 6)
+
     public static let none: GraphOptimizations = []
     /// Without `.concurrentBranches`: on an idle machine twins side by side measured slower than
     /// one step at a time over all the threads at batch 1 and 16 (docs/PERFORMANCE.md); they
     /// win only where other work competes for the cores.
-    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters]
+    public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters,
+                                                       .siblingSteps]
 }

@@ -128,6 +128,7 @@ extension Plan {
                 || options.contains(.fuseAddRelu) || options.contains(.packFilters) else {
             var plan = self
             if options.contains(.concurrentBranches) { plan.twins = stepTwins() }
+            if options.contains(.siblingSteps) { plan.findSiblingRuns() }
             return plan
         }
         var readers = [Int](repeating: 0, count: slotNames.count)
@@ -221,6 +222,7 @@ extension Plan {
         for (i, step) in plan.steps.enumerated() { for case let s? in step.inputs { plan.lastUse[s] = i } }
         for o in outputs { plan.lastUse[o.slot] = Int.max }
         if options.contains(.concurrentBranches) { plan.twins = plan.stepTwins() }
+        if options.contains(.siblingSteps) { plan.findSiblingRuns() }
         return plan
     }
 }

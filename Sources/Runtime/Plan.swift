@@ -42,6 +42,11 @@ struct Plan {
     /// `stepTwins()` of `steps` when an inference plan may run them side by side
     /// (`.concurrentBranches`), else empty.
     var twins: [[Int]] = []
+    /// Per step, the end of the run of mutually independent steps that starts there (0 where
+    /// none of at least two steps starts), and each step's `stepSignatures()` entry, when an
+    /// inference plan may run siblings side by side (`.siblingSteps`), else empty.
+    var siblingRuns: [Int] = []
+    var signatures: [Int] = []
 
     /// Label used in messages for a node: its name, or its position when it has none.
     static func describe(_ node: Node, index: Int) -> String {

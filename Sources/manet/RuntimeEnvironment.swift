@@ -11,6 +11,7 @@ enum RuntimeEnvironment {
     /// - `MANET_CONV=automatic|direct|winograd2|winograd4`: `convolution`;
     /// - `MANET_PACKED=0`: no `.packFilters` (inference filters stay as written, for OpenBLAS);
     /// - `MANET_BRANCHES=1|0`: `.concurrentBranches` on / off;
+    /// - `MANET_SIBLINGS=1|0`: `.siblingSteps` on / off;
     /// - `MANET_MIN_TILES=N`: `winogradMinimumTiles`;
     /// - `MANET_WINOGRAD_KEEP=MiB`: `winogradKeepBytes`;
     /// - `MANET_KERNELS=automatic|avx512|avx2|portable`: `kernels.isa`;
@@ -38,6 +39,9 @@ enum RuntimeEnvironment {
         if let packed = try value("MANET_PACKED", flag, expected: "0 or 1"), !packed { o.optimizations.remove(.packFilters) }
         if let branches = try value("MANET_BRANCHES", flag, expected: "0 or 1") {
             if branches { o.optimizations.insert(.concurrentBranches) } else { o.optimizations.remove(.concurrentBranches) }
+        }
+        if let siblings = try value("MANET_SIBLINGS", flag, expected: "0 or 1") {
+            if siblings { o.optimizations.insert(.siblingSteps) } else { o.optimizations.remove(.siblingSteps) }
         }
         o.winogradMinimumTiles = try value("MANET_MIN_TILES", count, expected: "a count of tiles")
         o.winogradKeepBytes = try value("MANET_WINOGRAD_KEEP", count, expected: "MiB").map { $0 << 20 }
