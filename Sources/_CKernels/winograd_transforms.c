@@ -199,12 +199,113 @@ static inline __attribute__((always_inline)) void manet_winograd_filter_channels
         }
 }
 
+// out[c] lane r = in[r] lane c, in portable vector code (each clone lowers the shuffles to its
+// own instructions): the unpack / shuffle / 128-bit swap steps of transpose8x8.h.
+static inline __attribute__((always_inline)) void transpose8(const v8 in[8], v8 out[8]) {
+    v8 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[2 * i + 1] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int h = 0; h < 2; h++) {
+            const v8 a = t[4 * i + h], b = t[4 * i + h + 2];
+            s[4 * i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13);
+            s[4 * i + 2 * h + 1] = __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        out[i] = __builtin_shufflevector(s[i], s[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        out[i + 4] = __builtin_shufflevector(s[i], s[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+typedef float v4u __attribute__((vector_size(16), aligned(4)));
+
+// Rows r0 ..< r0 + rows of the zero-padded window of 8 channels (the first `lanes` real) into P
+// ([rows][Wp] vectors, lane l = channel l): padded row hp reads input row hp - padTop of each
+// channel plane (src: the first channel's plane). Rows of 8 columns or more go 8 columns at a
+// time (8 row loads, one transpose; the last 8 overlapping the ones before); narrower rows (7x7
+// planes) load the 8 floats ending at the row's end (or the plane's first 8) and keep the row's.
+static inline __attribute__((always_inline)) void gather_window(const manet_winograd_geometry *g, const float *src, int lanes,
+                                                                size_t r0, size_t rows, size_t Wp, v8 *P) {
+    const size_t plane = (size_t)g->inH * g->inW;
+    const int cols = g->inW + g->padLeft <= (int)Wp ? g->inW : (int)Wp - g->padLeft;   // input columns in the window
+    for (size_t r = 0; r < rows; r++) {
+        v8 *row = P + r * Wp;
+        const int ih = (int)(r0 + r) - g->padTop;
+        if (ih < 0 || ih >= g->inH || cols <= 0) {
+            for (size_t q = 0; q < Wp; q++) row[q] = splat(0);
+            continue;
+        }
+        for (int q = 0; q < g->padLeft && q < (int)Wp; q++) row[q] = splat(0);
+        for (size_t q = (size_t)(g->padLeft + cols); q < Wp; q++) row[q] = splat(0);
+        const float *s = src + (size_t)ih * g->inW;
+        v8 *d = row + g->padLeft;
+        if (lanes == 8 && cols >= 8) {
+            for (int iw = 0; iw < cols; iw += 8) {
+                const int at = iw + 8 <= cols ? iw : cols - 8;
+                v8 in[8], out[8];
+                for (int l = 0; l < 8; l++) in[l] = *(const v8u *)(s + (size_t)l * plane + at);
+                transpose8(in, out);
+                for (int j = 0; j < 8; j++) d[at + j] = out[j];
+            }
+        } else if (lanes == 8 && plane >= 8) {
+            const ptrdiff_t first = -(ptrdiff_t)ih * g->inW, want = (ptrdiff_t)cols - 8;
+            const ptrdiff_t at = want < first ? first : want;
+            v8 in[8], out[8];
+            for (int l = 0; l < 8; l++) in[l] = *(const v8u *)(s + (ptrdiff_t)((size_t)l * plane) + at);
+            transpose8(in, out);
+            for (int j = 0; j < 8; j++)
+                if (at + j >= 0 && at + j < cols) d[at + j] = out[j];
+        } else {
+            for (int iw = 0; iw < cols; iw++) {
+                v8 value = splat(0);
+                for (int l = 0; l < lanes; l++) value[l] = s[(size_t)l * plane + iw];
+                d[iw] = value;
+            }
+        }
+    }
+}
+
+// Output rows oh0 ..< oh1 of 8 filters (the first `lanes` real) from O (row oh at O + (oh - oh0)
+// * OWp, lane l = filter l, at least 8 readable vectors past each row's outW) to y (the first
+// filter's plane): 8 columns per transpose, a row's last < 8 by a 4-wide and single stores.
+static inline __attribute__((always_inline)) void store_rows(const manet_winograd_geometry *g, const v8 *O, size_t OWp, size_t oh0,
+                                                             size_t oh1, int lanes, float *y) {
+    const size_t outPlane = (size_t)g->outH * g->outW;
+    for (size_t oh = oh0; oh < oh1; oh++) {
+        const v8 *row = O + (oh - oh0) * OWp;
+        float *dst = y + oh * g->outW;
+        if (lanes < 8) {
+            for (int l = 0; l < lanes; l++)
+                for (int ow = 0; ow < g->outW; ow++) dst[(size_t)l * outPlane + ow] = row[ow][l];
+            continue;
+        }
+        for (int ow = 0; ow < g->outW; ow += 8) {
+            const int n = g->outW - ow < 8 ? g->outW - ow : 8;
+            v8 out[8];
+            transpose8(row + ow, out);
+            for (int l = 0; l < 8; l++) {
+                float *to = dst + (size_t)l * outPlane + ow;
+                if (n == 8) {
+                    *(v8u *)to = out[l];
+                } else {
+                    int k = 0;
+                    if (n >= 4) *(v4u *)to = __builtin_shufflevector(out[l], out[l], 0, 1, 2, 3), k = 4;
+                    for (; k < n; k++) to[k] = out[l][k];
+                }
+            }
+        }
+    }
+}
+
 size_t manet_winograd_input_scratch(const manet_winograd_geometry *g) {
     return (size_t)(g->tilesH * g->m + 2) * (size_t)(g->tilesW * g->m + 2) * 8;
 }
 
 size_t manet_winograd_output_scratch(const manet_winograd_geometry *g) {
-    return (size_t)(g->tilesH * g->m) * (size_t)(g->tilesW * g->m) * 8;
+    return (size_t)(g->tilesH * g->m) * (size_t)(g->tilesW * g->m) * 8 + 64;   // + 8 vectors read past the last row (store_rows)
 }
 
 static inline __attribute__((always_inline)) void manet_winograd_input_body(const manet_winograd_geometry *g, const float *x, size_t begin, size_t end,
@@ -214,22 +315,10 @@ static inline __attribute__((always_inline)) void manet_winograd_input_body(cons
     const size_t blocks = ((size_t)C + 7) / 8, plane = (size_t)g->inH * g->inW;
     const size_t perImage = (size_t)g->tilesH * g->tilesW;
     v8 *P = (v8 *)scratch;   // the zero-padded window of 8 channels, [Hp][Wp] vectors
-    float *Pf = scratch;
     for (size_t item = begin; item < end; item++) {
         const size_t n = item / blocks;
         const int c0 = (int)(item % blocks) * 8, lanes = C - c0 < 8 ? C - c0 : 8;
-        memset(P, 0, Hp * Wp * sizeof(v8));
-        for (int l = 0; l < lanes; l++) {
-            const float *src = x + (n * C + c0 + l) * plane;
-            for (int ih = 0; ih < g->inH; ih++) {
-                const size_t hp = (size_t)ih + g->padTop;
-                if (hp >= Hp) break;
-                float *dst = Pf + hp * Wp * 8 + l;
-                const float *row = src + (size_t)ih * g->inW;
-                const int cols = g->inW + g->padLeft <= (int)Wp ? g->inW : (int)Wp - g->padLeft;
-                for (int iw = 0; iw < cols; iw++) dst[(size_t)(iw + g->padLeft) * 8] = row[iw];
-            }
-        }
+        gather_window(g, x + (n * C + c0) * plane, lanes, 0, Hp, Wp, P);
         for (int th = 0; th < g->tilesH; th++) {
             for (int tw = 0; tw < g->tilesW; tw++) {
                 const v8 *base = P + (size_t)th * m * Wp + (size_t)tw * m;
@@ -263,7 +352,6 @@ static inline __attribute__((always_inline)) void manet_winograd_output_body(con
     const size_t blocks = ((size_t)M + 7) / 8, outPlane = (size_t)g->outH * g->outW;
     const size_t perImage = (size_t)g->tilesH * g->tilesW, OWp = (size_t)g->tilesW * m;
     v8 *O = (v8 *)scratch;   // this block's outputs, [tilesH*m][tilesW*m] vectors
-    const float *Of = scratch;
     for (size_t item = begin; item < end; item++) {
         const size_t n = item / blocks;
         const int m0 = (int)(item % blocks) * 8, lanes = M - m0 < 8 ? M - m0 : 8;
@@ -299,45 +387,18 @@ static inline __attribute__((always_inline)) void manet_winograd_output_body(con
                 }
             }
         }
-        for (int l = 0; l < lanes; l++) {
-            float *dst = y + (n * M + m0 + l) * outPlane;
-            for (int oh = 0; oh < g->outH; oh++) {
-                const float *row = Of + (size_t)oh * OWp * 8 + l;
-                for (int ow = 0; ow < g->outW; ow++) dst[(size_t)oh * g->outW + ow] = row[(size_t)ow * 8];
-            }
-        }
+        store_rows(g, O, OWp, 0, (size_t)g->outH, lanes, y + (n * M + m0) * outPlane);
     }
 }
 
 // ---- bands of tile rows ---------------------------------------------------------------------
-
-// out[c] lane r = in[r] lane c, in portable vector code (each clone lowers the shuffles to its
-// own instructions): the unpack / shuffle / 128-bit swap steps of transpose8x8.h.
-static inline __attribute__((always_inline)) void transpose8(const v8 in[8], v8 out[8]) {
-    v8 t[8], s[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        t[2 * i + 1] = __builtin_shufflevector(in[2 * i], in[2 * i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-    }
-    for (int i = 0; i < 2; i++) {
-        for (int h = 0; h < 2; h++) {
-            const v8 a = t[4 * i + h], b = t[4 * i + h + 2];
-            s[4 * i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13);
-            s[4 * i + 2 * h + 1] = __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
-        }
-    }
-    for (int i = 0; i < 4; i++) {
-        out[i] = __builtin_shufflevector(s[i], s[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        out[i + 4] = __builtin_shufflevector(s[i], s[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-    }
-}
 
 size_t manet_winograd_band_input_scratch(const manet_winograd_geometry *g, size_t bandRows) {
     return (bandRows * (size_t)g->m + 2) * ((size_t)g->tilesW * g->m + 2) * 8;
 }
 
 size_t manet_winograd_band_output_scratch(const manet_winograd_geometry *g, size_t bandRows) {
-    return bandRows * (size_t)g->m * ((size_t)g->tilesW * g->m) * 8;
+    return bandRows * (size_t)g->m * ((size_t)g->tilesW * g->m) * 8 + 64;
 }
 
 // The input transform of tile rows th0 ..< th1 of one image (x: the image's [C, H, W]), every
@@ -349,35 +410,10 @@ static inline __attribute__((always_inline)) void manet_winograd_band_input_body
     const int m = g->m, a = m + 2, C = g->channels;
     const size_t Wp = (size_t)g->tilesW * m + 2, rows = (th1 - th0) * (size_t)m + 2;
     const size_t plane = (size_t)g->inH * g->inW;
-    const int cols = g->inW + g->padLeft <= (int)Wp ? g->inW : (int)Wp - g->padLeft;   // input columns in the window
     v8 *P = (v8 *)scratch;   // the band's zero-padded window of 8 channels, [rows][Wp] vectors
     for (int c0 = 0; c0 < C; c0 += 8) {
         const int lanes = C - c0 < 8 ? C - c0 : 8;
-        for (size_t r = 0; r < rows; r++) {
-            v8 *row = P + r * Wp;
-            const int ih = (int)(th0 * (size_t)m + r) - g->padTop;
-            if (ih < 0 || ih >= g->inH) {
-                for (size_t q = 0; q < Wp; q++) row[q] = splat(0);
-                continue;
-            }
-            for (int q = 0; q < g->padLeft && q < (int)Wp; q++) row[q] = splat(0);
-            for (size_t q = (size_t)(g->padLeft + (cols > 0 ? cols : 0)); q < Wp; q++) row[q] = splat(0);
-            const float *src = x + (size_t)c0 * plane + (size_t)ih * g->inW;
-            int iw = 0;
-            if (lanes == 8) {
-                for (; iw + 8 <= cols; iw += 8) {
-                    v8 in[8], out[8];
-                    for (int l = 0; l < 8; l++) in[l] = *(const v8u *)(src + (size_t)l * plane + iw);
-                    transpose8(in, out);
-                    for (int j = 0; j < 8; j++) row[g->padLeft + iw + j] = out[j];
-                }
-            }
-            for (; iw < cols; iw++) {
-                v8 value = splat(0);
-                for (int l = 0; l < lanes; l++) value[l] = src[(size_t)l * plane + iw];
-                row[g->padLeft + iw] = value;
-            }
-        }
+        gather_window(g, x + (size_t)c0 * plane, lanes, th0 * (size_t)m, rows, Wp, P);
         for (size_t th = th0; th < th1; th++) {
             for (int tw = 0; tw < g->tilesW; tw++) {
                 const v8 *base = P + (th - th0) * m * Wp + (size_t)tw * m;
@@ -438,18 +474,7 @@ static inline __attribute__((always_inline)) void manet_winograd_band_output_bod
                 }
             }
         }
-        for (size_t oh = th0 * (size_t)m; oh < ohEnd; oh++) {
-            const v8 *row = O + (oh - th0 * (size_t)m) * OWp;
-            float *dst = y + (size_t)m0 * outPlane + oh * g->outW;
-            int ow = 0;
-            for (; ow + 8 <= g->outW; ow += 8) {
-                v8 out[8];
-                transpose8(row + ow, out);
-                for (int l = 0; l < 8; l++) *(v8u *)(dst + (size_t)l * outPlane + ow) = out[l];
-            }
-            for (; ow < g->outW; ow++)
-                for (int l = 0; l < 8; l++) dst[(size_t)l * outPlane + ow] = row[ow][l];
-        }
+        store_rows(g, O, OWp, th0 * (size_t)m, ohEnd, 8, y + (size_t)m0 * outPlane);
     }
 }
 
