@@ -243,19 +243,25 @@ final class WinogradTests: XCTestCase {
             let scale = ref.map(abs).max() ?? 1
             XCTAssertLessThan(zip(one, fromKept).map { abs($0 - $1) }.max() ?? 0, Float(scale) * 2e-6, "\(c)")
         }
-        // The chunk transform gives the same bits as the transform of all filters at once.
-        do {
-            let (C, M) = (64, 32)
+        // The chunk transform (16 filters at a time) gives the same bits as the transform of all
+        // filters at once (8 at a time), both tiles, every instruction set.
+        for tile in [WinogradTile.f2x2, .f4x4] {
+            let (C, M) = (64, 32), points = tile.alpha * tile.alpha
             var w = pseudoRandom(M * C * 9, seed: 77)
             let packed = PackedFilters(taking: &w, filters: M, columns: C * 9)
-            let all = packed.withPointer { Winograd.transformFilters($0, filters: M, channels: C, tile: .f2x2, threads: 1, packed: true) }
-            var chunk = [Float](repeating: .nan, count: 16 * C * 16)
-            packed.withPointer { wp in
-                chunk.withUnsafeMutableBufferPointer { manet_winograd_filter_channels(KernelISA.automatic.code, 2, wp, C, 1, 0, C, $0.baseAddress!, C * 16) }
-            }
-            for p in 0..<16 {
-                XCTAssertEqual(Array(chunk[p * C * 16..<(p + 1) * C * 16]), Array(all[p * M * C + C * 16..<p * M * C + 2 * C * 16]),
-                               "point \(p), filter block 1")
+            let all = packed.withPointer { Winograd.transformFilters($0, filters: M, channels: C, tile: tile, threads: 1, packed: true) }
+            for isa in [KernelISA.avx512, .avx2, .portable] {
+                var chunk = [Float](repeating: .nan, count: points * C * 16)
+                packed.withPointer { wp in
+                    chunk.withUnsafeMutableBufferPointer {
+                        manet_winograd_filter_channels(isa.code, Int32(tile.alpha - 2), wp, C, 1, 0, C, $0.baseAddress!, C * 16)
+                    }
+                }
+                for p in 0..<points {
+                    XCTAssertEqual(Array(chunk[p * C * 16..<(p + 1) * C * 16]).map(\.bitPattern),
+                                   Array(all[p * M * C + C * 16..<p * M * C + 2 * C * 16]).map(\.bitPattern),
+                                   "\(tile), \(isa): point \(p), filter block 1")
+                }
             }
         }
         // Not taken: channels not a multiple of the chunk, as many tiles as filters, too many
