@@ -43,10 +43,16 @@ public struct GraphOptimizations: OptionSet, Sendable {
     /// Off with `deterministic`; `.concurrentBranches` takes precedence.
     public static let siblingSteps = GraphOptimizations(rawValue: 1 << 6)
 
+    /// CBAM's gates in fewer steps (`GateFusion.swift`): GlobalAveragePool and GlobalMaxPool
+    /// of one tensor in one pass; ReduceMax and ReduceMean over its channels with their Concat
+    /// in one step; a Mul whose only reader is an Add (with its fused Relu) inside the Add. The
+    /// same bits.
+    public static let fuseGates = GraphOptimizations(rawValue: 1 << 7)
+
     public static let none: GraphOptimizations = []
     /// Without `.concurrentBranches`: on an idle machine twins side by side measured slower than
     /// one step at a time over all the threads at batch 1 and 16 (docs/PERFORMANCE.md); they
     /// win only where other work competes for the cores.
     public static let inference: GraphOptimizations = [.foldBatchNorm, .fuseRelu, .winograd, .fuseAddRelu, .packFilters,
-                                                       .siblingSteps]
+                                                       .siblingSteps, .fuseGates]
 }

@@ -1,5 +1,5 @@
 // Inference-time plan rewrites: Conv -> BatchNormalization (-> Relu) becomes one fused convolution,
-// Add -> Relu one fused add.
+// Add -> Relu one fused add, CBAM's gates fewer steps (GateFusion.swift).
 
 import Foundation
 import Kernels
@@ -125,7 +125,7 @@ extension Plan {
     func fusedForInference(values: inout [Int: Tensor], options runtime: RuntimeOptions, releasingOriginals: Bool) -> Plan {
         let options = runtime.optimizations
         guard options.contains(.foldBatchNorm) || options.contains(.fuseRelu) || options.contains(.winograd)
-                || options.contains(.fuseAddRelu) || options.contains(.packFilters) else {
+                || options.contains(.fuseAddRelu) || options.contains(.packFilters) || options.contains(.fuseGates) else {
             var plan = self
             if options.contains(.concurrentBranches) { plan.twins = stepTwins() }
             if options.contains(.siblingSteps) { plan.findSiblingRuns() }
@@ -215,6 +215,9 @@ extension Plan {
             removed.insert(k)
             replaced[i] = PlanStep(node: step.node, op: FusedAddRelu(add: add), inputs: step.inputs, outputs: [reluOut],
                                    absorbed: [steps[k].node])
+        }
+        if options.contains(.fuseGates) {
+            fuseGates(readers: readers, producerStep: producerStep, removed: &removed, replaced: &replaced)
         }
         var plan = self
         plan.steps = steps.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? steps[$0]) }

@@ -12,6 +12,7 @@ enum RuntimeEnvironment {
     /// - `MANET_PACKED=0`: no `.packFilters` (inference filters stay as written, for OpenBLAS);
     /// - `MANET_BRANCHES=1|0`: `.concurrentBranches` on / off;
     /// - `MANET_SIBLINGS=1|0`: `.siblingSteps` on / off;
+    /// - `MANET_FUSE_GATES=0`: no `.fuseGates` (CBAM's pools, reductions and Mul -> Add as written);
     /// - `MANET_MIN_TILES=N`: `winogradMinimumTiles`;
     /// - `MANET_WINOGRAD_KEEP=MiB`: `winogradKeepBytes`;
     /// - `MANET_KERNELS=automatic|avx512|avx2|portable`: `kernels.isa`;
@@ -37,6 +38,7 @@ enum RuntimeEnvironment {
             o.convolution = c
         }
         if let packed = try value("MANET_PACKED", flag, expected: "0 or 1"), !packed { o.optimizations.remove(.packFilters) }
+        if let gates = try value("MANET_FUSE_GATES", flag, expected: "0 or 1"), !gates { o.optimizations.remove(.fuseGates) }
         if let branches = try value("MANET_BRANCHES", flag, expected: "0 or 1") {
             if branches { o.optimizations.insert(.concurrentBranches) } else { o.optimizations.remove(.concurrentBranches) }
         }
