@@ -2,7 +2,9 @@
 // of the channel gate in one pass, the spatial gate's channel max, channel mean and their Concat
 // in one step, and a Mul whose only reader is an Add (the spatial gate's product feeding the
 // residual sum) folded into that Add. Each computes every output with the same float operations
-// in the same order as the steps it replaces, so the same bits; an input the fast path does not
+// in the same order as the steps it replaces, so the same bits (a NaN's sign and payload aside
+// where two NaNs, or inf and -inf, meet in a sum: the compiler picks the operand order of an add,
+// in the operators as written too); an input the fast path does not
 // cover (another type, rank or broadcast) runs the original operators one after the other.
 
 import Kernels
@@ -166,8 +168,7 @@ struct FusedMulAdd: Operator {
     let add: Add
     /// max(sum, 0) as `FusedAddRelu` computes it.
     let relu: Bool
-    /// The Add reads [product, r] when set, else [r, product] (kept: with two NaNs, which one's
-    /// payload a sum returns depends on the order).
+    /// The Add reads [product, r] when set, else [r, product].
     let productFirst: Bool
 
     init(node: Node, opset: Int64) throws {
