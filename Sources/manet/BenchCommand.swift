@@ -36,6 +36,7 @@ struct BenchCommand: ParsableCommand {
               MANET_PACKED=0   MANET_IMPLICIT=0   MANET_SPLIT=columns|blocks   MANET_BRANCHES=0|1   MANET_SIBLINGS=0|1
               MANET_WINOGRAD_KEEP=MiB   MANET_MIN_TILES=N   MANET_WINO_CB=N   MANET_WINO_CHUNK=MiB
               MANET_WINO_BAND=N   Winograd tiles per band (0: the point order)
+              MANET_FUSE_GATES=0   CBAM's pools, reductions and Mul -> Add as written
               MANET_WDW4=0   training's 7x7 dW by F(3x3,2x2) instead of F(3x3,4x4)
               MANET_TRAIN_WINOGRAD=14x14|all|7x7                 training's Winograd layers
 

@@ -14,7 +14,7 @@ final class RuntimeEnvironmentCLITests: XCTestCase {
     func testBadValuesAreUsageErrors() throws {
         for (variable, value) in [("MANET_CONV", "fast"), ("MANET_KERNELS", "sse9"), ("MANET_SPLIT", "rows"),
                                   ("MANET_WINO_CB", "-8"), ("MANET_PACKED", "no"), ("MANET_GEMM", "mkl"),
-                                  ("MANET_WINO_BAND", "wide")] {
+                                  ("MANET_WINO_BAND", "wide"), ("MANET_FUSE_GATES", "off")] {
             let result = try bench(["\(variable)=\(value)"])
             XCTAssertEqual(result.status, 64, result.stderr)
             XCTAssertTrue(result.stderr.contains("\(variable)=\(value)"), result.stderr)
@@ -35,7 +35,7 @@ final class RuntimeEnvironmentCLITests: XCTestCase {
     func testValidValuesRun() throws {
         let result = try bench(["MANET_CONV=direct", "MANET_KERNELS=portable", "MANET_IMPLICIT=0", "MANET_SPLIT=blocks",
                                 "MANET_WINO_CB=0", "MANET_WINOGRAD_KEEP=0", "MANET_MIN_TILES=1", "MANET_BRANCHES=0",
-                                "MANET_GEMM=own", "MANET_WINO_BAND=0"])
+                                "MANET_GEMM=own", "MANET_WINO_BAND=0", "MANET_FUSE_GATES=0"])
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 }
