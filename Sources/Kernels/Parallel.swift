@@ -69,3 +69,13 @@ public func parallelForDynamic(_ count: Int, threads: Int, _ body: (_ worker: In
         }
     }
 }
+
+/// The worker pool's hand-over policy, process-wide (the pool is one per process): with `on`
+/// (the default), the calling thread of a parallel loop, once its own part is done, runs each
+/// part whose worker has not taken it yet (a worker asleep, or whose core another job holds)
+/// instead of waiting for that worker; off, it waits for every worker (the earlier policy, kept
+/// for A/B measurements). Results are the same either way: a part is one function of its index,
+/// whichever thread runs it.
+public func setPoolCallerTakesLateParts(_ on: Bool) {
+    manet_pool_set_caller_takes_late_parts(on ? 1 : 0)
+}

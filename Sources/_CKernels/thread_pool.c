@@ -24,6 +24,7 @@
 
 typedef struct {
     _Atomic unsigned long call;   // the call this worker is to run (the caller increments it)
+    _Atomic unsigned long claimed; // the last call whose part someone took (this worker or the caller)
     _Atomic unsigned long done;   // the last call it finished
     _Atomic int sleeping;
     manet_pool_task task;
@@ -37,6 +38,13 @@ static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static slot_t slots[MAX_THREADS + 1];
 static size_t threads_started;
+static _Atomic int caller_takes_late_parts = 1;
+
+static _Atomic long worker_delay;
+
+void manet_pool_set_caller_takes_late_parts(int on) { atomic_store(&caller_takes_late_parts, on != 0); }
+
+void manet_pool_delay_workers_for_tests(long nanoseconds) { atomic_store(&worker_delay, nanoseconds); }
 
 static long nanoseconds(void) {
     struct timespec t;
@@ -67,6 +75,15 @@ static void *worker_main(void *argument) {
             pthread_mutex_unlock(&sleep_lock);
         }
         seen = call;
+        const long delay = atomic_load_explicit(&worker_delay, memory_order_relaxed);
+        if (delay > 0) {
+            const struct timespec pause = {delay / 1000000000L, delay % 1000000000L};
+            nanosleep(&pause, NULL);
+        }
+        // The part is this worker's unless the caller took it first (it was late): then the
+        // task and context may already be the next call's, so they are read only after the claim.
+        unsigned long expected = call - 1;
+        if (!atomic_compare_exchange_strong(&slot->claimed, &expected, call)) continue;
         slot->task(slot->context, slot->index);
         atomic_store_explicit(&slot->done, call, memory_order_release);
     }
@@ -109,9 +126,19 @@ int manet_pool_run(size_t workers, manet_pool_task task, void *context) {
         pthread_mutex_unlock(&sleep_lock);
     }
     task(context, 0);
+    // A worker that has not taken its part by now (asleep, or its core busy with another job)
+    // would finish it later than the caller can: the caller runs it. (Not worse on an idle
+    // machine either: the part could only start later on the worker.) A part is one function
+    // of (context, w), whichever thread runs it.
+    const int take_late = atomic_load_explicit(&caller_takes_late_parts, memory_order_relaxed);
     for (size_t w = 1; w < workers; w++) {
         slot_t *slot = &slots[w];
         const unsigned long call = atomic_load_explicit(&slot->call, memory_order_relaxed);
+        unsigned long expected = call - 1;
+        if (take_late && atomic_compare_exchange_strong(&slot->claimed, &expected, call)) {
+            task(context, w);
+            continue;
+        }
         long until = 0;
         int spins = 0;
         while (atomic_load_explicit(&slot->done, memory_order_acquire) != call) {

@@ -33,7 +33,9 @@ struct BenchCommand: ParsableCommand {
               MANET_CONV=automatic|direct|winograd2|winograd4   convolution algorithm
               MANET_KERNELS=automatic|avx512|avx2|portable      our GEMM kernels' instruction set
               MANET_GEMM=automatic|own|openblas                  who runs the general GEMMs
-              MANET_PACKED=0   MANET_IMPLICIT=0   MANET_SPLIT=columns|blocks   MANET_BRANCHES=0|1   MANET_SIBLINGS=0|1
+              MANET_PACKED=0   MANET_IMPLICIT=0   MANET_SPLIT=columns|blocks   MANET_BRANCHES=0|1
+              MANET_SIBLINGS=0   every step alone over all the threads (no siblings side by side)
+              MANET_POOL_TAKE=0  a parallel loop's caller waits for late workers instead of taking their parts
               MANET_WINOGRAD_KEEP=MiB   MANET_MIN_TILES=N   MANET_WINO_CB=N   MANET_WINO_CHUNK=MiB
               MANET_WINO_BAND=N   Winograd tiles per band (0: the point order)
               MANET_FUSE_GATES=0   CBAM's pools, reductions and Mul -> Add as written

@@ -13,6 +13,9 @@ enum RuntimeEnvironment {
     /// - `MANET_BRANCHES=1|0`: `.concurrentBranches` on / off;
     /// - `MANET_SIBLINGS=1|0`: `.siblingSteps` on / off;
     /// - `MANET_FUSE_GATES=0`: no `.fuseGates` (CBAM's pools, reductions and Mul -> Add as written);
+    /// - `MANET_POOL_TAKE=1|0`: whether a parallel loop's calling thread runs the parts its
+    ///   workers have not taken by the time its own is done (`setPoolCallerTakesLateParts`,
+    ///   process-wide: the worker pool is one per process);
     /// - `MANET_MIN_TILES=N`: `winogradMinimumTiles`;
     /// - `MANET_WINOGRAD_KEEP=MiB`: `winogradKeepBytes`;
     /// - `MANET_KERNELS=automatic|avx512|avx2|portable`: `kernels.isa`;
@@ -42,6 +45,7 @@ enum RuntimeEnvironment {
         if let branches = try value("MANET_BRANCHES", flag, expected: "0 or 1") {
             if branches { o.optimizations.insert(.concurrentBranches) } else { o.optimizations.remove(.concurrentBranches) }
         }
+        if let take = try value("MANET_POOL_TAKE", flag, expected: "0 or 1") { setPoolCallerTakesLateParts(take) }
         if let siblings = try value("MANET_SIBLINGS", flag, expected: "0 or 1") {
             if siblings { o.optimizations.insert(.siblingSteps) } else { o.optimizations.remove(.siblingSteps) }
         }

@@ -5,6 +5,7 @@
 import Dispatch
 import Foundation
 import Kernels
+import _CKernels
 import XCTest
 
 final class ParallelForTests: XCTestCase {
@@ -109,5 +110,33 @@ final class ParallelForTests: XCTestCase {
             total += visits(5, threads: 2).reduce(0, +)
         }
         XCTAssertEqual(total, 3000 * 5)
+    }
+
+    /// A part its worker has not taken by the time the calling thread is done with its own runs
+    /// on the calling thread (with the policy on), and only on its worker with it off. The
+    /// workers are made late on purpose: each waits 50 ms after it sees a call.
+    func testLatePartsRunOnTheCaller() {
+        defer {
+            manet_pool_delay_workers_for_tests(0)
+            setPoolCallerTakesLateParts(true)
+        }
+        for on in [true, false] {
+            setPoolCallerTakesLateParts(on)
+            manet_pool_delay_workers_for_tests(50_000_000)
+            for _ in 0..<3 {
+                var thread = [UInt](repeating: 0, count: 2)
+                thread.withUnsafeMutableBufferPointer { b in
+                    let p = b.baseAddress!
+                    parallelFor(2, threads: 2) { i in p[i] = UInt(pthread_self()) }
+                }
+                XCTAssertEqual(thread[0], UInt(pthread_self()))
+                if on { XCTAssertEqual(thread[1], thread[0], "a late part waited for its worker") } else {
+                    XCTAssertNotEqual(thread[1], thread[0], "a part ran on the caller with the policy off")
+                }
+            }
+            manet_pool_delay_workers_for_tests(0)
+            XCTAssertEqual(visits(1000, threads: 3), [Int](repeating: 1, count: 1000))
+            XCTAssertEqual(visits(7, threads: 8), [Int](repeating: 1, count: 7))
+        }
     }
 }

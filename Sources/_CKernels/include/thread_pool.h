@@ -22,6 +22,14 @@ typedef void (*manet_pool_task)(void *context, size_t worker);
 /// concurrent one) or cannot start its threads: the caller then runs the parts another way.
 int manet_pool_run(size_t workers, manet_pool_task task, void *context);
 
+/// Whether the calling thread, once its own part is done, runs every part whose worker has not
+/// taken it yet instead of waiting for that worker (1, the default), or waits (0). Process-wide.
+void manet_pool_set_caller_takes_late_parts(int on);
+
+/// For tests: every worker waits this long after it sees a call before it takes its part (0: no
+/// wait), so that a test can make a worker late on purpose.
+void manet_pool_delay_workers_for_tests(long nanoseconds);
+
 /// A part of a dynamically shared call: `index` taken by worker `worker`.
 typedef void (*manet_pool_item)(void *context, size_t worker, size_t index);
 
