@@ -36,9 +36,10 @@ extension Plan {
 
 extension Executor {
     /// Runs the steps of `run` (mutually independent, `Plan.siblingRuns`): the siblings (a step
-    /// whose signature and input shapes another step of the run shares) over `context.threads`
-    /// workers, one step on one thread each, taken in plan order by whichever worker is free;
-    /// then the others one at a time with all the threads. Outputs are stored and inputs dropped
+    /// whose signature and input shapes another step of the run shares; of a kind with at least
+    /// as many steps as threads, a multiple of the threads) over `context.threads` workers, one
+    /// step on one thread each, taken in plan order by whichever worker is free; then the others
+    /// one at a time with all the threads. Outputs are stored and inputs dropped
     /// once all have run; the first error in plan order is thrown. The same bits as the loop:
     /// every kernel gives the same bits on any thread count, and no step reads another's output.
     func runSiblings(_ run: Range<Int>, plan: Plan, values: inout [Tensor?], stateUpdates: inout [(Int, Tensor)],
@@ -60,7 +61,18 @@ extension Executor {
         let kinds = members.map { k in Kind(signature: plan.signatures[run.lowerBound + k], shapes: args[k].map { $0?.shape ?? [] }) }
         var count: [Kind: Int] = [:]
         for kind in kinds { count[kind, default: 0] += 1 }
-        let together = members.filter { count[kinds[$0]]! >= 2 }
+        // Siblings of one kind cost the same: a kind whose count is not a multiple of the
+        // threads would leave one thread running a whole step while the others wait (five
+        // 512->512 7x7 convolutions on two threads: one thread does three). Those left over run
+        // alone over all the threads instead (the last of the kind in the run); a kind with
+        // fewer steps than threads runs side by side all the same.
+        var taken: [Kind: Int] = [:]
+        let together = members.filter { k in
+            let n = count[kinds[k]]!
+            guard n >= 2 else { return false }
+            taken[kinds[k], default: 0] += 1
+            return taken[kinds[k]]! <= (n < context.threads ? n : n - n % context.threads)
+        }
         var results = [Result<ForwardResult, Error>?](repeating: nil, count: run.count)
         // Per sibling: wall and thread CPU seconds, when profiling.
         var timings = [(Double, Double)](repeating: (0, 0), count: run.count)
