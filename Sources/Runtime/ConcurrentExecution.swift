@@ -158,13 +158,8 @@ private final class ConcurrentRun: @unchecked Sendable {
             if alone { wide = true } else { narrow.append(i) }
             running += 1
             var args = [Tensor?]()
-            args.reserveCapacity(step.inputs.count)
             var error: Error?
-            for s in step.inputs {
-                guard let s else { args.append(nil); continue }
-                guard let v = values[s] else { error = RuntimeError.missingValue(plan.slotNames[s]); break }
-                args.append(v)
-            }
+            do { args = try plan.arguments(of: step, values) } catch let e { error = e }
             // A twin may start beside it: wake a waiting worker only then (a worker that finishes
             // a step takes the next one itself; while a step runs alone nothing else may start).
             if !alone && next() != nil { condition.signal() }
@@ -193,12 +188,7 @@ private final class ConcurrentRun: @unchecked Sendable {
             } else if let result {
                 for (k, slot) in step.outputs.enumerated() {
                     guard let slot else { continue }
-                    guard k < result.outputs.count else {
-                        failure = failure ?? RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
-                                                                       reason: "output \(k) ('\(plan.slotNames[slot])') was not produced")
-                        continue
-                    }
-                    values[slot] = result.outputs[k]
+                    do { values[slot] = try plan.output(k, slot: slot, of: step, in: result) } catch { failure = failure ?? error }
                 }
                 for case let s? in step.inputs {
                     readers[s] -= 1

@@ -329,15 +329,7 @@ public final class Executor {
                 continue
             }
             let step = plan.steps[i]
-            var args = [Tensor?]()
-            args.reserveCapacity(step.inputs.count)
-            for s in step.inputs {
-                guard let s else { args.append(nil); continue }
-                guard let v = values[s] else {
-                    throw RuntimeError.missingValue(plan.slotNames[s])
-                }
-                args.append(v)
-            }
+            let args = try plan.arguments(of: step, values)
             let started = profile != nil ? (ContinuousClock.now, ExecutionProfile.processCPUSeconds()) : nil
             let result = try step.op.forward(args, context)
             if let profile, let started {
@@ -348,17 +340,11 @@ public final class Executor {
             }
             for (k, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
-                guard k < result.outputs.count else {
-                    throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
-                                                    reason: "output \(k) ('\(plan.slotNames[slot])') was not produced")
-                }
-                values[slot] = result.outputs[k]
-                try kept.add(plan.slotNames[slot], result.outputs[k])
+                let y = try plan.output(k, slot: slot, of: step, in: result)
+                values[slot] = y
+                try kept.add(plan.slotNames[slot], y)
             }
-            for (k, t) in result.stateUpdates {
-                guard k < step.inputs.count, let slot = step.inputs[k] else { continue }
-                stateUpdates.append((slot, t))
-            }
+            stateUpdates += plan.stateUpdates(of: step, in: result)
             if keepRecords {
                 records[i] = ForwardRecord(inputs: args, outputs: result.outputs, saved: result.saved,
                                            keeping: recordsEverything ? .everything : result.backwardReads)

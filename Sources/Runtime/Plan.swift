@@ -181,3 +181,38 @@ struct Plan {
         for o in outputs { lastUse[o.slot] = Int.max }
     }
 }
+
+// What the executor's loops (sequential, sibling runs, concurrent branches) do around one step's
+// forward: gather its arguments, take its outputs and its state updates. One place for each.
+extension Plan {
+    /// A step's arguments from the values computed so far (`nil` where the node omits an input).
+    func arguments(of step: PlanStep, _ values: [Tensor?]) throws -> [Tensor?] {
+        var args = [Tensor?]()
+        args.reserveCapacity(step.inputs.count)
+        for s in step.inputs {
+            guard let s else { args.append(nil); continue }
+            guard let v = values[s] else { throw RuntimeError.missingValue(slotNames[s]) }
+            args.append(v)
+        }
+        return args
+    }
+
+    /// Output `k` of a step's result (it goes to `slot`), or the error naming what the operator
+    /// did not produce.
+    func output(_ k: Int, slot: Int, of step: PlanStep, in result: ForwardResult) throws -> Tensor {
+        guard k < result.outputs.count else {
+            throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
+                                            reason: "output \(k) ('\(slotNames[slot])') was not produced")
+        }
+        return result.outputs[k]
+    }
+
+    /// A step's new values for its stateful inputs (BatchNormalization's running statistics in
+    /// training) as (input slot, tensor).
+    func stateUpdates(of step: PlanStep, in result: ForwardResult) -> [(Int, Tensor)] {
+        result.stateUpdates.compactMap { k, t in
+            guard k < step.inputs.count, let slot = step.inputs[k] else { return nil }
+            return (slot, t)
+        }
+    }
+}

@@ -45,18 +45,7 @@ extension Executor {
     func runSiblings(_ run: Range<Int>, plan: Plan, values: inout [Tensor?], stateUpdates: inout [(Int, Tensor)],
                      context: ExecutionContext) throws {
         let members = 0..<run.count
-        var args = [[Tensor?]]()
-        args.reserveCapacity(run.count)
-        for i in run {
-            var a = [Tensor?]()
-            a.reserveCapacity(plan.steps[i].inputs.count)
-            for s in plan.steps[i].inputs {
-                guard let s else { a.append(nil); continue }
-                guard let v = values[s] else { throw RuntimeError.missingValue(plan.slotNames[s]) }
-                a.append(v)
-            }
-            args.append(a)
-        }
+        let args = try run.map { try plan.arguments(of: plan.steps[$0], values) }
         struct Kind: Hashable { let signature: Int, shapes: [[Int]] }
         let kinds = members.map { k in Kind(signature: plan.signatures[run.lowerBound + k], shapes: args[k].map { $0?.shape ?? [] }) }
         var count: [Kind: Int] = [:]
@@ -113,16 +102,9 @@ extension Executor {
             }
             for (o, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
-                guard o < result.outputs.count else {
-                    throw RuntimeError.invalidInput(node: step.node.name, opType: step.node.opType,
-                                                    reason: "output \(o) ('\(plan.slotNames[slot])') was not produced")
-                }
-                values[slot] = result.outputs[o]
+                values[slot] = try plan.output(o, slot: slot, of: step, in: result)
             }
-            for (o, t) in result.stateUpdates {
-                guard o < step.inputs.count, let slot = step.inputs[o] else { continue }
-                stateUpdates.append((slot, t))
-            }
+            stateUpdates += plan.stateUpdates(of: step, in: result)
         }
         for i in run { for case let s? in plan.steps[i].inputs where plan.lastUse[s] == i { values[s] = nil } }
     }
