@@ -95,12 +95,7 @@ final class ConcurrentExecutionTests: XCTestCase {
         nodes.append(Node(name: "lone", opType: "Probe", domain: "test.probe", inputs: ["x"], outputs: ["l"],
                           attributes: [attr("kind", 1)]))
         nodes.append(Node(name: "sum", opType: "Add", inputs: ["j", "l"], outputs: ["y"]))
-        let graph = Graph(name: "probes", nodes: nodes, inputs: [ValueInfo.tensor("x", .float, nil)],
-                          outputs: [ValueInfo.tensor("y", .float, nil)])
-        let m = Model(irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 17), OpsetImport(domain: "test.probe", version: 1)],
-                      graph: graph)
-        let registry = OperatorRegistry(OperatorRegistry.standard.registrations
-                                        + [OperatorRegistration("Probe", domain: "test.probe", opsets: 1...1, TwinProbe.self)])
+        let (m, registry) = probeModel(nodes, outputs: ["y"])
         let x = Tensor(shape: [1, 2, 3, 3], floats: pseudoRandom(18, seed: 13))
         for threads in [2, 3] {
             let executor = try Executor(model: m, registry: registry, context: ExecutionContext(threads: threads),
@@ -154,6 +149,18 @@ final class TwinProbeLog: @unchecked Sendable {
         events += 1
         lock.unlock()
     }
+}
+
+/// A model of `nodes` (over one input "x"; opset 17 and the probes' domain "test.probe") and a
+/// registry whose "Probe" is `TwinProbe`.
+func probeModel(_ nodes: [Node], outputs: [String]) -> (Model, OperatorRegistry) {
+    let graph = Graph(name: "probes", nodes: nodes, inputs: [ValueInfo.tensor("x", .float, nil)],
+                      outputs: outputs.map { ValueInfo.tensor($0, .float, nil) })
+    let m = Model(irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 17), OpsetImport(domain: "test.probe", version: 1)],
+                  graph: graph)
+    let registry = OperatorRegistry(OperatorRegistry.standard.registrations
+                                    + [OperatorRegistration("Probe", domain: "test.probe", opsets: 1...1, TwinProbe.self)])
+    return (m, registry)
 }
 
 /// y = sum of the inputs + 1, after a short sleep (so that steps overlap when they can).

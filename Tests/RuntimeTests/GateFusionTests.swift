@@ -15,15 +15,6 @@ final class GateFusionTests: XCTestCase {
     /// Maxima keep their payloads (`exact`).
     func bitsAnyNaN(_ v: [Float]) -> [UInt32] { v.map { $0.isNaN ? Float.nan.bitPattern : $0.bitPattern } }
 
-    /// Pseudo-random values with ties, signed zeros, infinities and NaN sprinkled in.
-    func specialValues(_ count: Int, seed: UInt64) -> [Float] {
-        var v = pseudoRandom(count, seed: seed).map { ($0 * 4).rounded() / 4 }  // many ties
-        for i in stride(from: 0, to: count, by: 7) { v[i] = i % 2 == 0 ? 0 : -0.0 }
-        for i in stride(from: 3, to: count, by: 53) { v[i] = -.infinity }
-        for i in stride(from: 5, to: count, by: 97) { v[i] = .nan }
-        for i in stride(from: 11, to: count, by: 89) { v[i] = .infinity }
-        return v
-    }
 
     func model(_ nodes: [Node], inputs: [String], outputs: [String]) -> Model {
         let graph = Graph(name: "g", nodes: nodes, inputs: inputs.map { ValueInfo.tensor($0, .float, nil) },

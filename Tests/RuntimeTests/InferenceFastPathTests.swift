@@ -11,15 +11,6 @@ final class InferenceFastPathTests: XCTestCase {
     /// Bits, so that -0 differs from +0 and NaN equals NaN (with the same payload).
     func bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
 
-    /// Pseudo-random values with ties, signed zeros, infinities and NaN sprinkled in.
-    func specialValues(_ count: Int, seed: UInt64) -> [Float] {
-        var v = pseudoRandom(count, seed: seed).map { ($0 * 4).rounded() / 4 }  // many ties
-        for i in stride(from: 0, to: count, by: 7) { v[i] = i % 2 == 0 ? 0 : -0.0 }
-        for i in stride(from: 3, to: count, by: 53) { v[i] = -.infinity }
-        for i in stride(from: 5, to: count, by: 97) { v[i] = .nan }
-        for i in stride(from: 11, to: count, by: 89) { v[i] = .infinity }
-        return v
-    }
 
     // MARK: MaxPool
 

@@ -91,12 +91,7 @@ final class SiblingStepsTests: XCTestCase {
         nodes.append(Node(name: "wide", opType: "Concat", inputs: ["a3", "a3"], outputs: ["a3w"], attributes: [attr("axis", 1)]))
         nodes.append(Node(name: "b3", opType: "Probe", domain: "test.probe", inputs: ["a3w"], outputs: ["b3"]))
         nodes.append(Node(name: "join", opType: "Probe", domain: "test.probe", inputs: ["b0", "b1", "b2", "l"], outputs: ["y"]))
-        let graph = Graph(name: "probes", nodes: nodes, inputs: [ValueInfo.tensor("x", .float, nil)],
-                          outputs: [ValueInfo.tensor("y", .float, nil), ValueInfo.tensor("b3", .float, nil)])
-        let m = Model(irVersion: 8, opsetImports: [OpsetImport(domain: "", version: 17), OpsetImport(domain: "test.probe", version: 1)],
-                      graph: graph)
-        let registry = OperatorRegistry(OperatorRegistry.standard.registrations
-                                        + [OperatorRegistration("Probe", domain: "test.probe", opsets: 1...1, TwinProbe.self)])
+        let (m, registry) = probeModel(nodes, outputs: ["y", "b3"])
         let x = Tensor(shape: [1, 2, 3, 3], floats: pseudoRandom(18, seed: 13))
         for threads in [2, 3] {
             let executor = try Executor(model: m, registry: registry, context: ExecutionContext(threads: threads),

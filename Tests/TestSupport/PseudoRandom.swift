@@ -8,3 +8,14 @@ public func pseudoRandom(_ count: Int, seed: UInt64) -> [Float] {
         return Float(Double(state >> 40) / Double(1 << 24)) * 2 - 1
     }
 }
+
+/// `pseudoRandom` values rounded to quarters (many ties), with signed zeros, infinities and NaN
+/// sprinkled in: inputs for operators whose edge cases must match bit for bit.
+public func specialValues(_ count: Int, seed: UInt64) -> [Float] {
+    var v = pseudoRandom(count, seed: seed).map { ($0 * 4).rounded() / 4 }
+    for i in stride(from: 0, to: count, by: 7) { v[i] = i % 2 == 0 ? 0 : -0.0 }
+    for i in stride(from: 3, to: count, by: 53) { v[i] = -.infinity }
+    for i in stride(from: 5, to: count, by: 97) { v[i] = .nan }
+    for i in stride(from: 11, to: count, by: 89) { v[i] = .infinity }
+    return v
+}
