@@ -762,16 +762,10 @@ void manet_winograd_band_gemm(int isa, const float *u, size_t uPointStride, size
 #endif
     manet_note_variant(wide ? MANET_ISA_AVX512 : avx2 ? MANET_ISA_AVX2 : MANET_ISA_PORTABLE);
     if (tiles == 0) return;
-    // Column groups: 16 at a time with `wide` (not leaving one alone after them), else 6 (4 and
-    // 3 for the last 7). Every column sums in one chain over k, so any grouping gives the same bits.
+    // The chunked order's column groups (16 at a time with `wide`, else 6): here every column,
+    // a lone one too, sums in one chain over k, so any grouping gives the same bits.
     unsigned char widths[tiles];
-    size_t groups = 0, left = tiles;
-    while (wide && left >= 16 && left != 17) widths[groups++] = 16, left -= 16;
-    while (left) {
-        const size_t w = left == NR + 1 ? 4 : left < NR ? left : NR;
-        widths[groups++] = (unsigned char)w;
-        left -= w;
-    }
+    const size_t groups = column_groups(tiles, wide, widths);
     const size_t blocks = M / MR;
     for (size_t p = 0; p < points; p++) {
         for (size_t blk = 0; blk < blocks; blk++) {
